@@ -1,0 +1,10 @@
+export { methodGuard, guardRoute } from './method-guard';
+export type { MethodGuardOptions, RouteHandlers, RouteMethod } from './method-guard';
+export { responseEncoder } from './response-encoder';
+export type { ResponseEncoderOptions } from './response-encoder';
+export { problemHandler } from './problem-handler';
+export type { ProblemBody, ProblemHandlerOptions, ProblemLogEntry } from './problem-handler';
+export { notFound } from './not-found';
+export { problem, isOwnProblem } from './errors';
+export type { ProblemError, ProblemField, ProblemInit } from './errors';
+export { markSecret } from './secrets';

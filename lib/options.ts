@@ -1,0 +1,70 @@
+/**
+ * A map with one entry per option key. Typing it as `KeysEnum<Options>` makes the
+ * compiler fail when an option is added to the interface but not to the map, so the
+ * unknown-key check below can never silently miss a real option.
+ */
+export type KeysEnum<T> = { readonly [K in keyof Required<T>]: true };
+
+/** Throws a `TypeError` naming the first key of `options` that `known` does not list. */
+export function assertKnownKeys(
+  factory: string,
+  options: object,
+  known: Readonly<Record<string, true>>,
+): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`${factory}: options must be an object.`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!Object.prototype.hasOwnProperty.call(known, key)) {
+      const suggestion = closestKey(key, Object.keys(known));
+      throw new TypeError(
+        `${factory}: unknown option "${key}".` +
+          (suggestion === undefined ? '' : ` Did you mean "${suggestion}"?`) +
+          ` Known options: ${Object.keys(known).join(', ')}.`,
+      );
+    }
+  }
+}
+
+function closestKey(key: string, candidates: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of candidates) {
+    const distance = levenshtein(lower, candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function levenshtein(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+export function optionError(factory: string, option: string, problem: string): TypeError {
+  return new TypeError(`${factory}: option "${option}" ${problem}`);
+}
+
+export function assertBoolean(factory: string, option: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'boolean') {
+    throw optionError(factory, option, `must be true or false, got ${typeof value}.`);
+  }
+}
+
+export function assertFunction(factory: string, option: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'function') {
+    throw optionError(factory, option, `must be a function, got ${typeof value}.`);
+  }
+}

@@ -1,0 +1,175 @@
+import { STATUS_CODES } from 'node:http';
+import type { ErrorRequestHandler, NextFunction, Request, Response } from 'express';
+import { isOwnProblem } from './errors';
+import type { ProblemField } from './errors';
+import { DEFAULT_REDACTED_KEYS, redactionSet, safeJson } from './json';
+import { assertKnownKeys, optionError } from './options';
+import type { KeysEnum } from './options';
+import { scrubSecrets } from './secrets';
+
+/** What the error handler logs for a server-side failure: never a password or a hash. */
+export interface ProblemLogEntry {
+  readonly status: number;
+  readonly code: string;
+  readonly method: string;
+  readonly path: string;
+  /** The error's stack (or message), with any secret this request carried replaced. */
+  readonly error: string;
+}
+
+/** Options of {@link problemHandler}. */
+export interface ProblemHandlerOptions {
+  /**
+   * Prefix of each problem's `type` URI; the dotted code (`method.not_allowed`) follows it.
+   * Point it at your own documentation if you have some.
+   * @default 'urn:express-password-guard:'
+   */
+  readonly typeBase?: string;
+  /**
+   * Called for every 5xx, with the stack scrubbed of this request's secrets. `false`
+   * logs nothing.
+   * @default an entry written with `console.error`
+   */
+  readonly log?: ((entry: ProblemLogEntry) => void) | false;
+}
+
+/** The RFC 9457 body this handler writes. */
+export interface ProblemBody {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly detail: string;
+  readonly code: string;
+  readonly errors?: readonly ProblemField[];
+}
+
+const optionKeys: KeysEnum<ProblemHandlerOptions> = { typeBase: true, log: true };
+
+interface KnownParserError {
+  readonly status: number;
+  readonly code: string;
+  readonly detail: (error: Record<string, unknown>) => string;
+}
+
+// body-parser's and raw-body's messages can quote the body (JSON.parse echoes the
+// text it failed on), so their errors get fixed texts of ours instead.
+const PARSER_ERRORS: Readonly<Record<string, KnownParserError>> = {
+  'entity.too.large': {
+    status: 413,
+    code: 'body.too_large',
+    detail: (e) =>
+      typeof e['limit'] === 'number'
+        ? `The request body is larger than the limit of ${e['limit']} bytes.`
+        : 'The request body is too large.',
+  },
+  'entity.parse.failed': { status: 400, code: 'body.parse_failed', detail: () => 'The request body could not be parsed.' },
+  'entity.verify.failed': { status: 403, code: 'body.verify_failed', detail: () => 'The request body failed verification.' },
+  'charset.unsupported': { status: 415, code: 'body.charset_unsupported', detail: () => 'The request body charset is not supported; send UTF-8.' },
+  'encoding.unsupported': { status: 415, code: 'body.encoding_unsupported', detail: () => 'The request body content encoding is not supported.' },
+  'request.aborted': { status: 400, code: 'body.aborted', detail: () => 'The request body was not received in full.' },
+  'request.size.invalid': { status: 400, code: 'body.size_mismatch', detail: () => 'The request body does not match its Content-Length.' },
+  'parameters.too.many': { status: 413, code: 'body.too_many_parameters', detail: () => 'The request body has too many parameters.' },
+};
+
+const INTERNAL_DETAIL = 'The server could not complete the request.';
+
+/**
+ * The one place that writes an error body: mount it last. Turns this package's errors,
+ * body-parser's errors and any other error into an RFC 9457 `application/problem+json`
+ * body with `type`, `title`, `status`, `detail`, a stable `code` and, where there are
+ * several faults, `errors`. A 5xx never shows its message or stack.
+ *
+ * @example
+ * app.use(problemHandler({ typeBase: 'https://docs.example.com/problems/' }));
+ */
+export function problemHandler(options: ProblemHandlerOptions = {}): ErrorRequestHandler {
+  assertKnownKeys('problemHandler', options, optionKeys);
+  const typeBase = options.typeBase ?? 'urn:express-password-guard:';
+  if (typeof typeBase !== 'string') throw optionError('problemHandler', 'typeBase', 'must be a string.');
+  const log = options.log === undefined ? defaultLog : options.log;
+  if (log !== false && typeof log !== 'function') {
+    throw optionError('problemHandler', 'log', 'must be a function or false.');
+  }
+  const redacted = redactionSet(DEFAULT_REDACTED_KEYS);
+
+  return function problemHandler(error: unknown, req: Request, res: Response, next: NextFunction): void {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const { body, headers } = describe(error, req, typeBase);
+    if (body.status >= 500 && log !== false) {
+      log({
+        status: body.status,
+        code: body.code,
+        method: req.method,
+        path: req.originalUrl.split('?', 1)[0] ?? '/',
+        error: scrubSecrets(req, errorText(error)),
+      });
+    }
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.status(body.status);
+    res.end(req.method === 'HEAD' ? undefined : safeJson(body, redacted));
+  };
+}
+
+function describe(
+  error: unknown,
+  req: Request,
+  typeBase: string,
+): { body: ProblemBody; headers: Record<string, string> } {
+  const fields = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>;
+  const rawStatus = fields['status'] ?? fields['statusCode'];
+  let status = typeof rawStatus === 'number' && rawStatus >= 400 && rawStatus <= 599 ? rawStatus : 500;
+  const rawType = typeof fields['type'] === 'string' ? fields['type'] : undefined;
+  let code: string;
+  let detail: string;
+  let errors: readonly ProblemField[] | undefined;
+  const parserError = rawType === undefined ? undefined : PARSER_ERRORS[rawType];
+
+  if (isOwnProblem(error)) {
+    code = error.type;
+    detail = error.message;
+    errors = error.errors;
+  } else if (parserError !== undefined) {
+    status = parserError.status;
+    code = parserError.code;
+    detail = parserError.detail(fields);
+  } else if (status < 500 && fields['expose'] === true && typeof fields['message'] === 'string') {
+    code = rawType ?? `http.${status}`;
+    detail = scrubSecrets(req, fields['message']);
+  } else {
+    code = status >= 500 ? 'server.error' : `http.${status}`;
+    detail = status >= 500 ? INTERNAL_DETAIL : (STATUS_CODES[status] ?? 'Error');
+  }
+
+  const headers: Record<string, string> = {};
+  const rawHeaders = fields['headers'];
+  if (status < 500 && typeof rawHeaders === 'object' && rawHeaders !== null) {
+    for (const [name, value] of Object.entries(rawHeaders)) {
+      if (typeof value === 'string') headers[name] = value;
+    }
+  }
+  const body: ProblemBody = {
+    type: typeBase + code,
+    title: STATUS_CODES[status] ?? 'Error',
+    status,
+    detail,
+    code,
+    ...(errors !== undefined && errors.length > 0 ? { errors } : {}),
+  };
+  return { body, headers };
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof Error) return error.stack ?? `${error.name}: ${error.message}`;
+  return `non-error value thrown: ${typeof error}`;
+}
+
+function defaultLog(entry: ProblemLogEntry): void {
+  console.error(
+    `express-password-guard: ${entry.status} ${entry.code} on ${entry.method} ${entry.path}\n${entry.error}`,
+  );
+}
