@@ -8,3 +8,5 @@ export { notFound } from './not-found';
 export { problem, isOwnProblem } from './errors';
 export type { ProblemError, ProblemField, ProblemInit } from './errors';
 export { markSecret } from './secrets';
+export { asyncMiddleware } from './async';
+export { validatedPassword, setValidatedPassword, clearValidatedPassword } from './request-password';
