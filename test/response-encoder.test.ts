@@ -1,0 +1,128 @@
+import request from 'supertest';
+import { responseEncoder } from '../lib';
+import type { Handler } from './helpers/express';
+import { expressVersions, PROBLEM_JSON } from './helpers/express';
+import { problemHandler } from '../lib';
+import type { ExpressFactory } from './helpers/express';
+
+function appWith(express: ExpressFactory, encoder: Handler, handler: Handler) {
+  const app = express();
+  app.use(encoder);
+  app.get('/r', handler);
+  app.use(problemHandler({ log: false }));
+  return app;
+}
+
+describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
+  const reflect: Handler = (req, res) => {
+    res.json({ echo: req.query['q'] });
+  };
+  const app = appWith(express, responseEncoder(), reflect);
+
+  test('sets the JSON API security headers and no-store', async () => {
+    const res = await request(app).get('/r?q=x');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['x-frame-options']).toBe('DENY');
+    expect(res.headers['referrer-policy']).toBe('no-referrer');
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers['x-powered-by']).toBeUndefined();
+  });
+
+  test('a reflected <script> and U+2028 arrive escaped and still parse to the same value', async () => {
+    const payload = '</script><script>alert(1)</script>&\u2028\u2029';
+    const res = await request(app).get('/r').query({ q: payload });
+    expect(res.text).toBe(
+      '{"echo":"\\u003c/script\\u003e\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\\u0026\\u2028\\u2029"}',
+    );
+    expect(res.text).not.toMatch(/[<>&\u2028\u2029]/);
+    expect(JSON.parse(res.text)).toEqual({ echo: payload });
+  });
+
+  test('secret-naming keys are removed at any depth, in arrays too', async () => {
+    const leaky = appWith(express, responseEncoder(), (_req, res) => {
+      res.json({
+        id: 'srv-1',
+        password: 'hunter2-plain',
+        passwordHash: '$2b$12$abcdefghijklmnopqrstuv',
+        nested: { password_hash: 'x', Secret: 'y', deeper: [{ token: 'z', keep: 1 }] },
+        metadata: { password_0: 'chunk0', password_3: 'chunk3', passwordSet: true },
+      });
+    });
+    const res = await request(leaky).get('/r');
+    expect(res.body).toEqual({
+      id: 'srv-1',
+      nested: { deeper: [{ keep: 1 }] },
+      metadata: { passwordSet: true },
+    });
+    for (const secret of ['hunter2-plain', '$2b$', 'chunk0', 'chunk3']) {
+      expect(res.text).not.toContain(secret);
+    }
+  });
+
+  test('res.send(object) goes through the same encoding', async () => {
+    const viaSend = appWith(express, responseEncoder(), (_req, res) => {
+      res.send({ token: 't', note: '<b>' });
+    });
+    const res = await request(viaSend).get('/r');
+    expect(res.text).toBe('{"note":"\\u003cb\\u003e"}');
+  });
+
+  test('the redact option replaces the default list', async () => {
+    const custom = appWith(express, responseEncoder({ redact: ['apiKey'] }), (_req, res) => {
+      res.json({ apiKey: 'k', api_key: 'k2', password: 'kept-on-purpose' });
+    });
+    const res = await request(custom).get('/r');
+    expect(res.body).toEqual({ password: 'kept-on-purpose' });
+  });
+
+  test('406 problem when Accept admits no JSON; JSON and wildcards pass', async () => {
+    const html = await request(app).get('/r').set('Accept', 'text/html');
+    expect(html.status).toBe(406);
+    expect(html.headers['content-type']).toMatch(PROBLEM_JSON);
+    expect(html.body.code).toBe('response.not_acceptable');
+    for (const accept of ['application/json', '*/*', 'application/*', 'text/html, application/problem+json;q=0.5']) {
+      expect((await request(app).get('/r').set('Accept', accept)).status).toBe(200);
+    }
+    expect((await request(app).get('/r').unset('Accept')).status).toBe(200);
+  });
+
+  test('noStore: false and requireJsonAccept: false turn those parts off', async () => {
+    const relaxed = appWith(express, responseEncoder({ noStore: false, requireJsonAccept: false }), reflect);
+    const res = await request(relaxed).get('/r').set('Accept', 'text/html');
+    expect(res.status).toBe(200);
+    expect(res.headers['cache-control']).toBeUndefined();
+  });
+
+  test('helmet options are merged over the defaults', async () => {
+    const hsts = appWith(express, responseEncoder({ helmet: { strictTransportSecurity: false } }), reflect);
+    const res = await request(hsts).get('/r');
+    expect(res.headers['strict-transport-security']).toBeUndefined();
+    expect(res.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
+  });
+
+  test('error bodies get the encoder headers too', async () => {
+    const failing = appWith(express, responseEncoder(), (_req, _res, next) => {
+      next(new Error('boom'));
+    });
+    const res = await request(failing).get('/r');
+    expect(res.status).toBe(500);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
+  });
+});
+
+describe('responseEncoder options', () => {
+  test.each([
+    [{ redact: 'password' }, /option "redact" must be an array/],
+    [{ redact: [''] }, /option "redact" must be an array of non-empty/],
+    [{ noStore: 1 }, /option "noStore" must be true or false/],
+    [{ requireJsonAccept: 'no' }, /option "requireJsonAccept" must be true or false/],
+    [{ helmet: 'on' }, /option "helmet" must be an object/],
+    [{ redacted: [] }, /unknown option "redacted"\. Did you mean "redact"\?/],
+  ])('%j throws', (options, message) => {
+    expect(() => responseEncoder(options as never)).toThrow(message);
+  });
+});
