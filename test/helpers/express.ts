@@ -1,6 +1,6 @@
 import express5 from 'express';
 import express4 from 'express4';
-import type { ErrorRequestHandler, Express, RequestHandler } from 'express';
+import type { Express, RequestHandler } from 'express';
 import { problemHandler } from '../../lib';
 
 export type ExpressFactory = typeof express5;
@@ -11,7 +11,7 @@ export const expressVersions: ReadonlyArray<readonly [string, ExpressFactory]> =
   ['express 5', express5],
 ];
 
-export type Handler = RequestHandler | ErrorRequestHandler;
+export type Handler = RequestHandler;
 
 /**
  * An app with the given middlewares on every path, a final handler that answers
