@@ -10,3 +10,12 @@ export type { ProblemError, ProblemField, ProblemInit } from './errors';
 export { markSecret } from './secrets';
 export { asyncMiddleware } from './async';
 export { validatedPassword, setValidatedPassword, clearValidatedPassword } from './request-password';
+export { passwordBody } from './password-body';
+export type { PasswordBodyOptions, PasswordBodyType } from './password-body';
+export type {
+  PasswordComposition,
+  PasswordContext,
+  PasswordContextWords,
+  PasswordNormalization,
+  PasswordRulesOptions,
+} from './password-validator';

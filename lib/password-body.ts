@@ -1,0 +1,437 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import getRawBody from 'raw-body';
+import { asyncMiddleware } from './async';
+import { problem } from './errors';
+import type { ProblemError } from './errors';
+import { assertKnownKeys, optionError } from './options';
+import type { KeysEnum } from './options';
+import { compilePasswordRules, integerOption, passwordRuleKeys } from './password-validator';
+import type { PasswordRulesOptions } from './password-validator';
+import { setValidatedPassword } from './request-password';
+import { markSecret } from './secrets';
+
+/**
+ * How the password may arrive: `'json'` is `application/json` with the password in a
+ * field, `'text'` is `text/plain` whose whole body is the password (as in the reviewed API).
+ *
+ * @example
+ * const accept: readonly PasswordBodyType[] = ['text'];
+ */
+export type PasswordBodyType = 'json' | 'text';
+
+/**
+ * Options of {@link passwordBody}: how the body is read, plus the content rules of
+ * {@link PasswordRulesOptions}.
+ *
+ * @example
+ * // The metadata-service route: a base64 ciphertext, not a human password.
+ * const options: PasswordBodyOptions = {
+ *   accept: ['text'],
+ *   maxLength: 1020,
+ *   commonPasswords: false,
+ * };
+ */
+export interface PasswordBodyOptions extends PasswordRulesOptions {
+  /**
+   * The JSON field holding the password; also the `field` of error entries, for text
+   * bodies too, so both encodings fail the same way.
+   * @default 'password'
+   */
+  readonly field?: string;
+  /**
+   * Most bytes of body, checked on `Content-Length` before reading and on the bytes
+   * received while reading (chunked bodies too); over it → 413. At most 1 MiB.
+   * @default 1020, the reviewed API's own limit (4 chunks of 255 bytes)
+   */
+  readonly limit?: number;
+  /**
+   * Accepted body types; any other `Content-Type` → 415.
+   * @default ['json', 'text']
+   */
+  readonly accept?: readonly PasswordBodyType[];
+  /**
+   * Methods whose body is read; other methods pass through untouched, so the
+   * middleware can sit on a path that also serves `GET` and `DELETE`.
+   * @default ['POST', 'PUT', 'PATCH']
+   */
+  readonly methods?: readonly string[];
+  /**
+   * Milliseconds the whole body may take to arrive; a client that declares a length and
+   * stops sending gets 408 and a closed connection.
+   * @default 10000
+   */
+  readonly readTimeout?: number;
+  /**
+   * After a refusal while the upload is still coming, the most bytes still read and
+   * discarded (so the client can read the answer) before the connection is destroyed.
+   * @default 65536
+   */
+  readonly drainBytes?: number;
+  /**
+   * After such a refusal, the most milliseconds the connection is kept for that drain.
+   * @default 2000
+   */
+  readonly drainMs?: number;
+}
+
+interface BodyConfig {
+  readonly field: string;
+  readonly limit: number;
+  readonly accept: ReadonlySet<PasswordBodyType>;
+  /** `application/json or text/plain`, for the 415 detail. */
+  readonly acceptedNames: string;
+  readonly methods: ReadonlySet<string>;
+  readonly readTimeout: number;
+  readonly drainBytes: number;
+  readonly drainMs: number;
+}
+
+const optionKeys: KeysEnum<PasswordBodyOptions> = {
+  ...passwordRuleKeys,
+  field: true,
+  limit: true,
+  accept: true,
+  methods: true,
+  readTimeout: true,
+  drainBytes: true,
+  drainMs: true,
+};
+
+const FACTORY = 'passwordBody';
+const MAX_LIMIT = 1024 * 1024;
+const BODY_TYPES: Readonly<Record<string, PasswordBodyType>> = {
+  'application/json': 'json',
+  'text/plain': 'text',
+};
+const MEDIA_TYPE_NAMES: Readonly<Record<PasswordBodyType, string>> = {
+  json: 'application/json',
+  text: 'text/plain',
+};
+
+// RFC 9110 §8.3.1 (media type) and §5.6.2 (token), §5.6.4 (quoted-string).
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}$`);
+const PARAMETER = new RegExp(`^(${TOKEN})=(?:(${TOKEN})|"((?:[^"\\\\]|\\\\.)*)")$`);
+const METHOD = new RegExp(`^${TOKEN}$`);
+
+const LONE_SURROGATE = /\p{Cs}/u;
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Reads the password from the request body, bounded, and checks it against the
+ * content rules, in one middleware (findings 3, 5 and 6: the reviewed handler stored
+ * any body as the password, checked its length in one place and chunked it in another,
+ * and read the whole body before refusing it).
+ *
+ * The body is `{"password": "…"}` (`application/json`) or the raw `text/plain` body,
+ * UTF-8 only, at most `limit` bytes: over it → 413 at once (by `Content-Length` before a
+ * byte is read, or while counting a chunked body), and the connection is closed after a
+ * small bounded drain, so an oversize upload is never read whole. Other types → 415;
+ * invalid UTF-8, invalid JSON, lone surrogates → 400. Every failed content rule is
+ * listed in one 422 `password.invalid` problem, never with the value. On success the
+ * normalised password is in {@link validatedPassword}`(req)` and no longer in `req.body`.
+ *
+ * @example
+ * app.post('/servers/:id/password',
+ *   passwordBody({ context: (req) => ['nova', req.params.id] }),
+ *   hashAndStore({ store }),
+ *   (_req, res) => { res.status(204).end(); });
+ */
+export function passwordBody(options: PasswordBodyOptions = {}): RequestHandler {
+  assertKnownKeys(FACTORY, options, optionKeys);
+  const config = resolveConfig(options);
+  const rules = compilePasswordRules(FACTORY, options, config.field, config.limit);
+  const invalid = (count: number): string =>
+    `The password was refused: ${count === 1 ? 'one rule' : `${count} rules`} failed; see errors.`;
+
+  return asyncMiddleware(FACTORY, async (req: Request, res: Response, next: NextFunction) => {
+    if (!config.methods.has(req.method)) {
+      next();
+      return;
+    }
+    const { password, rest } = await readSubmission(req, res, config);
+    if (typeof password === 'string') markSecret(req, password);
+    // The password leaves req.body here: only validatedPassword(req) will hold it.
+    req.body = rest;
+    const words = typeof password === 'string' ? await rules.contextWords(req) : [];
+    const outcome = await rules.check(password, words);
+    if (!outcome.ok) {
+      next(problem(422, 'password.invalid', invalid(outcome.errors.length), { errors: outcome.errors }));
+      return;
+    }
+    setValidatedPassword(req, outcome.password);
+    next();
+  });
+}
+
+interface Submission {
+  readonly password: unknown;
+  readonly rest: Record<string, unknown>;
+}
+
+async function readSubmission(req: Request, res: Response, config: BodyConfig): Promise<Submission> {
+  if (req.destroyed) throw aborted();
+  if (req.readableEnded || req.readableDidRead || (req as { _body?: unknown })._body === true) {
+    throw problem(
+      500,
+      'password.misconfigured',
+      'The password route is misconfigured: its body was read before passwordBody(); mount passwordBody() before any body parser on this route.',
+    );
+  }
+  const declared = declaredLength(req, res, config);
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  if (!chunked && (declared === undefined || declared === 0)) return { password: undefined, rest: {} };
+
+  const encoding = req.headers['content-encoding']?.trim().toLowerCase();
+  if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
+    // A compressed body would make `limit` count compressed bytes; refusing it is
+    // also what keeps a small upload from inflating into a large one.
+    throw refuse(req, res, config, problem(
+      415,
+      'body.encoding_unsupported',
+      'The request body must not be compressed: send it without Content-Encoding.',
+      { headers: { 'Accept-Encoding': 'identity' } },
+    ));
+  }
+  const type = bodyType(req, res, config);
+  if (declared !== undefined && declared > config.limit) throw refuse(req, res, config, tooLarge(config.limit));
+
+  const raw = await readBounded(req, res, declared, config);
+  let text: string;
+  try {
+    text = UTF8.decode(raw);
+  } catch {
+    throw problem(400, 'body.invalid_utf8', 'The request body is not valid UTF-8.');
+  }
+  if (text.length === 0) return { password: undefined, rest: {} };
+  if (type === 'text') return { password: text, rest: {} };
+  return jsonSubmission(text, config.field);
+}
+
+function declaredLength(req: Request, res: Response, config: BodyConfig): number | undefined {
+  const header = req.headers['content-length'];
+  if (header === undefined) return undefined;
+  // Node's parser already refuses malformed and conflicting lengths; this keeps the
+  // check here if it is ever run leniently.
+  if (!/^[0-9]{1,15}$/.test(header)) {
+    throw refuse(req, res, config, problem(400, 'body.size_mismatch', 'The request has an invalid Content-Length.'));
+  }
+  return Number(header);
+}
+
+function bodyType(req: Request, res: Response, config: BodyConfig): PasswordBodyType {
+  const parsed = parseContentType(req.headers['content-type']);
+  const type = parsed === undefined ? undefined : BODY_TYPES[parsed.mediaType];
+  if (parsed === undefined || type === undefined || !config.accept.has(type)) {
+    throw refuse(req, res, config, problem(
+      415,
+      'body.unsupported_media_type',
+      `The request body must be ${config.acceptedNames}, in UTF-8.`,
+    ));
+  }
+  if (parsed.charset !== undefined && parsed.charset !== 'utf-8') {
+    throw refuse(req, res, config, problem(
+      415,
+      'body.charset_unsupported',
+      'The request body charset is not supported; send UTF-8.',
+    ));
+  }
+  return type;
+}
+
+/** The media type and charset of a `Content-Type`, or `undefined` when it is malformed. */
+function parseContentType(header: string | undefined): { mediaType: string; charset: string | undefined } | undefined {
+  if (header === undefined) return undefined;
+  const [head = '', ...parameters] = header.split(';');
+  const mediaType = head.trim().toLowerCase();
+  if (!MEDIA_TYPE.test(mediaType)) return undefined;
+  let charset: string | undefined;
+  for (const parameter of parameters) {
+    const trimmed = parameter.trim();
+    if (trimmed === '') continue;
+    const match = PARAMETER.exec(trimmed);
+    if (match === null) return undefined;
+    if (match[1]?.toLowerCase() === 'charset') {
+      charset = (match[2] ?? match[3]?.replace(/\\(.)/g, '$1') ?? '').toLowerCase();
+    }
+  }
+  return { mediaType, charset };
+}
+
+/**
+ * The body, read by raw-body with the limit, or a rejection with a problem. A client
+ * that stops sending gets 408 after `readTimeout`; one that disconnects gets 400
+ * (which nobody reads): in no case does a partial body go on to the rules.
+ */
+function readBounded(req: Request, res: Response, declared: number | undefined, config: BodyConfig): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (error: ProblemError | undefined, body?: Buffer): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.removeListener('close', onClose);
+      if (error === undefined && body !== undefined) resolve(body);
+      else reject(error ?? aborted());
+    };
+    const timer = setTimeout(() => {
+      settle(refuse(req, res, config, problem(
+        408,
+        'body.timeout',
+        `The request body did not arrive within ${config.readTimeout} ms.`,
+      )));
+    }, config.readTimeout);
+    // raw-body only listens for 'aborted', 'end' and 'error': a stream closed without
+    // any of them would leave this promise pending for ever.
+    const onClose = (): void => {
+      settle(aborted());
+    };
+    req.once('close', onClose);
+    getRawBody(req, { length: declared ?? null, limit: config.limit }, (error, body) => {
+      settle(error === null || error === undefined ? undefined : fromRawBody(req, res, config, error), body);
+    });
+  });
+}
+
+function fromRawBody(req: Request, res: Response, config: BodyConfig, error: getRawBody.RawBodyError): ProblemError {
+  switch (error.type) {
+    case 'entity.too.large':
+      return refuse(req, res, config, tooLarge(config.limit));
+    case 'request.aborted':
+      return aborted();
+    case 'request.size.invalid':
+      return refuse(req, res, config, problem(
+        400,
+        'body.size_mismatch',
+        'The request body does not match its Content-Length.',
+      ));
+    default:
+      return problem(500, 'password.misconfigured', 'The request body could not be read: another middleware consumed it.');
+  }
+}
+
+function tooLarge(limit: number): ProblemError {
+  return problem(413, 'body.too_large', `The request body is larger than the limit of ${limit} bytes.`);
+}
+
+function aborted(): ProblemError {
+  return problem(400, 'body.aborted', 'The request body was not received in full.');
+}
+
+function jsonSubmission(text: string, field: string): Submission {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // JSON.parse's message quotes the text it failed on, which holds the password.
+    throw problem(400, 'body.parse_failed', 'The request body is not valid JSON.');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw problem(400, 'body.not_object', `The JSON body must be an object with a "${field}" field.`);
+  }
+  if (hasLoneSurrogate(parsed)) {
+    // "\uD800" is valid JSON but no Unicode character: it cannot be encoded in UTF-8,
+    // normalised or hashed consistently, so the body is refused like invalid UTF-8.
+    throw problem(
+      400,
+      'body.lone_surrogate',
+      'The JSON body contains an escaped lone surrogate (such as \\uD800), which is not a Unicode character.',
+    );
+  }
+  const object = parsed as Record<string, unknown>;
+  const password = Object.prototype.hasOwnProperty.call(object, field) ? object[field] : undefined;
+  const rest: Record<string, unknown> = { ...object };
+  delete rest[field];
+  return { password, rest };
+}
+
+function hasLoneSurrogate(value: unknown): boolean {
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (typeof item === 'string') {
+      if (LONE_SURROGATE.test(item)) return true;
+    } else if (item !== null && typeof item === 'object') {
+      for (const [key, inner] of Object.entries(item)) {
+        if (LONE_SURROGATE.test(key)) return true;
+        pending.push(inner);
+      }
+    }
+  }
+  return false;
+}
+
+/**
+ * Prepares the answer to a request refused while its body may still be arriving, and
+ * returns `error` for `next`. The answer says `Connection: close`; the rest of the
+ * upload is read and thrown away for at most `drainBytes` or `drainMs`, then the socket
+ * is destroyed. Destroying at once would make the kernel reset the connection while the
+ * client is still sending, and many clients then lose the answer they had not read yet
+ * (nginx's lingering close exists for this); draining it all is what body-parser does,
+ * and is what lets a 50 MB upload cost 50 MB of reading.
+ */
+function refuse(req: Request, res: Response, config: BodyConfig, error: ProblemError): ProblemError {
+  if (!res.headersSent) res.setHeader('Connection', 'close');
+  if (req.readableEnded || req.destroyed) return error;
+  const socket = req.socket;
+  let discarded = 0;
+  const destroy = (): void => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  const timer = setTimeout(destroy, config.drainMs);
+  timer.unref();
+  socket.once('close', () => {
+    clearTimeout(timer);
+  });
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > config.drainBytes) destroy();
+  });
+  req.resume();
+  // Node's server calls destroySoon() once a "Connection: close" answer is flushed,
+  // which destroys the socket at that moment: end our side only, and let the drain
+  // above decide when the socket goes.
+  socket.destroySoon = (): void => {
+    socket.end();
+  };
+  return error;
+}
+
+function resolveConfig(options: PasswordBodyOptions): BodyConfig {
+  const field = options.field ?? 'password';
+  if (typeof field !== 'string' || field.length === 0) {
+    throw optionError(FACTORY, 'field', 'must be a non-empty string, such as "password".');
+  }
+  const limit = integerOption(FACTORY, 'limit', options.limit, 1, MAX_LIMIT) ?? 1020;
+  const option: unknown = options.accept ?? ['json', 'text'];
+  if (!Array.isArray(option) || option.length === 0 || !option.every((type) => type === 'json' || type === 'text')) {
+    throw optionError(FACTORY, 'accept', 'must be a non-empty array of "json" and "text".');
+  }
+  const accept = new Set(option as readonly PasswordBodyType[]);
+  return {
+    field,
+    limit,
+    accept,
+    acceptedNames: [...accept].map((type) => MEDIA_TYPE_NAMES[type]).join(' or '),
+    methods: resolveMethods(options.methods),
+    readTimeout: integerOption(FACTORY, 'readTimeout', options.readTimeout, 1, 600_000) ?? 10_000,
+    drainBytes: integerOption(FACTORY, 'drainBytes', options.drainBytes, 0, 16 * 1024 * 1024) ?? 65_536,
+    drainMs: integerOption(FACTORY, 'drainMs', options.drainMs, 0, 60_000) ?? 2000,
+  };
+}
+
+function resolveMethods(option: readonly string[] | undefined): ReadonlySet<string> {
+  const methods = option ?? ['POST', 'PUT', 'PATCH'];
+  if (!Array.isArray(methods) || methods.length === 0) {
+    throw optionError(FACTORY, 'methods', 'must be a non-empty array of method names, such as ["POST"].');
+  }
+  for (const method of methods) {
+    if (typeof method !== 'string' || !METHOD.test(method) || method !== method.toUpperCase()) {
+      // Node only parses methods upper-case: "post" would never match and the body
+      // would silently go unchecked.
+      throw optionError(FACTORY, 'methods', `has ${JSON.stringify(method)}, which is not an upper-case method name.`);
+    }
+  }
+  return new Set(methods);
+}
