@@ -19,3 +19,15 @@ export type {
   PasswordNormalization,
   PasswordRulesOptions,
 } from './password-validator';
+export { requireOwnership, ownership } from './ownership';
+export type { OwnedBy, OwnerReader, OwnershipGuard, RequireOwnershipOptions } from './ownership';
+export { requestUser, signedInstanceIdentity } from './identity';
+export type {
+  InstancePrincipal,
+  Principal,
+  PrincipalId,
+  PrincipalResolver,
+  RequestUserOptions,
+  SignedInstanceIdentityOptions,
+  UserPrincipal,
+} from './identity';
