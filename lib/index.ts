@@ -31,3 +31,23 @@ export type {
   SignedInstanceIdentityOptions,
   UserPrincipal,
 } from './identity';
+export { hashAndStore, storedPassword } from './hashing-storer';
+export type { HashAndStoreOptions, StoredPassword } from './hashing-storer';
+export { verifyPassword, passwordVerifier, verifiedPassword } from './password-verifier';
+export type {
+  CandidateReader,
+  PasswordVerification,
+  PasswordVerifierOptions,
+  VerifiedPassword,
+  VerifyPasswordOptions,
+} from './password-verifier';
+export { HashLimiter, defaultHashLimiter } from './hash-limiter';
+export type { HashLimiterOptions } from './hash-limiter';
+export type { PasswordScheme } from './password-hashing';
+export type { RecordIdReader } from './record-id';
+export { MemoryStore } from './stores/memory-store';
+export { SqliteStore } from './stores/sqlite-store';
+export type { SqliteStoreOptions } from './stores/sqlite-store';
+export { assertStore } from './stores/store';
+export type { MaybePromise, PasswordRecord, PasswordStore } from './stores/store';
+export type { SqliteDatabase, SqliteStatement } from './stores/sqlite-store';

@@ -147,7 +147,8 @@ function describe(
 
   const headers: Record<string, string> = {};
   const rawHeaders = fields['headers'];
-  if (status < 500 && typeof rawHeaders === 'object' && rawHeaders !== null) {
+  // Any status for the package's own problems: a 503 needs its Retry-After.
+  if ((status < 500 || isOwnProblem(error)) && typeof rawHeaders === 'object' && rawHeaders !== null) {
     for (const [name, value] of Object.entries(rawHeaders)) {
       if (typeof value === 'string') headers[name] = value;
     }

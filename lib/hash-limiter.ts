@@ -1,0 +1,154 @@
+import { performance } from 'node:perf_hooks';
+import { assertKnownKeys, optionError } from './options';
+import type { KeysEnum } from './options';
+
+/**
+ * Options of {@link HashLimiter}.
+ *
+ * @example
+ * const options: HashLimiterOptions = { maxConcurrent: 2, maxQueue: 16 };
+ */
+export interface HashLimiterOptions {
+  /**
+   * Hashes and compares running at once. bcrypt runs on libuv's thread pool, which file
+   * reads, DNS lookups and zlib share: keeping one thread free means they still get one
+   * while hashes run.
+   * @default Math.max(1, UV_THREADPOOL_SIZE - 1): 3 with Node's default pool of 4
+   */
+  readonly maxConcurrent?: number;
+  /**
+   * Hashes waiting for a slot. One more is refused at once, without hashing, so a burst
+   * costs a bounded amount of work and memory and the caller learns quickly to retry.
+   * @default 32
+   */
+  readonly maxQueue?: number;
+}
+
+const optionKeys: KeysEnum<HashLimiterOptions> = { maxConcurrent: true, maxQueue: true };
+
+/** libuv reads UV_THREADPOOL_SIZE once, when the pool starts; 4 when unset, at most 1024. */
+export function threadPoolSize(env: NodeJS.ProcessEnv = process.env): number {
+  const value = Number(env['UV_THREADPOOL_SIZE']);
+  return Number.isInteger(value) && value >= 1 ? Math.min(value, 1024) : 4;
+}
+
+/**
+ * Caps the bcrypt work of a process: at most `maxConcurrent` hashes or compares run,
+ * at most `maxQueue` wait, and past that {@link HashLimiter.tryRun} refuses at once.
+ * Hashing and comparing occupy the same pool, so give one limiter to both
+ * {@link hashAndStore} and {@link passwordVerifier}; they share
+ * {@link defaultHashLimiter} when given none.
+ *
+ * @example
+ * const limiter = new HashLimiter({ maxConcurrent: 2, maxQueue: 16 });
+ * app.post('/servers/:id/password', passwordBody(), hashAndStore({ store, limiter }), created);
+ * app.post('/servers/:id/password/verify', passwordBody(), passwordVerifier({ store, limiter }), ok);
+ */
+export class HashLimiter {
+  /** Hashes that may run at once. */
+  readonly maxConcurrent: number;
+  /** Hashes that may wait for a slot. */
+  readonly maxQueue: number;
+  #active = 0;
+  readonly #waiting: Array<() => void> = [];
+  #averageMs: number | undefined;
+
+  constructor(options: HashLimiterOptions = {}) {
+    assertKnownKeys('HashLimiter', options, optionKeys);
+    this.maxConcurrent = count('maxConcurrent', options.maxConcurrent, Math.max(1, threadPoolSize() - 1), 1);
+    this.maxQueue = count('maxQueue', options.maxQueue, 32, 0);
+  }
+
+  /** Tasks running now. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Tasks waiting for a slot now. */
+  get queued(): number {
+    return this.#waiting.length;
+  }
+
+  /**
+   * Runs `task` now or when a slot frees up, and settles as it does; or returns
+   * `undefined` at once, without calling `task`, when every slot is taken and the
+   * queue is full.
+   */
+  tryRun<T>(task: () => Promise<T>): Promise<T> | undefined {
+    if (this.#active < this.maxConcurrent) return this.#start(task);
+    if (this.#waiting.length >= this.maxQueue) return undefined;
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.push(() => {
+        this.#start(task).then(resolve, reject);
+      });
+    });
+  }
+
+  /**
+   * Whole seconds after which a refused caller may expect a free slot: the work ahead
+   * of it at the average task duration seen so far, at least 1.
+   */
+  retryAfterSeconds(): number {
+    if (this.#averageMs === undefined) return 1;
+    const ahead = (this.#active + this.#waiting.length) / this.maxConcurrent;
+    return Math.max(1, Math.ceil((ahead * this.#averageMs) / 1000));
+  }
+
+  #start<T>(task: () => Promise<T>): Promise<T> {
+    this.#active++;
+    const started = performance.now();
+    let running: Promise<T>;
+    try {
+      running = task();
+    } catch (error) {
+      running = Promise.reject(error);
+    }
+    return running.finally(() => {
+      const elapsed = performance.now() - started;
+      this.#averageMs = this.#averageMs === undefined ? elapsed : this.#averageMs * 0.8 + elapsed * 0.2;
+      this.#active--;
+      this.#waiting.shift()?.();
+    });
+  }
+}
+
+function count(option: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw optionError('HashLimiter', option, `must be a whole number, ${min} or more.`);
+  }
+  return value;
+}
+
+/**
+ * The `limiter` option, checked by shape rather than `instanceof` so that a limiter from
+ * a second copy of this package (a nested install) is still accepted.
+ */
+export function resolveLimiter(factory: string, value: unknown): HashLimiter {
+  if (value === undefined) return defaultHashLimiter();
+  const candidate = value as Partial<Record<keyof HashLimiter, unknown>> | null;
+  if (
+    typeof candidate !== 'object' ||
+    candidate === null ||
+    typeof candidate.tryRun !== 'function' ||
+    typeof candidate.retryAfterSeconds !== 'function'
+  ) {
+    throw optionError(factory, 'limiter', 'must be a HashLimiter (new HashLimiter({ maxConcurrent, maxQueue })).');
+  }
+  return value as HashLimiter;
+}
+
+let processLimiter: HashLimiter | undefined;
+
+/**
+ * The limiter every storer and verifier of this process uses when given none: one per
+ * process, because the thread pool it protects is one per process. Created with the
+ * defaults on first use.
+ *
+ * @example
+ * const { active, queued } = defaultHashLimiter();
+ */
+export function defaultHashLimiter(): HashLimiter {
+  processLimiter ??= new HashLimiter();
+  return processLimiter;
+}

@@ -1,0 +1,284 @@
+import type { Request, RequestHandler } from 'express';
+import { asyncMiddleware } from './async';
+import { problem } from './errors';
+import { resolveLimiter } from './hash-limiter';
+import type { HashLimiter } from './hash-limiter';
+import { assertBoolean, assertFunction, assertKnownKeys } from './options';
+import type { KeysEnum } from './options';
+import {
+  bcryptInput,
+  busyProblem,
+  dummyHash,
+  hashCost,
+  isKnownScheme,
+  limitedCompare,
+  limitedHash,
+  misconfigured,
+  resolveHashing,
+} from './password-hashing';
+import type { HashingConfig } from './password-hashing';
+import { readRecordId, resolveIdReader } from './record-id';
+import type { RecordIdReader } from './record-id';
+import { clearValidatedPassword, validatedPassword } from './request-password';
+import { markSecret } from './secrets';
+import { assertStore, checkedBoolean, checkedRecord } from './stores/store';
+import type { PasswordStore } from './stores/store';
+
+/**
+ * Options of {@link verifyPassword}; {@link passwordVerifier} takes them too.
+ *
+ * @example
+ * const options: VerifyPasswordOptions = { cost: 12, pepper: process.env.PASSWORD_PEPPER, limiter };
+ */
+export interface VerifyPasswordOptions {
+  /**
+   * The cost hashes should have. A matching password whose hash has a lower one is
+   * re-hashed at this cost and replaced in the store (as Django and Spring do); a
+   * missing record costs a compare at this cost. Use the storer's value.
+   * @default 12
+   */
+  readonly cost?: number;
+  /**
+   * The storer's pepper. Needed to check records with scheme `'bcrypt+hmac-sha256'`
+   * (a 500 without it); when set, plain-bcrypt records that match are re-hashed with
+   * the pre-hash too.
+   * @default undefined
+   */
+  readonly pepper?: string | Uint8Array;
+  /**
+   * Caps compares and rehashes; past the cap the verify is refused with a 503 problem
+   * (a rehash is skipped instead, and tried again at the next verify).
+   * @default defaultHashLimiter(), one per process
+   */
+  readonly limiter?: HashLimiter;
+  /**
+   * Upgrade a matching hash whose cost is below `cost`, or that lacks the pre-hash
+   * when a pepper is set.
+   * @default true
+   */
+  readonly rehash?: boolean;
+}
+
+/**
+ * The outcome of {@link verifyPassword}.
+ *
+ * @example
+ * const { match, rehashed }: PasswordVerification = await verifyPassword(store, 'srv-1', candidate);
+ */
+export interface PasswordVerification {
+  /** Whether the candidate is the stored password. `false` when the id has no record. */
+  readonly match: boolean;
+  /** Whether the stored hash was upgraded and replaced by this call. */
+  readonly rehashed: boolean;
+}
+
+const verifyKeys: KeysEnum<VerifyPasswordOptions> = { cost: true, pepper: true, limiter: true, rehash: true };
+
+interface VerifyConfig extends HashingConfig {
+  readonly limiter: HashLimiter;
+  readonly rehash: boolean;
+}
+
+function resolveVerify(factory: string, options: VerifyPasswordOptions): VerifyConfig {
+  assertBoolean(factory, 'rehash', options.rehash);
+  return {
+    ...resolveHashing(factory, options.cost, options.pepper),
+    limiter: resolveLimiter(factory, options.limiter),
+    rehash: options.rehash ?? true,
+  };
+}
+
+/**
+ * Whether `candidate` is the password stored for `id`. Exactly one bcrypt compare runs
+ * whether or not the id has a record (a missing one is compared against a dummy hash),
+ * so timing does not tell them apart. A candidate a plain-bcrypt record cannot have been
+ * made from (over 72 bytes) never matches, so two passwords sharing their first 72
+ * bytes never verify as each other. Rejects with a 503 `password.busy` problem when the
+ * limiter is full, and a 500 `password.misconfigured` one when a record needs a pepper
+ * that was not given or has a scheme this version does not know. The candidate must be
+ * normalised as the stored password was (`validatedPassword(req)` is).
+ *
+ * @example
+ * const { match } = await verifyPassword(store, req.params.id, candidate, { cost: 12 });
+ */
+export async function verifyPassword(
+  store: PasswordStore,
+  id: string,
+  candidate: string,
+  options: VerifyPasswordOptions = {},
+): Promise<PasswordVerification> {
+  assertKnownKeys('verifyPassword', options, verifyKeys);
+  assertStore('verifyPassword', 'store', store);
+  if (typeof id !== 'string' || typeof candidate !== 'string') {
+    throw new TypeError('verifyPassword: id and candidate must be strings.');
+  }
+  return verifyWith(resolveVerify('verifyPassword', options), store, id, candidate);
+}
+
+async function verifyWith(
+  config: VerifyConfig,
+  store: PasswordStore,
+  id: string,
+  candidate: string,
+): Promise<PasswordVerification> {
+  const { limiter } = config;
+  const compare = (input: string, hash: string): Promise<boolean> => {
+    const comparing = limitedCompare(limiter, input, hash);
+    if (comparing === undefined) throw busyProblem(limiter);
+    return comparing;
+  };
+
+  const record = checkedRecord(await store.get(id));
+  if (record === undefined) {
+    await compare(candidate, dummyHash(config.cost));
+    return { match: false, rehashed: false };
+  }
+  const { scheme } = record;
+  if (!isKnownScheme(scheme)) {
+    throw misconfigured(`The password route is misconfigured: a stored password has scheme "${scheme}", which this verifier cannot check.`);
+  }
+  if (scheme === 'bcrypt+hmac-sha256' && config.pepper === undefined) {
+    throw misconfigured('The password route is misconfigured: a stored password was pre-hashed with a pepper and the verifier was given none.');
+  }
+  const input = bcryptInput(candidate, scheme, config.pepper);
+  if (input === undefined) {
+    // bcrypt would compare only the first 72 bytes and could say yes; the storer never
+    // hashed such a password under this scheme, so the answer is no, at the same cost.
+    await compare(candidate, dummyHash(hashCost(record.hash)));
+    return { match: false, rehashed: false };
+  }
+  const match = await compare(input, record.hash);
+  if (!match || !config.rehash) return { match, rehashed: false };
+  if (scheme === config.scheme && hashCost(record.hash) >= config.cost) return { match, rehashed: false };
+
+  const upgradedInput = bcryptInput(candidate, config.scheme, config.pepper);
+  const hashing = upgradedInput === undefined ? undefined : limitedHash(limiter, upgradedInput, config.cost);
+  // A busy pool skips the upgrade rather than refuse a correct password; the next
+  // successful verify tries again.
+  if (hashing === undefined) return { match, rehashed: false };
+  const upgraded = { hash: await hashing, setAt: record.setAt, scheme: config.scheme };
+  return { match, rehashed: checkedBoolean('replace', await store.replace(id, record.hash, upgraded)) };
+}
+
+/**
+ * Finds the password to verify in the request.
+ *
+ * @example
+ * const candidate: CandidateReader = (req) =>
+ *   typeof req.body?.current === 'string' ? req.body.current.normalize('NFC') : undefined;
+ */
+export type CandidateReader = (req: Request) => string | undefined;
+
+/**
+ * Options of {@link passwordVerifier}.
+ *
+ * @example
+ * const options: PasswordVerifierOptions = { store, cost: 12, id: (req) => req.params.serverId };
+ */
+export interface PasswordVerifierOptions extends VerifyPasswordOptions {
+  /** Where the hashes are: the storer's store. Required. */
+  readonly store: PasswordStore;
+  /**
+   * Finds the id whose password is checked. Nothing found → 500 (a miswired route).
+   * @default (req) => req.params.id
+   */
+  readonly id?: RecordIdReader;
+  /**
+   * Finds the password to check. A custom reader that returns nothing gets 400
+   * `password.missing`; it must normalise as the validator did when the password was set.
+   * @default (req) => validatedPassword(req); nothing there → 500, as passwordBody() is not mounted
+   */
+  readonly candidate?: CandidateReader;
+}
+
+const verifierKeys: KeysEnum<PasswordVerifierOptions> = {
+  ...verifyKeys,
+  store: true,
+  id: true,
+  candidate: true,
+};
+
+/**
+ * What {@link passwordVerifier} established for this request.
+ *
+ * @example
+ * const verified: VerifiedPassword = { id: 'srv-1', rehashed: false };
+ */
+export interface VerifiedPassword {
+  /** The id whose password matched. */
+  readonly id: string;
+  /** Whether its hash was upgraded on the way. */
+  readonly rehashed: boolean;
+}
+
+const verifiedByRequest = new WeakMap<Request, VerifiedPassword>();
+
+/**
+ * What {@link passwordVerifier} established for `req`: set only when the password
+ * matched, `undefined` otherwise.
+ *
+ * @example
+ * router.post('/servers/:id/password/verify', passwordBody(), passwordVerifier({ store }), (req, res) => {
+ *   res.json({ match: verifiedPassword(req) !== undefined });
+ * });
+ */
+export function verifiedPassword(req: Request): VerifiedPassword | undefined {
+  return verifiedByRequest.get(req);
+}
+
+/** Records a match for `req`; internal, for `passwordRoutes`' verify route. */
+export function recordVerified(req: Request, verified: VerifiedPassword): void {
+  verifiedByRequest.set(req, verified);
+}
+
+/**
+ * The middleware form of {@link verifyPassword}: a matching password calls `next()`
+ * (with {@link verifiedPassword} set) and anything else stops the request, so a handler
+ * that forgets to check cannot let a wrong password through. A wrong password and an
+ * id with no record both get the same 403 `password.mismatch`; a full limiter gets 503
+ * `password.busy` with `Retry-After`. The plaintext is forgotten either way.
+ *
+ * Verifying must not apply the content rules of setting: a password set before the
+ * blocklist grew must still verify. Mount the body reader with its rules off, or read
+ * the candidate yourself with the `candidate` option.
+ *
+ * @example
+ * app.post('/servers/:id/password/verify', passwordBody(), passwordVerifier({ store }), (_req, res) => {
+ *   res.json({ match: true });
+ * });
+ */
+export function passwordVerifier(options: PasswordVerifierOptions): RequestHandler {
+  assertKnownKeys('passwordVerifier', options, verifierKeys);
+  const { store } = options;
+  assertStore('passwordVerifier', 'store', store);
+  const readId = resolveIdReader('passwordVerifier', options.id);
+  assertFunction('passwordVerifier', 'candidate', options.candidate);
+  const readCandidate = options.candidate;
+  const config = resolveVerify('passwordVerifier', options);
+
+  return asyncMiddleware('passwordVerifier', async (req, _res, next) => {
+    const candidate: unknown = readCandidate === undefined ? validatedPassword(req) : readCandidate(req);
+    clearValidatedPassword(req);
+    if (typeof candidate !== 'string') {
+      next(
+        readCandidate === undefined
+          ? misconfigured('The password route is misconfigured: no validated password reached passwordVerifier; mount passwordBody() before it or pass a candidate option.')
+          : problem(400, 'password.missing', 'The request has no password to verify.'),
+      );
+      return;
+    }
+    markSecret(req, candidate);
+    const id = readRecordId(req, readId);
+    if (id === undefined) {
+      next(misconfigured('The password route is misconfigured: passwordVerifier found no record id; check its id option or the route path.'));
+      return;
+    }
+    const { match, rehashed } = await verifyWith(config, store, id, candidate);
+    if (!match) {
+      next(problem(403, 'password.mismatch', 'The password does not match.'));
+      return;
+    }
+    verifiedByRequest.set(req, { id, rehashed });
+    next();
+  });
+}

@@ -1,0 +1,130 @@
+/**
+ * A value, or a promise of it: a store may be synchronous (SQLite) or not (Redis).
+ *
+ * @example
+ * const found: MaybePromise<PasswordRecord | undefined> = store.get('srv-1');
+ * const record = await found;
+ */
+export type MaybePromise<T> = T | Promise<T>;
+
+/**
+ * What a store keeps for one id: the bcrypt hash, which carries its own algorithm
+ * version, cost and salt, and when the password was set. Nothing else secret, and never
+ * the password.
+ *
+ * @example
+ * const record: PasswordRecord = {
+ *   hash: '$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW',
+ *   setAt: '2026-11-28T18:04:34.000Z',
+ *   scheme: 'bcrypt',
+ * };
+ */
+export interface PasswordRecord {
+  /** The bcrypt hash (`$2b$<cost>$<salt><checksum>`). */
+  readonly hash: string;
+  /**
+   * When the password was set, as an ISO 8601 UTC string (`Date#toISOString()`): a
+   * string rather than a `Date` so that every database, JSON and Redis keeps it as is.
+   * A rehash keeps it: the password did not change.
+   */
+  readonly setAt: string;
+  /**
+   * How the password was turned into `hash`: `'bcrypt'` (the password itself) or
+   * `'bcrypt+hmac-sha256'` (HMAC-SHA-256 of the password under the pepper, base64).
+   * A plain string, not a union, so that a store keeps values a later version adds
+   * (legacy schemes to migrate); the verifier refuses a scheme it does not know.
+   */
+  readonly scheme: string;
+}
+
+/**
+ * Where hashed passwords are kept, one record per id. Implement it over your own
+ * database; `test/store-contract.ts` is the suite every store must pass. Each method may
+ * return its value or a promise of it. Records handed in must not be mutated later by
+ * the store's caller, and records handed out are the caller's to keep: copy, never share.
+ *
+ * @example
+ * const store: PasswordStore = {
+ *   setIfAbsent: (id, record) => db.insertUnlessExists(id, record),
+ *   get: (id) => db.find(id),
+ *   replace: (id, expectedHash, record) => db.updateWhere({ id, hash: expectedHash }, record),
+ *   delete: (id) => db.remove(id),
+ * };
+ */
+export interface PasswordStore {
+  /**
+   * Stores `record` only if `id` has none, atomically: of any number of concurrent
+   * calls for one id, from any number of processes, exactly one resolves `true`.
+   * A read followed by a write is not enough (that was the reviewed handler's bug).
+   */
+  setIfAbsent(id: string, record: PasswordRecord): MaybePromise<boolean>;
+  /** The record of `id`, or `undefined`. */
+  get(id: string): MaybePromise<PasswordRecord | undefined>;
+  /**
+   * Replaces the record of `id` only if its current hash is `expectedHash`, atomically
+   * (compare-and-set), and tells whether it did. Absent id → `false`, nothing written.
+   * Used to upgrade a hash after a successful verify: the condition keeps a slow rehash
+   * from bringing back a password deleted, or overwriting one set, in the meantime.
+   */
+  replace(id: string, expectedHash: string, record: PasswordRecord): MaybePromise<boolean>;
+  /** Removes the record of `id`; `true` if there was one. */
+  delete(id: string): MaybePromise<boolean>;
+}
+
+const STORE_METHODS = ['setIfAbsent', 'get', 'replace', 'delete'] as const;
+
+/**
+ * Throws a `TypeError` naming the option unless `store` has every method of a
+ * {@link PasswordStore}. Every factory taking a store calls it at construction.
+ *
+ * @example
+ * assertStore('myMiddleware', 'store', options.store);
+ */
+export function assertStore(factory: string, option: string, store: unknown): asserts store is PasswordStore {
+  if (typeof store !== 'object' || store === null) {
+    throw new TypeError(
+      `${factory}: option "${option}" must be a password store (a MemoryStore, a SqliteStore or an object with ${STORE_METHODS.join(', ')}), got ${store === null ? 'null' : typeof store}.`,
+    );
+  }
+  const missing = STORE_METHODS.filter((name) => typeof (store as Record<string, unknown>)[name] !== 'function');
+  if (missing.length > 0) {
+    throw new TypeError(`${factory}: option "${option}" is not a password store: it has no ${missing.join(', ')} method.`);
+  }
+  // A two-parameter replace is almost surely (id, record), without the compare-and-set:
+  // called as (id, expectedHash, record) it would write the expected hash as a record.
+  if ((store as PasswordStore).replace.length === 2) {
+    throw new TypeError(
+      `${factory}: option "${option}" has replace(id, record); a password store's replace is replace(id, expectedHash, record), a compare-and-set.`,
+    );
+  }
+}
+
+/**
+ * Checks what a store returned before it is trusted: a corrupt row or a buggy store must
+ * end in a 500, never in a compare against `undefined` or a set that looks absent.
+ */
+export function checkedRecord(value: unknown): PasswordRecord | undefined {
+  if (value === undefined || value === null) return undefined;
+  const record = (typeof value === 'object' ? value : {}) as Record<string, unknown>;
+  if (
+    typeof record['hash'] !== 'string' ||
+    typeof record['setAt'] !== 'string' ||
+    typeof record['scheme'] !== 'string'
+  ) {
+    throw new TypeError('The password store returned a malformed record (expected { hash, setAt, scheme } strings).');
+  }
+  return value as PasswordRecord;
+}
+
+/** `value` if it is the boolean a store method promises; throws otherwise (a 500, never a guess). */
+export function checkedBoolean(method: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') {
+    throw new TypeError(`The password store's ${method} returned ${typeof value}, not a boolean.`);
+  }
+  return value;
+}
+
+/** A copy of `record` with exactly the fields a store keeps, frozen. */
+export function copyRecord(record: PasswordRecord): PasswordRecord {
+  return Object.freeze({ hash: record.hash, setAt: record.setAt, scheme: record.scheme });
+}
