@@ -51,3 +51,5 @@ export type { SqliteStoreOptions } from './stores/sqlite-store';
 export { assertStore } from './stores/store';
 export type { MaybePromise, PasswordRecord, PasswordStore } from './stores/store';
 export type { SqliteDatabase, SqliteStatement } from './stores/sqlite-store';
+export { passwordRoutes } from './password-routes';
+export type { PasswordRoutesHashing, PasswordRoutesOptions, PasswordState } from './password-routes';

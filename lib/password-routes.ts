@@ -1,0 +1,267 @@
+import type { ErrorRequestHandler, IRouter, Request, RequestHandler } from 'express';
+import { asyncMiddleware } from './async';
+import { problem } from './errors';
+import { hashAndStore } from './hashing-storer';
+import type { HashLimiter } from './hash-limiter';
+import { methodGuard } from './method-guard';
+import type { MethodGuardOptions } from './method-guard';
+import { assertBoolean, assertKnownKeys, optionError } from './options';
+import type { KeysEnum } from './options';
+import { requireOwnership } from './ownership';
+import type { RequireOwnershipOptions } from './ownership';
+import { passwordBody } from './password-body';
+import type { PasswordBodyOptions } from './password-body';
+import type { PasswordContextWords } from './password-validator';
+import { recordVerified, verifyPassword } from './password-verifier';
+import { problemHandler } from './problem-handler';
+import type { ProblemHandlerOptions } from './problem-handler';
+import { readRecordId, resolveIdReader } from './record-id';
+import type { RecordIdReader } from './record-id';
+import { validatedPassword, clearValidatedPassword } from './request-password';
+import { responseEncoder } from './response-encoder';
+import type { ResponseEncoderOptions } from './response-encoder';
+import { assertStore, checkedRecord } from './stores/store';
+import type { PasswordStore } from './stores/store';
+import type { Principal, UserPrincipal } from './identity';
+
+/**
+ * The hashing settings the set and verify routes share.
+ *
+ * @example
+ * const hashing: PasswordRoutesHashing = { cost: 13, pepper: process.env.PASSWORD_PEPPER };
+ */
+export interface PasswordRoutesHashing {
+  /** bcrypt cost, 10 to 31. @default 12 */
+  readonly cost?: number;
+  /**
+   * Server-side key (32 bytes or more) for the HMAC-SHA-256 pre-hash; needed for
+   * secrets longer than bcrypt's 72 bytes. @default undefined (no pre-hash)
+   */
+  readonly pepper?: string | Uint8Array;
+  /** Caps concurrent and queued hashes. @default defaultHashLimiter() */
+  readonly limiter?: HashLimiter;
+}
+
+/**
+ * What `GET` on the password route answers: the password's state, never the password
+ * or its hash (a hashed password cannot be handed back, and should not be).
+ *
+ * @example
+ * const state: PasswordState = { passwordSet: true, setAt: '2026-11-28T18:04:34.000Z', algorithm: 'bcrypt' };
+ */
+export type PasswordState =
+  | { readonly passwordSet: false }
+  | { readonly passwordSet: true; readonly setAt: string; readonly algorithm: string };
+
+/**
+ * Options of {@link passwordRoutes}. Each nested object is the options of the piece it
+ * configures, so everything documented there applies here.
+ *
+ * @example
+ * const options: PasswordRoutesOptions<UserPrincipal<Account>, Server> = {
+ *   store: new SqliteStore({ filename: 'data/passwords.db' }),
+ *   ownership: { load: (req) => servers.get(req.params.id), owner: 'ownerId' },
+ * };
+ */
+export interface PasswordRoutesOptions<P extends Principal = UserPrincipal, R = unknown> {
+  /** Where hashes are kept. Required. */
+  readonly store: PasswordStore;
+  /**
+   * The route's path. The verify route is this path plus `/verify`.
+   * @default '/servers/:id/password'
+   */
+  readonly path?: string;
+  /**
+   * Finds the record id from the request; runs after the ownership check, so it may use
+   * `ownership(req)` (the metadata-service form keys records by the signed instance).
+   * @default (req) => req.params.id
+   */
+  readonly id?: RecordIdReader;
+  /** Who may use the route: {@link requireOwnership}'s options. Required. */
+  readonly ownership: RequireOwnershipOptions<P, R>;
+  /**
+   * How a new password is read and which content rules it must pass:
+   * {@link passwordBody}'s options.
+   * @default {} plus `context` = the record id and the caller's id, unless you set one
+   */
+  readonly body?: PasswordBodyOptions;
+  /** bcrypt cost, pepper and limiter, shared by setting and verifying. @default {} */
+  readonly hashing?: PasswordRoutesHashing;
+  /**
+   * Mount `POST <path>/verify`, answering `{ "match": true | false }`.
+   * @default true
+   */
+  readonly verify?: boolean;
+  /**
+   * Allow `DELETE <path>`, which clears the password (204 whether or not one was set).
+   * @default true
+   */
+  readonly remove?: boolean;
+  /**
+   * Extra middlewares run on the verify route after the ownership check and before the
+   * body is read: a guess limiter such as `guessLimit()` belongs here.
+   * @default []
+   */
+  readonly beforeVerify?: readonly RequestHandler[];
+  /** {@link responseEncoder}'s options, or `false` when the app already encodes. @default {} */
+  readonly encoder?: ResponseEncoderOptions | false;
+  /**
+   * {@link problemHandler}'s options for errors of these routes, or `false` to let them
+   * reach the app's own error handler.
+   * @default {}
+   */
+  readonly errors?: ProblemHandlerOptions | false;
+  /** {@link methodGuard}'s options. @default {} */
+  readonly methods?: MethodGuardOptions;
+}
+
+const optionKeys: KeysEnum<PasswordRoutesOptions<Principal, unknown>> = {
+  store: true,
+  path: true,
+  id: true,
+  ownership: true,
+  body: true,
+  hashing: true,
+  verify: true,
+  remove: true,
+  beforeVerify: true,
+  encoder: true,
+  errors: true,
+  methods: true,
+};
+
+const hashingKeys: KeysEnum<PasswordRoutesHashing> = { cost: true, pepper: true, limiter: true };
+
+// The verify route reads a candidate, not a new password: any length up to the limit and
+// no content rule, or a wrong guess would get a 422 that tells what the password is not.
+const VERIFY_RULES = { minLength: 1, commonPasswords: false, composition: false } as const;
+const DEFAULT_LIMIT = 1020;
+
+/**
+ * Installs the whole retrofit on `router` (an app or a `Router`, Express 4 or 5), in
+ * the order the pieces must run: response encoder, method guard, ownership, body reader
+ * and validator, hashing storer or verifier, and the problem handler.
+ *
+ * - `GET <path>` → 200 {@link PasswordState}.
+ * - `POST <path>` with `{"password": …}` or a `text/plain` body → 204; 409 if one is set.
+ * - `DELETE <path>` → 204 (unless `remove: false`).
+ * - `POST <path>/verify` with `{"password": …}` → 200 `{ "match": boolean }` (unless `verify: false`).
+ * - any other method → 405 with `Allow`.
+ *
+ * Every piece stays exported on its own for routes that need another order. Returns `router`.
+ *
+ * @example
+ * const store = new SqliteStore({ filename: 'data/passwords.db' });
+ * passwordRoutes(app, {
+ *   store,
+ *   ownership: { load: (req) => servers.get(req.params.id), owner: 'ownerId' },
+ * });
+ */
+export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Principal = UserPrincipal, R = unknown>(
+  router: T,
+  options: PasswordRoutesOptions<P, R>,
+): T {
+  assertKnownKeys('passwordRoutes', options, optionKeys);
+  if (typeof router !== 'object' && typeof router !== 'function') {
+    throw new TypeError('passwordRoutes: the first argument must be an Express app or Router.');
+  }
+  const { store } = options;
+  assertStore('passwordRoutes', 'store', store);
+  const path = options.path ?? '/servers/:id/password';
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw optionError('passwordRoutes', 'path', 'must be a string starting with "/".');
+  }
+  const readId = resolveIdReader('passwordRoutes', options.id);
+  if (typeof options.ownership !== 'object' || options.ownership === null) {
+    throw optionError('passwordRoutes', 'ownership', 'is required: the options of requireOwnership ({ principal, load, owner, allow }).');
+  }
+  const hashing = options.hashing ?? {};
+  assertKnownKeys('passwordRoutes: option "hashing"', hashing, hashingKeys);
+  assertBoolean('passwordRoutes', 'verify', options.verify);
+  assertBoolean('passwordRoutes', 'remove', options.remove);
+  const beforeVerify = options.beforeVerify ?? [];
+  if (!Array.isArray(beforeVerify) || beforeVerify.some((m) => typeof m !== 'function')) {
+    throw optionError('passwordRoutes', 'beforeVerify', 'must be an array of middleware functions.');
+  }
+
+  const guard = requireOwnership(options.ownership);
+  const recordId = (req: Request): string => {
+    const id = readRecordId(req, readId);
+    // A route that names no record is miswired; never guess a key.
+    if (id === undefined) {
+      throw problem(500, 'password.misconfigured', 'The password route is misconfigured: no record id; check its id option or path.');
+    }
+    return id;
+  };
+  const bodyOptions = options.body ?? {};
+  const setBody = passwordBody({
+    ...bodyOptions,
+    context:
+      bodyOptions.context ??
+      ((req: Request): PasswordContextWords => [readRecordId(req, readId), String(guard.owned(req).principal.id)]),
+  });
+  const store_ = hashAndStore({ store, id: readId, ...hashing });
+  const encoder = options.encoder === false ? [] : [responseEncoder(options.encoder ?? {})];
+  const errors: ErrorRequestHandler[] = options.errors === false ? [] : [problemHandler(options.errors ?? {})];
+  const methods = options.methods ?? {};
+
+  const main = router.route(path);
+  const mainMethods = options.remove === false ? ['GET', 'POST'] : ['GET', 'POST', 'DELETE'];
+  main.all(...encoder, methodGuard(mainMethods, methods), guard);
+  main.get(
+    asyncMiddleware('passwordState', async (req, res) => {
+      const record = checkedRecord(await store.get(recordId(req)));
+      const state: PasswordState =
+        record === undefined
+          ? { passwordSet: false }
+          : { passwordSet: true, setAt: record.setAt, algorithm: record.scheme };
+      res.json(state);
+    }),
+  );
+  main.post(setBody, store_, (_req, res) => {
+    res.status(204).end();
+  });
+  if (options.remove !== false) {
+    main.delete(
+      asyncMiddleware('passwordDelete', async (req, res) => {
+        await store.delete(recordId(req));
+        res.status(204).end();
+      }),
+    );
+  }
+  if (errors.length > 0) main.all(...errors);
+
+  if (options.verify !== false) {
+    const verifyBody = passwordBody({
+      field: bodyOptions.field,
+      limit: bodyOptions.limit,
+      accept: ['json'],
+      normalization: bodyOptions.normalization,
+      readTimeout: bodyOptions.readTimeout,
+      drainBytes: bodyOptions.drainBytes,
+      drainMs: bodyOptions.drainMs,
+      ...VERIFY_RULES,
+      maxLength: bodyOptions.limit ?? DEFAULT_LIMIT,
+    });
+    const verify = router.route(`${path.replace(/\/+$/, '')}/verify`);
+    verify.all(...encoder, methodGuard(['POST'], methods), guard);
+    verify.post(
+      ...beforeVerify,
+      verifyBody,
+      asyncMiddleware('passwordVerify', async (req, res) => {
+        const candidate = validatedPassword(req);
+        clearValidatedPassword(req);
+        if (candidate === undefined) {
+          throw problem(500, 'password.misconfigured', 'The verify route is misconfigured: no password reached it.');
+        }
+        const id = recordId(req);
+        const { match, rehashed } = await verifyPassword(store, id, candidate, hashing);
+        // Lets a guess limiter give back the attempts of callers who knew the password.
+        if (match) recordVerified(req, { id, rehashed });
+        res.json({ match });
+      }),
+    );
+    if (errors.length > 0) verify.all(...errors);
+  }
+  return router;
+}
