@@ -53,3 +53,7 @@ export type { MaybePromise, PasswordRecord, PasswordStore } from './stores/store
 export type { SqliteDatabase, SqliteStatement } from './stores/sqlite-store';
 export { passwordRoutes } from './password-routes';
 export type { PasswordRoutesHashing, PasswordRoutesOptions, PasswordState } from './password-routes';
+export { RedisStore } from './stores/redis-store';
+export type { RedisStoreClient, RedisStoreOptions } from './stores/redis-store';
+export { guessLimit } from './guess-limit';
+export type { GuessLimitOptions, GuessLimitStore } from './guess-limit';
