@@ -10,27 +10,6 @@ export type { ProblemError, ProblemField, ProblemInit } from './errors';
 export { markSecret } from './secrets';
 export { asyncMiddleware } from './async';
 export { validatedPassword, setValidatedPassword, clearValidatedPassword } from './request-password';
-export { passwordBody } from './password-body';
-export type { PasswordBodyOptions, PasswordBodyType } from './password-body';
-export type {
-  PasswordComposition,
-  PasswordContext,
-  PasswordContextWords,
-  PasswordNormalization,
-  PasswordRulesOptions,
-} from './password-validator';
-export { requireOwnership, ownership } from './ownership';
-export type { OwnedBy, OwnerReader, OwnershipGuard, RequireOwnershipOptions } from './ownership';
-export { requestUser, signedInstanceIdentity } from './identity';
-export type {
-  InstancePrincipal,
-  Principal,
-  PrincipalId,
-  PrincipalResolver,
-  RequestUserOptions,
-  SignedInstanceIdentityOptions,
-  UserPrincipal,
-} from './identity';
 export { hashAndStore, storedPassword } from './hashing-storer';
 export type { HashAndStoreOptions, StoredPassword } from './hashing-storer';
 export { verifyPassword, passwordVerifier, verifiedPassword } from './password-verifier';
@@ -50,7 +29,28 @@ export { SqliteStore } from './stores/sqlite-store';
 export type { SqliteStoreOptions } from './stores/sqlite-store';
 export { assertStore } from './stores/store';
 export type { MaybePromise, PasswordRecord, PasswordStore } from './stores/store';
+export { passwordBody } from './password-body';
+export type { PasswordBodyOptions, PasswordBodyType } from './password-body';
+export type {
+  PasswordComposition,
+  PasswordContext,
+  PasswordContextWords,
+  PasswordNormalization,
+  PasswordRulesOptions,
+} from './password-validator';
 export type { SqliteDatabase, SqliteStatement } from './stores/sqlite-store';
+export { requireOwnership, ownership } from './ownership';
+export type { OwnedBy, OwnerReader, OwnershipGuard, RequireOwnershipOptions } from './ownership';
+export { requestUser, signedInstanceIdentity } from './identity';
+export type {
+  InstancePrincipal,
+  Principal,
+  PrincipalId,
+  PrincipalResolver,
+  RequestUserOptions,
+  SignedInstanceIdentityOptions,
+  UserPrincipal,
+} from './identity';
 export { passwordRoutes } from './password-routes';
 export type { PasswordRoutesHashing, PasswordRoutesOptions, PasswordState } from './password-routes';
 export { RedisStore } from './stores/redis-store';

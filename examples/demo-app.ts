@@ -1,0 +1,166 @@
+/*
+ * The reviewed password API (OpenStack Nova's handle_password) rebuilt on Express with
+ * every fix of the review chained in front of it. `demo-server.ts` starts it; the
+ * tests build it with `createDemoApp` to attack it.
+ */
+import { randomUUID } from 'node:crypto';
+import express5 from 'express';
+import type { Express, Request } from 'express';
+import {
+  SqliteStore,
+  guardRoute,
+  guessLimit,
+  notFound,
+  ownership,
+  passwordRoutes,
+  problem,
+  problemHandler,
+  requestUser,
+  responseEncoder,
+  signedInstanceIdentity,
+} from '../lib';
+import type { InstancePrincipal, ProblemLogEntry, UserPrincipal } from '../lib';
+
+/** A user of the demo; tokens are demo-only and come from the environment. */
+export interface DemoUser {
+  readonly id: string;
+  readonly admin: boolean;
+}
+
+export interface DemoServer {
+  readonly id: string;
+  readonly owner: string;
+}
+
+export interface DemoOptions {
+  /** The SQLite file holding servers and password hashes. */
+  readonly filename: string;
+  /** Bearer token → user. */
+  readonly tokens: ReadonlyMap<string, DemoUser>;
+  /** Shared secret of the metadata proxy that signs `X-Instance-ID`. */
+  readonly metadataSecret: string;
+  /** Server-side key of the HMAC-SHA-256 pre-hash. */
+  readonly pepper: string;
+  /** bcrypt cost. @default 12 */
+  readonly cost?: number;
+  /** The Express factory (4 or 5). @default express 5 */
+  readonly express?: typeof express5;
+  /** Verify attempts allowed per caller and server in each window. @default 5 */
+  readonly guessLimit?: number;
+  /** The guess-limit window in ms. @default 60000 */
+  readonly guessWindowMs?: number;
+  /** Where 5xx are logged. @default console.error */
+  readonly log?: ((entry: ProblemLogEntry) => void) | false;
+}
+
+export interface Demo {
+  readonly app: Express;
+  readonly store: SqliteStore;
+  close(): void;
+}
+
+type DemoPrincipal = UserPrincipal<DemoUser>;
+
+/** The demo's users and their tokens, overridable by environment. */
+export function demoTokens(env: NodeJS.ProcessEnv = process.env): Map<string, DemoUser> {
+  return new Map<string, DemoUser>([
+    [env['ALICE_TOKEN'] ?? 'alice-token', { id: 'alice', admin: false }],
+    [env['BOB_TOKEN'] ?? 'bob-token', { id: 'bob', admin: false }],
+    [env['ADMIN_TOKEN'] ?? 'admin-token', { id: 'admin', admin: true }],
+  ]);
+}
+
+export function createDemoApp(options: DemoOptions): Demo {
+  const express = options.express ?? express5;
+  const store = new SqliteStore({ filename: options.filename });
+  const db = store.database;
+  db.exec('CREATE TABLE IF NOT EXISTS servers (id TEXT PRIMARY KEY, owner TEXT NOT NULL) STRICT');
+  const insertServer = db.prepare('INSERT INTO servers (id, owner) VALUES (?, ?) ON CONFLICT DO NOTHING');
+  const selectServer = db.prepare('SELECT id, owner FROM servers WHERE id = ?');
+  insertServer.run('srv-alice', 'alice');
+  insertServer.run('srv-bob', 'bob');
+  const findServer = (id: unknown): DemoServer | undefined =>
+    typeof id === 'string' ? (selectServer.get(id) as DemoServer | undefined) : undefined;
+
+  const app = express();
+  app.disable('x-powered-by');
+  // Finding 7 for every answer, the 404s and 405s included.
+  app.use(responseEncoder());
+
+  // The demo's stand-in for an app's own authentication (passport, a JWT check …): it
+  // leaves the user on req.user, where requestUser() looks by default.
+  app.use((req, _res, next) => {
+    const header = req.get('authorization');
+    const match = header === undefined ? null : /^Bearer ([\x21-\x7e]+)$/.exec(header);
+    const user = match?.[1] === undefined ? undefined : options.tokens.get(match[1]);
+    if (user !== undefined) (req as Request & { user?: DemoUser }).user = user;
+    next();
+  });
+
+  const user = requestUser<DemoUser>();
+  const hashing = { cost: options.cost ?? 12, pepper: options.pepper };
+
+  guardRoute(app, '/servers', {
+    POST: (req, res, next) => {
+      const caller = user(req);
+      if (caller === undefined) {
+        next(problem(401, 'ownership.unauthenticated', 'The request does not identify its caller.', {
+          headers: { 'WWW-Authenticate': 'Bearer realm="demo"' },
+        }));
+        return;
+      }
+      const id = `srv-${randomUUID()}`;
+      insertServer.run(id, caller.id);
+      res.status(201).json({ id });
+    },
+  });
+
+  // The compute-API form: users set, inspect, verify and clear their servers' passwords.
+  passwordRoutes<Express, DemoPrincipal, DemoServer>(app, {
+    store,
+    path: '/servers/:id/password',
+    ownership: {
+      principal: user,
+      load: (req) => findServer(req.params['id']),
+      owner: 'owner',
+      allow: (caller) => caller.user.admin,
+      challenge: 'Bearer realm="demo"',
+    },
+    body: { context: (req) => ['nova', 'openstack', req.params['id'], (req as Request & { user?: DemoUser }).user?.id] },
+    hashing,
+    // Online guessing: a few attempts per caller and server per minute, enough for two typos.
+    beforeVerify: [guessLimit({ limit: options.guessLimit ?? 5, windowMs: options.guessWindowMs ?? 60_000 })],
+    encoder: false,
+    errors: false,
+  });
+
+  // The metadata-service form: the instance itself posts what its guest agent made (a
+  // base64 ciphertext of a few hundred characters), identified by the proxy's signature.
+  passwordRoutes<Express, InstancePrincipal, DemoServer>(app, {
+    store,
+    path: '/openstack/latest/password',
+    // The record is the instance the signature proved, never a header read again.
+    id: (req) => ownership<InstancePrincipal, DemoServer>(req)?.resource.id,
+    ownership: {
+      principal: signedInstanceIdentity({ secret: options.metadataSecret }),
+      load: (_req, instance) => findServer(instance.id),
+      owner: (server) => ({ kind: 'instance', id: server.id }),
+      challenge: 'Signature realm="metadata"',
+    },
+    body: { accept: ['text'], maxLength: 1020, commonPasswords: false, context: [] },
+    hashing,
+    verify: false,
+    remove: false,
+    encoder: false,
+    errors: false,
+  });
+
+  app.use(notFound());
+  app.use(problemHandler(options.log === undefined ? {} : { log: options.log }));
+
+  return {
+    app,
+    store,
+    close: () => store.close(),
+  };
+}

@@ -1,0 +1,106 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+// `npm start` as a user runs it: a real process, a real port, a real SQLite file.
+
+const ROOT = resolve(__dirname, '..');
+const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+function start(env: Record<string, string>): Running {
+  const child = spawn(TSX, ['examples/demo-server.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, BCRYPT_COST: '10', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (data: Buffer) => (output += data.toString()));
+  child.stderr?.on('data', (data: Buffer) => (output += data.toString()));
+  const exited = new Promise<number | null>((resolveExit) => child.on('exit', (code) => resolveExit(code)));
+  return { child, output: () => output, exited };
+}
+
+async function waitFor(running: Running, text: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!running.output().includes(text)) {
+    if (Date.now() > deadline || running.child.exitCode !== null) {
+      throw new Error(`demo never printed "${text}"; it printed:\n${running.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+describe('the demo server (npm start)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'epg-demo-'));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('prints its URL and credentials, creates DATA_DIR, and stops cleanly on SIGTERM after an in-flight set', async () => {
+    const port = await freePort();
+    const dataDir = join(dir, 'nested', 'data');
+    const demo = start({ PORT: String(port), DATA_DIR: dataDir, BCRYPT_COST: '13' });
+    await waitFor(demo, 'listening on');
+    expect(demo.output()).toContain(`http://127.0.0.1:${port}`);
+    expect(demo.output()).toContain('Bearer alice-token');
+    expect(existsSync(join(dataDir, 'demo.db'))).toBe(true);
+
+    const base = `http://127.0.0.1:${port}/servers/srv-alice/password`;
+    const auth = { Authorization: 'Bearer alice-token' };
+    // A cost-13 hash takes long enough for SIGTERM to land while it runs.
+    const inFlight = fetch(base, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ password: 'plum orchard at dusk 7' }),
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    demo.child.kill('SIGTERM');
+    expect((await inFlight).status).toBe(204);
+    expect(await demo.exited).toBe(0);
+    expect(demo.output()).toContain('demo: stopped');
+
+    // The hash outlived the process.
+    const again = start({ PORT: String(port), DATA_DIR: dataDir });
+    await waitFor(again, 'listening on');
+    const state = (await (await fetch(base, { headers: auth })).json()) as { passwordSet: boolean };
+    expect(state.passwordSet).toBe(true);
+    again.child.kill('SIGINT');
+    expect(await again.exited).toBe(0);
+  });
+
+  test('a port in use is a clear error and a non-zero exit', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const { port } = blocker.address() as AddressInfo;
+    try {
+      const demo = start({ PORT: String(port), DATA_DIR: join(dir, 'data') });
+      expect(await demo.exited).toBe(1);
+      expect(demo.output()).toContain(`127.0.0.1:${port} is already in use`);
+      expect(demo.output()).not.toContain('listening on');
+    } finally {
+      blocker.close();
+    }
+  });
+});
