@@ -30,7 +30,8 @@ export type { SqliteStoreOptions } from './stores/sqlite-store';
 export { assertStore } from './stores/store';
 export type { MaybePromise, PasswordRecord, PasswordStore } from './stores/store';
 export { passwordBody } from './password-body';
-export type { PasswordBodyOptions, PasswordBodyType } from './password-body';
+export type { PasswordBodyOptions, PasswordBodyType, PasswordLocation } from './password-body';
+export type { PasswordQueryOptions } from './password-query';
 export type {
   PasswordComposition,
   PasswordContext,

@@ -5,19 +5,32 @@ import { problem } from './errors';
 import type { ProblemError } from './errors';
 import { assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
+import { readQueryPassword, resolveQuery } from './password-query';
+import type { PasswordQueryOptions, QueryConfig } from './password-query';
 import { compilePasswordRules, integerOption, passwordRuleKeys } from './password-validator';
 import type { PasswordRulesOptions } from './password-validator';
 import { setValidatedPassword } from './request-password';
 import { markSecret } from './secrets';
+import { decodePairs, UrlencodedError } from './urlencoded';
 
 /**
- * How the password may arrive: `'json'` is `application/json` with the password in a
- * field, `'text'` is `text/plain` whose whole body is the password (as in the reviewed API).
+ * Where the password may be: `'json'` is an `application/json` body with the password in
+ * a field, `'form'` an `application/x-www-form-urlencoded` body with it in a field,
+ * `'text'` a `text/plain` body that is the whole password (as in the reviewed API), and
+ * `'query'` a query-string parameter, for legacy routes only (see {@link PasswordQueryOptions}).
+ *
+ * @example
+ * const from: readonly PasswordLocation[] = ['json', 'form'];
+ */
+export type PasswordLocation = 'json' | 'form' | 'text' | 'query';
+
+/**
+ * The body locations of {@link PasswordLocation}, which the older `accept` option takes.
  *
  * @example
  * const accept: readonly PasswordBodyType[] = ['text'];
  */
-export type PasswordBodyType = 'json' | 'text';
+export type PasswordBodyType = Exclude<PasswordLocation, 'query'>;
 
 /**
  * Options of {@link passwordBody}: how the body is read, plus the content rules of
@@ -33,11 +46,24 @@ export type PasswordBodyType = 'json' | 'text';
  */
 export interface PasswordBodyOptions extends PasswordRulesOptions {
   /**
-   * The JSON field holding the password; also the `field` of error entries, for text
-   * bodies too, so both encodings fail the same way.
+   * The JSON or form field holding the password, and the default query parameter; also
+   * the `field` of error entries, for text bodies and the query too, so every location
+   * fails the same way.
    * @default 'password'
    */
   readonly field?: string;
+  /**
+   * Where the password is read from: one location or several. A body of any other
+   * `Content-Type` → 415. `'query'` is for legacy routes only: it warns once at start-up
+   * and marks every response that used it with a `Deprecation` header.
+   * @default ['json', 'text']
+   */
+  readonly from?: PasswordLocation | readonly PasswordLocation[];
+  /**
+   * How the query is read and the deprecation announced; only with `'query'` in `from`.
+   * @default {} (see {@link PasswordQueryOptions})
+   */
+  readonly query?: PasswordQueryOptions;
   /**
    * Most bytes of body, checked on `Content-Length` before reading and on the bytes
    * received while reading (chunked bodies too); over it → 413. At most 1 MiB.
@@ -45,14 +71,15 @@ export interface PasswordBodyOptions extends PasswordRulesOptions {
    */
   readonly limit?: number;
   /**
-   * Accepted body types; any other `Content-Type` → 415.
+   * The older name of `from`, for body locations only; set one or the other.
    * @default ['json', 'text']
    */
   readonly accept?: readonly PasswordBodyType[];
   /**
-   * Methods whose body is read; other methods pass through untouched, so the
-   * middleware can sit on a path that also serves `GET` and `DELETE`.
-   * @default ['POST', 'PUT', 'PATCH']
+   * Methods whose password is read; other methods pass through untouched, so the
+   * middleware can sit on a path that also serves `GET` and `DELETE`. `HEAD` is read
+   * wherever `GET` is, as Express runs `GET` handlers for it.
+   * @default ['POST', 'PUT', 'PATCH'], plus 'GET' and 'HEAD' when `from` has 'query'
    */
   readonly methods?: readonly string[];
   /**
@@ -77,9 +104,11 @@ export interface PasswordBodyOptions extends PasswordRulesOptions {
 interface BodyConfig {
   readonly field: string;
   readonly limit: number;
+  /** The body types read; empty when only the query is. */
   readonly accept: ReadonlySet<PasswordBodyType>;
   /** `application/json or text/plain`, for the 415 detail. */
   readonly acceptedNames: string;
+  readonly query: QueryConfig | undefined;
   readonly methods: ReadonlySet<string>;
   readonly readTimeout: number;
   readonly drainBytes: number;
@@ -89,6 +118,8 @@ interface BodyConfig {
 const optionKeys: KeysEnum<PasswordBodyOptions> = {
   ...passwordRuleKeys,
   field: true,
+  from: true,
+  query: true,
   limit: true,
   accept: true,
   methods: true,
@@ -101,12 +132,15 @@ const FACTORY = 'passwordBody';
 const MAX_LIMIT = 1024 * 1024;
 const BODY_TYPES: Readonly<Record<string, PasswordBodyType>> = {
   'application/json': 'json',
+  'application/x-www-form-urlencoded': 'form',
   'text/plain': 'text',
 };
 const MEDIA_TYPE_NAMES: Readonly<Record<PasswordBodyType, string>> = {
   json: 'application/json',
+  form: 'application/x-www-form-urlencoded',
   text: 'text/plain',
 };
+const LOCATIONS: readonly PasswordLocation[] = ['json', 'form', 'text', 'query'];
 
 // RFC 9110 §8.3.1 (media type) and §5.6.2 (token), §5.6.4 (quoted-string).
 const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
@@ -123,13 +157,16 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
  * any body as the password, checked its length in one place and chunked it in another,
  * and read the whole body before refusing it).
  *
- * The body is `{"password": "…"}` (`application/json`) or the raw `text/plain` body,
- * UTF-8 only, at most `limit` bytes: over it → 413 at once (by `Content-Length` before a
- * byte is read, or while counting a chunked body), and the connection is closed after a
- * small bounded drain, so an oversize upload is never read whole. Other types → 415;
- * invalid UTF-8, invalid JSON, lone surrogates → 400. Every failed content rule is
- * listed in one 422 `password.invalid` problem, never with the value. On success the
- * normalised password is in {@link validatedPassword}`(req)` and no longer in `req.body`.
+ * The password is where `from` says: by default `{"password": "…"}` (`application/json`)
+ * or the raw `text/plain` body; also `password=…` (`application/x-www-form-urlencoded`)
+ * or, for legacy routes, `?password=…`. A body is UTF-8 only, at most `limit` bytes:
+ * over it → 413 at once (by `Content-Length` before a byte is read, or while counting a
+ * chunked body), and the connection is closed after a small bounded drain, so an
+ * oversize upload is never read whole. Other types → 415; invalid UTF-8, invalid JSON or
+ * percent-encoding, lone surrogates, a repeated form field → 400. Every failed content
+ * rule is listed in one 422 `password.invalid` problem, never with the value. On success
+ * the normalised password is in {@link validatedPassword}`(req)` and no longer in
+ * `req.body`, `req.query` or the URL.
  *
  * @example
  * app.post('/servers/:id/password',
@@ -140,7 +177,9 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
 export function passwordBody(options: PasswordBodyOptions = {}): RequestHandler {
   assertKnownKeys(FACTORY, options, optionKeys);
   const config = resolveConfig(options);
-  const rules = compilePasswordRules(FACTORY, options, config.field, config.limit);
+  const rules = compilePasswordRules(FACTORY, options, config.field, config.limit, missingText(config));
+  // Once every option is known good: a middleware that throws at start-up reads nothing.
+  config.query?.announce();
   const invalid = (count: number): string =>
     `The password was refused: ${count === 1 ? 'one rule' : `${count} rules`} failed; see errors.`;
 
@@ -152,7 +191,7 @@ export function passwordBody(options: PasswordBodyOptions = {}): RequestHandler 
     const { password, rest } = await readSubmission(req, res, config);
     if (typeof password === 'string') markSecret(req, password);
     // The password leaves req.body here: only validatedPassword(req) will hold it.
-    req.body = rest;
+    if (rest !== undefined) req.body = rest;
     const words = typeof password === 'string' ? await rules.contextWords(req) : [];
     const outcome = await rules.check(password, words);
     if (!outcome.ok) {
@@ -166,12 +205,14 @@ export function passwordBody(options: PasswordBodyOptions = {}): RequestHandler 
 
 interface Submission {
   readonly password: unknown;
-  readonly rest: Record<string, unknown>;
+  /** What `req.body` becomes; `undefined` leaves it as it is (a password from the query). */
+  readonly rest: Record<string, unknown> | undefined;
 }
 
 async function readSubmission(req: Request, res: Response, config: BodyConfig): Promise<Submission> {
   if (req.destroyed) throw aborted();
-  if (req.readableEnded || req.readableDidRead || (req as { _body?: unknown })._body === true) {
+  const readsBody = config.accept.size > 0;
+  if (readsBody && (req.readableEnded || req.readableDidRead || (req as { _body?: unknown })._body === true)) {
     throw problem(
       500,
       'password.misconfigured',
@@ -180,7 +221,33 @@ async function readSubmission(req: Request, res: Response, config: BodyConfig): 
   }
   const declared = declaredLength(req, res, config);
   const chunked = req.headers['transfer-encoding'] !== undefined;
-  if (!chunked && (declared === undefined || declared === 0)) return { password: undefined, rest: {} };
+  const hasBody = chunked || (declared !== undefined && declared > 0);
+  if (config.query !== undefined) {
+    let fromQuery: string | undefined;
+    try {
+      fromQuery = readQueryPassword(req, res, config.query, config.limit);
+    } catch (error) {
+      throw hasBody ? refuse(req, res, config, error as ProblemError) : error;
+    }
+    if (fromQuery !== undefined) {
+      if (hasBody) {
+        throw refuse(req, res, config, problem(
+          400,
+          'password.ambiguous',
+          `The password was sent both in the request body and in the "${config.query.parameter}" query parameter; send it once, in the body.`,
+        ));
+      }
+      return { password: fromQuery, rest: undefined };
+    }
+  }
+  if (!hasBody) return { password: undefined, rest: readsBody ? {} : undefined };
+  if (!readsBody) {
+    throw refuse(req, res, config, problem(
+      415,
+      'body.unsupported_media_type',
+      `This route takes no request body: the password goes in the "${config.query?.parameter ?? config.field}" query parameter.`,
+    ));
+  }
 
   const encoding = req.headers['content-encoding']?.trim().toLowerCase();
   if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
@@ -205,6 +272,7 @@ async function readSubmission(req: Request, res: Response, config: BodyConfig): 
   }
   if (text.length === 0) return { password: undefined, rest: {} };
   if (type === 'text') return { password: text, rest: {} };
+  if (type === 'form') return formSubmission(text, config.field);
   return jsonSubmission(text, config.field);
 }
 
@@ -345,6 +413,37 @@ function jsonSubmission(text: string, field: string): Submission {
   return { password, rest };
 }
 
+function formSubmission(text: string, field: string): Submission {
+  let decoded: ReturnType<typeof decodePairs>;
+  try {
+    decoded = decodePairs(text, field, true);
+  } catch (error) {
+    if (!(error instanceof UrlencodedError)) throw error;
+    throw error.fault === 'parse_failed'
+      ? problem(400, 'body.parse_failed', 'The request body is not valid application/x-www-form-urlencoded: it has a malformed percent-encoding.')
+      : problem(400, 'body.invalid_utf8', 'The request body is not valid UTF-8 once percent-decoded.');
+  }
+  if (decoded.values.length > 1) {
+    // Which one the user meant is a guess, and frameworks guess differently (first,
+    // last, an array): refusing is the only answer that is the same everywhere.
+    throw problem(400, 'body.repeated_field', `The form has the "${field}" field more than once; send it once.`);
+  }
+  // fromEntries defines own properties, so a "__proto__" field stays a plain field.
+  const rest: Record<string, unknown> = Object.fromEntries(groupValues(decoded.others));
+  return { password: decoded.values[0], rest };
+}
+
+/** Other form fields as `req.body` holds them: a string, or every value of a repeated one. */
+function groupValues(pairs: readonly [string, string][]): [string, string | string[]][] {
+  const grouped = new Map<string, string[]>();
+  for (const [name, value] of pairs) {
+    const values = grouped.get(name);
+    if (values === undefined) grouped.set(name, [value]);
+    else values.push(value);
+  }
+  return [...grouped].map(([name, values]) => [name, values.length === 1 ? (values[0] ?? '') : values]);
+}
+
 function hasLoneSurrogate(value: unknown): boolean {
   const pending: unknown[] = [value];
   while (pending.length > 0) {
@@ -404,25 +503,61 @@ function resolveConfig(options: PasswordBodyOptions): BodyConfig {
     throw optionError(FACTORY, 'field', 'must be a non-empty string, such as "password".');
   }
   const limit = integerOption(FACTORY, 'limit', options.limit, 1, MAX_LIMIT) ?? 1020;
-  const option: unknown = options.accept ?? ['json', 'text'];
-  if (!Array.isArray(option) || option.length === 0 || !option.every((type) => type === 'json' || type === 'text')) {
-    throw optionError(FACTORY, 'accept', 'must be a non-empty array of "json" and "text".');
+  const locations = resolveLocations(options);
+  const readsQuery = locations.has('query');
+  if (options.query !== undefined && !readsQuery) {
+    throw optionError(FACTORY, 'query', 'is set but "from" does not list "query": add it to "from", or remove "query".');
   }
-  const accept = new Set(option as readonly PasswordBodyType[]);
+  const accept = new Set([...locations].filter((location): location is PasswordBodyType => location !== 'query'));
+  const methods = resolveMethods(options.methods, readsQuery);
+  const query = readsQuery ? resolveQuery(FACTORY, options.query, field) : undefined;
   return {
     field,
     limit,
     accept,
     acceptedNames: [...accept].map((type) => MEDIA_TYPE_NAMES[type]).join(' or '),
-    methods: resolveMethods(options.methods),
+    query,
+    methods,
     readTimeout: integerOption(FACTORY, 'readTimeout', options.readTimeout, 1, 600_000) ?? 10_000,
     drainBytes: integerOption(FACTORY, 'drainBytes', options.drainBytes, 0, 16 * 1024 * 1024) ?? 65_536,
     drainMs: integerOption(FACTORY, 'drainMs', options.drainMs, 0, 60_000) ?? 2000,
   };
 }
 
-function resolveMethods(option: readonly string[] | undefined): ReadonlySet<string> {
-  const methods = option ?? ['POST', 'PUT', 'PATCH'];
+function resolveLocations(options: PasswordBodyOptions): ReadonlySet<PasswordLocation> {
+  if (options.from !== undefined && options.accept !== undefined) {
+    throw optionError(FACTORY, 'accept', 'is the older name of "from": set one of them, not both.');
+  }
+  const name = options.accept === undefined ? 'from' : 'accept';
+  const allowed = name === 'from' ? LOCATIONS : LOCATIONS.filter((location) => location !== 'query');
+  const option: unknown = options.from ?? options.accept ?? ['json', 'text'];
+  const list: unknown[] = typeof option === 'string' && name === 'from' ? [option] : Array.isArray(option) ? option : [];
+  if (list.length === 0 || !list.every((location) => (allowed as readonly unknown[]).includes(location))) {
+    throw optionError(
+      FACTORY,
+      name,
+      `must be ${name === 'from' ? 'one of, or a non-empty array of,' : 'a non-empty array of'} ${allowed.map((l) => `"${l}"`).join(', ')}; got ${describeOption(option)}.`,
+    );
+  }
+  return new Set(list as PasswordLocation[]);
+}
+
+function describeOption(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(describeOption).join(', ')}]`;
+  return typeof value === 'string' ? JSON.stringify(value) : typeof value;
+}
+
+/** What the `missing` rule says: where the password should have been. */
+function missingText(config: BodyConfig): string {
+  const places: string[] = [];
+  if (config.accept.has('json') || config.accept.has('form')) places.push(`the body is empty or has no "${config.field}" field`);
+  else if (config.accept.has('text')) places.push('the body is empty');
+  if (config.query !== undefined) places.push(`the query has no "${config.query.parameter}" parameter`);
+  return `No password was sent: ${places.join(', and ')}.`;
+}
+
+function resolveMethods(option: readonly string[] | undefined, readsQuery: boolean): ReadonlySet<string> {
+  const methods = option ?? (readsQuery ? ['GET', 'POST', 'PUT', 'PATCH'] : ['POST', 'PUT', 'PATCH']);
   if (!Array.isArray(methods) || methods.length === 0) {
     throw optionError(FACTORY, 'methods', 'must be a non-empty array of method names, such as ["POST"].');
   }
@@ -433,5 +568,7 @@ function resolveMethods(option: readonly string[] | undefined): ReadonlySet<stri
       throw optionError(FACTORY, 'methods', `has ${JSON.stringify(method)}, which is not an upper-case method name.`);
     }
   }
-  return new Set(methods);
+  const set = new Set(methods);
+  if (set.has('GET')) set.add('HEAD');
+  return set;
 }

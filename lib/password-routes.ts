@@ -11,6 +11,7 @@ import { requireOwnership } from './ownership';
 import type { RequireOwnershipOptions } from './ownership';
 import { passwordBody } from './password-body';
 import type { PasswordBodyOptions } from './password-body';
+import { emitQueryWarning } from './password-query';
 import type { PasswordContextWords } from './password-validator';
 import { recordVerified, verifyPassword } from './password-verifier';
 import { problemHandler } from './problem-handler';
@@ -81,14 +82,16 @@ export interface PasswordRoutesOptions<P extends Principal = UserPrincipal, R = 
   readonly ownership: RequireOwnershipOptions<P, R>;
   /**
    * How a new password is read and which content rules it must pass:
-   * {@link passwordBody}'s options.
+   * {@link passwordBody}'s options. The verify route reads its candidate from the same
+   * `from`, `field`, `query`, `limit` and `normalization`, without the content rules.
    * @default {} plus `context` = the record id and the caller's id, unless you set one
    */
   readonly body?: PasswordBodyOptions;
   /** bcrypt cost, pepper and limiter, shared by setting and verifying. @default {} */
   readonly hashing?: PasswordRoutesHashing;
   /**
-   * Mount `POST <path>/verify`, answering `{ "match": true | false }`.
+   * Mount `POST <path>/verify`, answering `{ "match": true | false }`. It reads the
+   * candidate from `body.from` (or `body.accept`) when set, else from a JSON body only.
    * @default true
    */
   readonly verify?: boolean;
@@ -143,9 +146,11 @@ const DEFAULT_LIMIT = 1020;
  * and validator, hashing storer or verifier, and the problem handler.
  *
  * - `GET <path>` → 200 {@link PasswordState}.
- * - `POST <path>` with `{"password": …}` or a `text/plain` body → 204; 409 if one is set.
+ * - `POST <path>` with `{"password": …}` or a `text/plain` body (or where `body.from`
+ *   says) → 204; 409 if one is set.
  * - `DELETE <path>` → 204 (unless `remove: false`).
- * - `POST <path>/verify` with `{"password": …}` → 200 `{ "match": boolean }` (unless `verify: false`).
+ * - `POST <path>/verify` with `{"password": …}` (or where `body.from` says) → 200
+ *   `{ "match": boolean }` (unless `verify: false`).
  * - any other method → 405 with `Allow`.
  *
  * Every piece stays exported on its own for routes that need another order. Returns `router`.
@@ -193,7 +198,8 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
     }
     return id;
   };
-  const bodyOptions = options.body ?? {};
+  const routes = options.verify === false ? path : `${path} and ${path.replace(/\/+$/, '')}/verify`;
+  const bodyOptions = withOneQueryWarning(options.body ?? {}, routes);
   const setBody = passwordBody({
     ...bodyOptions,
     context:
@@ -235,7 +241,8 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
     const verifyBody = passwordBody({
       field: bodyOptions.field,
       limit: bodyOptions.limit,
-      accept: ['json'],
+      from: bodyOptions.from ?? bodyOptions.accept ?? ['json'],
+      query: bodyOptions.query,
       normalization: bodyOptions.normalization,
       readTimeout: bodyOptions.readTimeout,
       drainBytes: bodyOptions.drainBytes,
@@ -264,4 +271,25 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
     if (errors.length > 0) verify.all(...errors);
   }
   return router;
+}
+
+/**
+ * `body` with its query warning written once for both routes, naming the path: the set
+ * and verify routes each build a passwordBody() that reads the query.
+ */
+function withOneQueryWarning(body: PasswordBodyOptions, routes: string): PasswordBodyOptions {
+  const from: unknown = body.from;
+  const readsQuery = from === 'query' || (Array.isArray(from) && from.includes('query'));
+  const query: unknown = body.query ?? {};
+  if (!readsQuery || typeof query !== 'object' || query === null) return body;
+  const warn: unknown = (query as { warn?: unknown }).warn ?? emitQueryWarning;
+  // Left as it is, so passwordBody() names the bad option.
+  if (typeof warn !== 'function') return body;
+  let warned = false;
+  const once = (message: string): void => {
+    if (warned) return;
+    warned = true;
+    (warn as (message: string) => void)(`${message} Routes: ${routes}.`);
+  };
+  return { ...body, query: { ...query, warn: once } };
 }

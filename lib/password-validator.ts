@@ -244,7 +244,8 @@ function normalizer(form: PasswordNormalization): (text: string) => string {
 /**
  * Compiles the content rules into one express-validator chain, checking the options
  * (a bad one throws a `TypeError`). `field` names the password in error entries; `limit`
- * is the body limit the length options must fit in.
+ * is the body limit the length options must fit in; `missing` is the message when no
+ * password was sent, which says where it was looked for.
  *
  * @example
  * const rules = compilePasswordRules('passwordBody', { minLength: 12 }, 'password', 1020);
@@ -255,6 +256,7 @@ export function compilePasswordRules(
   options: PasswordRulesOptions,
   field: string,
   limit: number,
+  missing = `No password was sent: the body is empty or has no "${field}" field.`,
 ): PasswordRules {
   const form = options.normalization ?? 'NFC';
   if (!NORMALIZATIONS.includes(form)) {
@@ -282,7 +284,7 @@ export function compilePasswordRules(
 
   let chain: ValidationChain = body(KEY)
     .exists()
-    .withMessage(fault('missing', `No password was sent: the body is empty or has no "${field}" field.`))
+    .withMessage(fault('missing', missing))
     .bail()
     .isString()
     .withMessage(fault('not_string', `The "${field}" field must be a string.`))

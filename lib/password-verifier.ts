@@ -186,6 +186,9 @@ export interface PasswordVerifierOptions extends VerifyPasswordOptions {
   /**
    * Finds the password to check. A custom reader that returns nothing gets 400
    * `password.missing`; it must normalise as the validator did when the password was set.
+   * Prefer the default behind `passwordBody({ from })`, which reads a JSON or form field,
+   * a text body or a legacy query parameter with the strict decoding and limits a
+   * hand-written reader would lack.
    * @default (req) => validatedPassword(req); nothing there → 500, as passwordBody() is not mounted
    */
   readonly candidate?: CandidateReader;

@@ -1,7 +1,7 @@
 import request from 'supertest';
 import type { Express, Request } from 'express';
 import { MemoryStore, passwordRoutes, requestUser } from '../lib';
-import type { PasswordRoutesOptions, UserPrincipal } from '../lib';
+import type { PasswordLocation, PasswordRoutesOptions, UserPrincipal } from '../lib';
 import { expressVersions, PROBLEM_JSON } from './helpers/express';
 import type { ExpressFactory } from './helpers/express';
 
@@ -35,6 +35,21 @@ function appWith(express: ExpressFactory, store: MemoryStore, extra: Options = {
     ...extra,
   });
   return app;
+}
+
+/** `password` where `location` puts it, as a client would send it. */
+function sendFrom(app: Express, location: PasswordLocation, path: string, password: string): request.Test {
+  const post = request(app).post(location === 'query' ? `${path}?password=${encodeURIComponent(password)}` : path).set('X-User', 'alice');
+  switch (location) {
+    case 'json':
+      return post.send({ password });
+    case 'form':
+      return post.type('form').send(`password=${encodeURIComponent(password)}`);
+    case 'text':
+      return post.type('text').send(password);
+    case 'query':
+      return post;
+  }
 }
 
 describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
@@ -144,6 +159,54 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
     expect(res.headers['content-security-policy']).toBeUndefined();
   });
 
+  describe.each<PasswordLocation>(['json', 'form', 'text', 'query'])('with body.from %s', (location) => {
+    test('set and verify read the password there; none there is a 422 that stores nothing', async () => {
+      const warnings: string[] = [];
+      const app = appWith(express, store, {
+        body: { from: location, ...(location === 'query' ? { query: { warn: (m: string) => warnings.push(m) } } : {}) },
+      });
+      const empty = {
+        json: () => request(app).post('/servers/s1/password').set('X-User', 'alice').send({ username: 'alice' }),
+        form: () => request(app).post('/servers/s1/password').set('X-User', 'alice').type('form').send('username=alice'),
+        text: () => request(app).post('/servers/s1/password').set('X-User', 'alice').type('text').send(''),
+        query: () => request(app).post('/servers/s1/password?username=alice').set('X-User', 'alice'),
+      }[location];
+      const missing = await empty();
+      expect(missing.status).toBe(422);
+      expect(missing.body.errors).toEqual([expect.objectContaining({ code: 'missing' })]);
+      expect(await store.get('s1')).toBeUndefined();
+
+      const set = await sendFrom(app, location, '/servers/s1/password', PASSWORD);
+      expect(set.status).toBe(204);
+      expect(set.headers['deprecation']).toBe(location === 'query' ? '@0' : undefined);
+      const right = await sendFrom(app, location, '/servers/s1/password/verify', PASSWORD);
+      expect(right.body).toEqual({ match: true });
+      expect(right.headers['deprecation']).toBe(location === 'query' ? '@0' : undefined);
+      const wrong = await sendFrom(app, location, '/servers/s1/password/verify', 'x');
+      expect(wrong.body).toEqual({ match: false });
+      expect(warnings).toHaveLength(location === 'query' ? 1 : 0);
+    });
+  });
+
+  test('a route reading the query warns once, for both of its routes', async () => {
+    const warnings: string[] = [];
+    appWith(express, store, { body: { from: ['json', 'query'], query: { warn: (m: string) => warnings.push(m) } } });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/"password" query parameter\..* Routes: \/servers\/:id\/password and \/servers\/:id\/password\/verify\.$/);
+    const alone: string[] = [];
+    appWith(express, store, { verify: false, body: { from: 'query', query: { warn: (m: string) => alone.push(m) } } });
+    expect(alone).toEqual([expect.stringMatching(/ Routes: \/servers\/:id\/password\.$/)]);
+  });
+
+  test('without body.from the verify route reads a JSON body only, as before', async () => {
+    const app = appWith(express, store);
+    await request(app).post('/servers/s1/password').set('X-User', 'alice').type('text').send(PASSWORD).expect(204);
+    const text = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').type('text').send(PASSWORD);
+    expect(text.status).toBe(415);
+    const form = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').type('form').send({ password: PASSWORD });
+    expect(form.status).toBe(415);
+  });
+
   test('a custom path and id reader', async () => {
     const app = express();
     passwordRoutes(app, {
@@ -178,6 +241,9 @@ describe('passwordRoutes options', () => {
     ['a non-boolean remove', { remove: 1 }, /"remove" must be true or false/],
     ['beforeVerify not an array', { beforeVerify: () => undefined }, /"beforeVerify" must be an array/],
     ['a bad body option', { body: { minLength: -1 } }, /minLength/],
+    ['a bad body.from', { body: { from: 'cookie' } }, /option "from"/],
+    ['a bad body.query.warn', { body: { from: 'query', query: { warn: 'yes' } } }, /option "query\.warn" must be a function/],
+    ['body.query without "query" in from', { body: { query: {} } }, /option "query" is set but "from" does not list "query"/],
     ['a bad encoder option', { encoder: { noStore: 'no' } }, /noStore/],
     ['a bad errors option', { errors: { log: 'yes' } }, /log/],
   ])('throws on %s', (_case, extra, message) => {
