@@ -69,6 +69,12 @@ export interface PasswordStore {
   replace(id: string, expectedHash: string, record: PasswordRecord): MaybePromise<boolean>;
   /** Removes the record of `id`; `true` if there was one. */
   delete(id: string): MaybePromise<boolean>;
+  /**
+   * Every id that has a record, each once, in any order. Optional: only
+   * {@link migratePasswords} (and the `migrate` command) needs it, to visit every record.
+   * Records set or deleted while it runs may or may not be listed.
+   */
+  ids?(): Iterable<string> | AsyncIterable<string>;
 }
 
 const STORE_METHODS = ['setIfAbsent', 'get', 'replace', 'delete'] as const;
