@@ -81,8 +81,9 @@ export interface MigratePasswordsOptions {
   /**
    * Passwords kept outside the store, in clear, to move into it (for instance
    * {@link MetadataChunks}, the reviewed API's layout). Each is hashed, set in the store,
-   * then erased from the source.
-   * @default undefined: the store's own records are migrated
+   * then erased from the source; the store's own records are migrated too when it has
+   * `ids()`.
+   * @default undefined: only the store's own records are migrated
    */
   readonly source?: LegacyPasswordSource;
   /** bcrypt cost of the new hashes, 10 to 31: use the storer's. @default 12 */
@@ -172,19 +173,33 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
     dryRun: options.dryRun ?? false,
   };
 
-  const ids: string[] = [];
-  for await (const id of source === undefined ? (store.ids?.() ?? []) : source.ids()) ids.push(String(id));
+  // The source's ids first, then the store's other records, so that one run leaves
+  // nothing legacy in either; an id in both is the source's (its move checks the store).
+  const work: Array<{ readonly id: string; readonly fromSource: boolean }> = [];
+  const fromSource = new Set<string>();
+  if (source !== undefined) {
+    for await (const id of source.ids()) {
+      if (fromSource.has(String(id))) continue;
+      fromSource.add(String(id));
+      work.push({ id: String(id), fromSource: true });
+    }
+  }
+  if (typeof store.ids === 'function') {
+    for await (const id of store.ids()) {
+      if (!fromSource.has(String(id))) work.push({ id: String(id), fromSource: false });
+    }
+  }
   const counts = { upgraded: 0, current: 0, failed: 0 };
   const failures: MigrationFailure[] = [];
   let plainReplaced = false;
   let done = 0;
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < ids.length) {
-      const id = ids[next++] as string;
+    while (next < work.length) {
+      const { id, fromSource: moving } = work[next++] as (typeof work)[number];
       let outcome: Outcome;
       try {
-        outcome = source === undefined ? await migrateRecord(config, id) : await moveFromSource(config, source, id);
+        outcome = moving && source !== undefined ? await moveFromSource(config, source, id) : await migrateRecord(config, id);
       } catch (error) {
         // A store error ends the run: every later record would most likely fail the same way.
         throw new Error(`migratePasswords: the store failed on record "${id}": ${(error as Error).message}`, { cause: error });
@@ -197,10 +212,10 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
         options.onFailure?.(failure);
       }
       done++;
-      options.onProgress?.({ done, total: ids.length, ...counts });
+      options.onProgress?.({ done, total: work.length, ...counts });
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(ids.length, 1)) }, worker));
+  await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(work.length, 1)) }, worker));
 
   let scrubbed: boolean | undefined;
   if (plainReplaced && !config.dryRun) {
@@ -209,7 +224,7 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
     if (source instanceof MetadataChunks) databases.add(source.database);
     if (databases.size > 0) scrubbed = [...databases].map(scrubSqlite).every(Boolean);
   }
-  return { seen: ids.length, ...counts, failures, dryRun: config.dryRun, scrubbed };
+  return { seen: work.length, ...counts, failures, dryRun: config.dryRun, scrubbed };
 }
 
 async function migrateRecord(config: MigrationConfig, id: string): Promise<Outcome> {
