@@ -170,6 +170,9 @@ async function openStore(values: Values): Promise<Opened> {
   if (text('table') !== undefined && chosen[0] !== 'sqlite') throw new UsageError('--table goes with --sqlite.');
   if (text('prefix') !== undefined && chosen[0] !== 'redis') throw new UsageError('--prefix goes with --redis.');
   const metadataTable = text('metadata-table');
+  if (metadataTable !== undefined && text('metadata-db') === undefined && chosen[0] !== 'sqlite') {
+    throw new UsageError('--metadata-table needs --metadata-db <file> unless the store is --sqlite.');
+  }
   if (metadataTable === undefined) {
     for (const flag of ['metadata-db', 'metadata-id-column', 'metadata-key-column', 'metadata-value-column']) {
       if (text(flag) !== undefined) throw new UsageError(`--${flag} goes with --metadata-table.`);
@@ -212,8 +215,7 @@ async function openStore(values: Values): Promise<Opened> {
       const metadataDb = text('metadata-db');
       let db: BetterSqlite3.Database;
       if (metadataDb === undefined || (sqlite !== undefined && resolve(metadataDb) === resolve(sqlite))) {
-        if (storeDb === undefined) throw new UsageError('--metadata-table needs --metadata-db <file> unless the store is --sqlite.');
-        db = storeDb;
+        db = storeDb as BetterSqlite3.Database;
       } else {
         if (!existsSync(metadataDb)) throw new UsageError(`--metadata-db ${metadataDb}: no such file.`);
         // eslint-disable-next-line @typescript-eslint/no-require-imports
