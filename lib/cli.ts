@@ -325,33 +325,29 @@ interface ProgressReporter {
  * most about twenty of them however many records there are.
  */
 function progressReporter(stream: NodeJS.WriteStream = process.stderr): ProgressReporter {
-  let last: MigrationProgress | undefined;
-  let shownOnBar = false;
   if (stream.isTTY === true) {
-    const draw = (progress: MigrationProgress): void => {
-      const width = 30;
-      const filled = progress.total === 0 ? width : Math.round((progress.done / progress.total) * width);
-      const percent = progress.total === 0 ? 100 : Math.floor((progress.done / progress.total) * 100);
-      stream.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${progress.done}/${progress.total} ${percent}%  failed ${progress.failed}\x1b[K`);
-      shownOnBar = true;
-    };
+    let drawn = false;
     return {
       update: (progress) => {
-        last = progress;
-        draw(progress);
+        const width = 30;
+        const share = progress.total === 0 ? 1 : progress.done / progress.total;
+        const filled = Math.round(share * width);
+        stream.write(
+          `\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${progress.done}/${progress.total} ${Math.floor(share * 100)}%  failed ${progress.failed}\x1b[K`,
+        );
+        drawn = true;
       },
       interrupt: () => {
-        if (shownOnBar) stream.write('\r\x1b[K');
-        shownOnBar = false;
+        if (drawn) stream.write('\r\x1b[K');
+        drawn = false;
       },
       end: () => {
-        if (shownOnBar) stream.write('\n');
+        if (drawn) stream.write('\n');
       },
     };
   }
   return {
     update: (progress) => {
-      last = progress;
       const step = Math.max(1, Math.ceil(progress.total / 20));
       if (progress.done % step === 0 || progress.done === progress.total) {
         stream.write(
@@ -360,7 +356,7 @@ function progressReporter(stream: NodeJS.WriteStream = process.stderr): Progress
       }
     },
     interrupt: () => undefined,
-    end: () => void last,
+    end: () => undefined,
   };
 }
 
