@@ -372,7 +372,9 @@ function printSummary(summary: MigrationSummary): void {
   for (const [label, count] of rows) console.log(`  ${label.padEnd(16)} ${String(count).padStart(6)}`);
   if (summary.scrubbed === true) console.log('Plain text replaced: the SQLite file was compacted (VACUUM) and its WAL truncated.');
   if (summary.scrubbed === false) {
-    console.log('Plain text replaced, but another connection kept the WAL busy: run the migration again once the app is stopped to truncate it.');
+    console.log(
+      'Plain text replaced, but the SQLite file could not be compacted (another connection was busy): old copies may remain in its free pages or -wal file until it is; run VACUUM once the app is stopped.',
+    );
   }
   if (!summary.dryRun && summary.seen > 0 && summary.upgraded === 0 && summary.failed === 0) {
     console.log('Everything is current: nothing to do.');

@@ -224,6 +224,21 @@ describe('MetadataChunks: the reviewed API layout', () => {
     }
   });
 
+  test('a reader holding the WAL open keeps the file from being scrubbed, and the summary says so', async () => {
+    store.setIfAbsent('srv-1', record('copper kettle summer', 'plain'));
+    const reader = new Database(join(dir, 'nova.db'));
+    try {
+      reader.exec('BEGIN');
+      reader.prepare('SELECT count(*) FROM password_records').get();
+      const summary = await migratePasswords({ store, cost: 10 });
+      expect(summary).toMatchObject({ upgraded: 1, failed: 0, scrubbed: false });
+      reader.exec('COMMIT');
+    } finally {
+      reader.close();
+    }
+    expect(store.get('srv-1')?.scheme).toBe('bcrypt');
+  });
+
   test('bad options throw a TypeError naming the option', () => {
     expect(() => new MetadataChunks({ database: db, table: 'x; DROP TABLE y' })).toThrow(/option "table"/);
     expect(() => new MetadataChunks({ database: db, table: 't', valueColumn: '1v' })).toThrow(/option "valueColumn"/);
