@@ -87,7 +87,11 @@ export const LEGACY_DEMO_RECORDS: readonly LegacyDemoRecord[] = [
 /** The table the demo keeps the reviewed API's metadata in: `migrate --metadata-table` reads it. */
 export const LEGACY_METADATA_TABLE = 'instance_system_metadata';
 
-function seedLegacy(store: SqliteStore, insertServer: { run(...params: unknown[]): unknown }): void {
+/**
+ * Seeds {@link LEGACY_DEMO_RECORDS}, set-once: records into `store`, the metadata chunks
+ * into a table of its file, and each record's server through `addServer`.
+ */
+export function seedLegacyDataset(store: SqliteStore, addServer: (server: DemoServer) => void): void {
   const db = store.database;
   db.exec(
     `CREATE TABLE IF NOT EXISTS ${LEGACY_METADATA_TABLE} (instance_uuid TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (instance_uuid, key)) STRICT`,
@@ -96,7 +100,7 @@ function seedLegacy(store: SqliteStore, insertServer: { run(...params: unknown[]
   const insertChunk = db.prepare(`INSERT INTO ${LEGACY_METADATA_TABLE} (instance_uuid, key, value) VALUES (?, ?, ?)`);
   const setAt = '2019-05-14T09:30:00.000Z';
   for (const record of LEGACY_DEMO_RECORDS) {
-    insertServer.run(record.server, record.owner);
+    addServer({ id: record.server, owner: record.owner });
     if (record.scheme === 'metadata') {
       // Seeded once: after a migration blanked them, the chunks stay blank across restarts.
       if (hasChunks.get(record.server) !== undefined) continue;
@@ -136,7 +140,7 @@ export function createDemoApp(options: DemoOptions): Demo {
   const selectServer = db.prepare('SELECT id, owner FROM servers WHERE id = ?');
   insertServer.run('srv-alice', 'alice');
   insertServer.run('srv-bob', 'bob');
-  if (options.seedLegacy === true) seedLegacy(store, insertServer);
+  if (options.seedLegacy === true) seedLegacyDataset(store, (server) => insertServer.run(server.id, server.owner));
   const findServer = (id: unknown): DemoServer | undefined =>
     typeof id === 'string' ? (selectServer.get(id) as DemoServer | undefined) : undefined;
 
