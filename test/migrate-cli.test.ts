@@ -221,6 +221,30 @@ describe('npx express-password-guard migrate', () => {
     expect(summary(again.stdout)).toEqual({ seen: 5, upgraded: 0, current: 5, failed: 0 });
   });
 
+  test('--metadata-db: the reviewed API\'s table in another file, its own columns; no plain text left in either file', async () => {
+    const legacyFile = join(dir, 'legacy.db');
+    const storeFile = join(dir, 'store.db');
+    new SqliteStore({ filename: storeFile }).close();
+    const db = new Database(legacyFile);
+    db.exec('CREATE TABLE meta (vm TEXT, k TEXT, v TEXT)');
+    const password = 'short-legacy-marker-password';
+    for (const [i, chunk] of ['short-legacy-', 'marker-password', '', ''].entries()) {
+      db.prepare('INSERT INTO meta (vm, k, v) VALUES (?, ?, ?)').run('vm-1', `password_${i}`, chunk);
+    }
+    db.close();
+    expect(fileBytes(legacyFile).includes(Buffer.from('marker-password'))).toBe(true);
+
+    const result = await run([
+      'migrate', '--sqlite', storeFile, '--cost', '10',
+      '--metadata-table', 'meta', '--metadata-db', legacyFile,
+      '--metadata-id-column', 'vm', '--metadata-key-column', 'k', '--metadata-value-column', 'v',
+    ]);
+    expect(result.status).toBe(0);
+    expect(summary(result.stdout)).toEqual({ seen: 1, upgraded: 1, current: 0, failed: 0 });
+    for (const file of [legacyFile, storeFile]) expect(fileBytes(file).includes(Buffer.from('marker-password'))).toBe(false);
+    await expectAllVerify(storeFile, [{ id: 'vm-1', password }]);
+  });
+
   test('--module loads a store of the user\'s making and --schemes their legacy schemes', async () => {
     const file = join(dir, 'custom.db');
     const store = new SqliteStore({ filename: file, table: 'custom_passwords' });
@@ -239,6 +263,18 @@ describe('npx express-password-guard migrate', () => {
     expect(withSchemes.status).toBe(0);
     expect(summary(withSchemes.stdout)).toEqual({ seen: 2, upgraded: 1, current: 1, failed: 0 });
     expect(rows(file, 'custom_passwords').map((r) => r.scheme)).toEqual(['bcrypt+sha512-hex', 'bcrypt+md5']);
+  });
+
+  test('--redis without ioredis installed says how to install it', async () => {
+    const child = spawn(process.execPath, ['--require', './test/fixtures/without-ioredis.cjs', ...NODE_ARGS, 'migrate', '--redis', 'redis://127.0.0.1:1'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+    const status = await new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    expect(status).toBe(1);
+    expect(stderr).toContain('--redis needs the ioredis package, which is not installed: run "npm install ioredis" in your project.');
   });
 
   test('usage errors exit 2 with a clear message; --help exits 0', async () => {
