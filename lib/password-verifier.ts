@@ -104,12 +104,13 @@ function resolveVerify(factory: string, options: VerifyPasswordOptions): VerifyC
  * so timing does not tell them apart. A candidate a plain-bcrypt record cannot have been
  * made from (over 72 bytes) never matches, so two passwords sharing their first 72
  * bytes never verify as each other. Legacy records (plain text, MD5, SHA-1, SHA-256 or a
- * `legacy` scheme, wrapped by {@link migratePasswords} or not) are checked too, in constant
- * time and with one bcrypt compare all the same, and a match replaces them by a bcrypt
- * hash of the password (compare-and-set, keeping `setAt`). Rejects with a 503 `password.busy` problem when the
- * limiter is full, and a 500 `password.misconfigured` one when a record needs a pepper
- * that was not given or has a scheme this version does not know. The candidate must be
- * normalised as the stored password was (`validatedPassword(req)` is).
+ * `legacy` scheme, wrapped by {@link migratePasswords} or not) are checked too, in
+ * constant time and with one bcrypt compare all the same, and a match replaces them by a
+ * bcrypt hash of the password (compare-and-set, keeping `setAt`). Rejects with a 503
+ * `password.busy` problem when the limiter is full, and a 500 `password.misconfigured`
+ * one when a record needs a pepper that was not given or has a scheme this version does
+ * not know. The candidate must be normalised as the stored password was
+ * (`validatedPassword(req)` is).
  *
  * @example
  * const { match } = await verifyPassword(store, req.params.id, candidate, { cost: 12 });
