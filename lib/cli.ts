@@ -12,7 +12,7 @@ import type { LegacyPasswordSource } from './stores/metadata-chunks';
 import { RedisStore } from './stores/redis-store';
 import type { RedisStoreClient } from './stores/redis-store';
 import { SqliteStore } from './stores/sqlite-store';
-import type { PasswordStore } from './stores/store';
+import type { PasswordRecord, PasswordStore } from './stores/store';
 
 const USAGE = `Usage: express-password-guard migrate [options]
 
@@ -191,13 +191,29 @@ async function openStore(values: Values): Promise<Opened> {
     const redis = text('redis');
     const moduleFile = text('module');
     if (sqlite !== undefined) {
-      // An existing file only: a typo must not migrate a new, empty database and say "done".
+      // An existing file and table only: a typo must not migrate a new, empty one and say "done".
       if (!existsSync(sqlite)) throw new UsageError(`--sqlite ${sqlite}: no such file.`);
-      const sqliteStore = new SqliteStore({ filename: sqlite, ...(text('table') === undefined ? {} : { table: text('table') }) });
-      closers.push(() => sqliteStore.close());
-      store = sqliteStore;
-      storeDb = sqliteStore.database as BetterSqlite3.Database;
-      label = `SQLite store ${sqlite} (table ${sqliteStore.table})`;
+      const table = text('table') ?? 'password_records';
+      if (!IDENTIFIER.test(table)) throw new UsageError(`--table ${table}: not an SQL identifier (letters, digits and _).`);
+      const probe = openSqlite(sqlite, true);
+      const exists = probe.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+      if (!exists && metadataTable === undefined) {
+        probe.close();
+        throw new UsageError(`--sqlite ${sqlite} has no table "${table}"${text('table') === undefined ? ' (give its name with --table)' : ''}.`);
+      }
+      if (values['dry-run'] === true) {
+        // Read-only: opening a SqliteStore would switch the file to WAL and create a missing table.
+        closers.push(() => probe.close());
+        store = readOnlyStore(probe, exists ? table : undefined);
+        storeDb = probe;
+      } else {
+        probe.close();
+        const sqliteStore = new SqliteStore({ filename: sqlite, table });
+        closers.push(() => sqliteStore.close());
+        store = sqliteStore;
+        storeDb = sqliteStore.database as BetterSqlite3.Database;
+      }
+      label = `SQLite store ${sqlite} (table ${table})`;
     } else if (redis !== undefined) {
       const client = await connectRedis(redis);
       closers.push(() => client.quit());
@@ -218,12 +234,12 @@ async function openStore(values: Values): Promise<Opened> {
         db = storeDb as BetterSqlite3.Database;
       } else {
         if (!existsSync(metadataDb)) throw new UsageError(`--metadata-db ${metadataDb}: no such file.`);
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const Database = require('better-sqlite3') as typeof BetterSqlite3;
-        db = new Database(metadataDb, { timeout: 5000 });
-        closers.push(() => db.close());
+        const dryRun = values['dry-run'] === true;
+        const opened = openSqlite(metadataDb, dryRun);
+        db = opened;
+        closers.push(() => opened.close());
         // Erased chunks are zeroed in their pages, not left readable in free space.
-        db.pragma('secure_delete = ON');
+        if (!dryRun) db.pragma('secure_delete = ON');
       }
       source = new MetadataChunks({
         database: db,
@@ -239,6 +255,33 @@ async function openStore(values: Values): Promise<Opened> {
     await close();
     throw error;
   }
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+function openSqlite(file: string, readonly: boolean): BetterSqlite3.Database {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Database = require('better-sqlite3') as typeof BetterSqlite3;
+  return new Database(file, { readonly, fileMustExist: true, timeout: 5000 });
+}
+
+/**
+ * The records of a SqliteStore table through a read-only connection, for a dry run: a
+ * write would be a bug, and fails loudly. No table: an empty store.
+ */
+function readOnlyStore(db: BetterSqlite3.Database, table: string | undefined): PasswordStore {
+  const select = table === undefined ? undefined : db.prepare(`SELECT hash, scheme, set_at AS setAt FROM "${table}" WHERE id = ?`);
+  const list = table === undefined ? undefined : db.prepare(`SELECT id FROM "${table}" ORDER BY id`).pluck();
+  const refuse = (): never => {
+    throw new Error('a dry run tried to write; nothing was written.');
+  };
+  return {
+    get: (id) => (select?.get(id) as PasswordRecord | undefined) ?? undefined,
+    ids: () => (list?.all() ?? []) as string[],
+    setIfAbsent: refuse,
+    replace: (_id, _expectedHash, _record) => refuse(),
+    delete: refuse,
+  };
 }
 
 function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {

@@ -181,6 +181,29 @@ describe('npx express-password-guard migrate', () => {
     expect(rows(file).map((r) => r.scheme)).toEqual(['plain', 'md5', 'sha1', 'plain', 'md5', 'sha1']);
   });
 
+  test('--dry-run leaves a rollback-journal file byte for byte (no switch to WAL), with or without the store table', async () => {
+    const file = join(dir, 'app.db');
+    const db = new Database(file);
+    db.pragma('journal_mode = DELETE');
+    db.exec('CREATE TABLE password_records (id TEXT PRIMARY KEY NOT NULL, hash TEXT NOT NULL, scheme TEXT NOT NULL, set_at TEXT NOT NULL) STRICT, WITHOUT ROWID');
+    db.prepare('INSERT INTO password_records VALUES (?, ?, ?, ?)').run('u-1', hex('md5', 'tangerine lantern 42'), 'md5', SET_AT);
+    db.exec('CREATE TABLE meta (instance_uuid TEXT, key TEXT, value TEXT)');
+    db.prepare('INSERT INTO meta VALUES (?, ?, ?)').run('inst-1', 'password_0', 'chunked in clear');
+    db.close();
+    const before = fileBytes(file);
+
+    const dry = await run(['migrate', '--sqlite', file, '--metadata-table', 'meta', '--cost', '10', '--dry-run']);
+    expect(dry.status).toBe(0);
+    expect(summary(dry.stdout)).toEqual({ seen: 2, upgraded: 2, current: 0, failed: 0 });
+    expect(fileBytes(file).equals(before)).toBe(true);
+    expect(existsSync(`${file}-wal`)).toBe(false);
+
+    const noTable = await run(['migrate', '--sqlite', file, '--table', 'other_records', '--metadata-table', 'meta', '--cost', '10', '--dry-run']);
+    expect(noTable.status).toBe(0);
+    expect(summary(noTable.stdout)).toEqual({ seen: 1, upgraded: 1, current: 0, failed: 0 });
+    expect(fileBytes(file).equals(before)).toBe(true);
+  });
+
   test('moves the reviewed API layout (password_0 … password_3) into the store: no plain text left, all verifies', async () => {
     const file = join(dir, 'nova.db');
     const db = new Database(file);
@@ -286,6 +309,8 @@ describe('npx express-password-guard migrate', () => {
       [['migrate'], /give a store: --sqlite <file>, --redis <url> or --module <file>/],
       [['migrate', '--sqlite', file, '--redis', 'redis://127.0.0.1:1'], /give one store, not --sqlite and --redis/],
       [['migrate', '--sqlite', join(dir, 'typo.db')], /--sqlite .*typo\.db: no such file/],
+      [['migrate', '--sqlite', file, '--table', 'pasword_records'], /has no table "pasword_records"\./],
+      [['migrate', '--sqlite', file, '--table', 'x; DROP TABLE y'], /--table x; DROP TABLE y: not an SQL identifier/],
       [['migrate', '--sqlite', file, '--cost', 'high'], /--cost must be a whole number/],
       [['migrate', '--sqlite', file, '--pepper-env', 'NOT_SET_ANYWHERE'], /--pepper-env NOT_SET_ANYWHERE: that environment variable is not set/],
       [['migrate', '--sqlite', file, '--dryrun'], /Unknown option '--dryrun'/],
