@@ -3,7 +3,7 @@
  * every fix of the review chained in front of it. `demo-server.ts` starts it; the
  * tests build it with `createDemoApp` to attack it.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import express5 from 'express';
 import type { Express, Request } from 'express';
 import {
@@ -51,6 +51,67 @@ export interface DemoOptions {
   readonly guessWindowMs?: number;
   /** Where 5xx are logged. @default console.error */
   readonly log?: ((entry: ProblemLogEntry) => void) | false;
+  /**
+   * Seed the legacy dataset ({@link LEGACY_DEMO_RECORDS}, `SEED_LEGACY=1` in the demo
+   * server): records as an app had them before this package, to migrate. @default false
+   */
+  readonly seedLegacy?: boolean;
+}
+
+/** One record of the seeded legacy dataset, with its (demo-only, public) password. */
+export interface LegacyDemoRecord {
+  readonly server: string;
+  readonly owner: string;
+  /** `'md5'`, `'sha1'`, `'plain'`, or `'metadata'`: clear-text chunks in the reviewed API's layout. */
+  readonly scheme: string;
+  readonly password: string;
+}
+
+/**
+ * The legacy dataset: what an app held before the retrofit. The last one is a guest
+ * agent's password the way the reviewed API keeps it (a few hundred base64 characters in
+ * clear, in four 255-character metadata chunks); migrating it needs the pepper.
+ */
+export const LEGACY_DEMO_RECORDS: readonly LegacyDemoRecord[] = [
+  { server: 'srv-legacy-md5', owner: 'alice', scheme: 'md5', password: 'tangerine lantern 42' },
+  { server: 'srv-legacy-sha1', owner: 'alice', scheme: 'sha1', password: 'quiet harbour bell' },
+  { server: 'srv-legacy-plain', owner: 'bob', scheme: 'plain', password: 'copper kettle summer' },
+  {
+    server: 'srv-legacy-metadata',
+    owner: 'alice',
+    scheme: 'metadata',
+    password: Buffer.from('demo guest-encrypted password '.repeat(10)).toString('base64'),
+  },
+];
+
+/** The table the demo keeps the reviewed API's metadata in: `migrate --metadata-table` reads it. */
+export const LEGACY_METADATA_TABLE = 'instance_system_metadata';
+
+/**
+ * Seeds {@link LEGACY_DEMO_RECORDS}, set-once: records into `store`, the metadata chunks
+ * into a table of its file, and each record's server through `addServer`.
+ */
+export function seedLegacyDataset(store: SqliteStore, addServer: (server: DemoServer) => void): void {
+  const db = store.database;
+  db.exec(
+    `CREATE TABLE IF NOT EXISTS ${LEGACY_METADATA_TABLE} (instance_uuid TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (instance_uuid, key)) STRICT`,
+  );
+  const hasChunks = db.prepare(`SELECT 1 FROM ${LEGACY_METADATA_TABLE} WHERE instance_uuid = ?`);
+  const insertChunk = db.prepare(`INSERT INTO ${LEGACY_METADATA_TABLE} (instance_uuid, key, value) VALUES (?, ?, ?)`);
+  const setAt = '2019-05-14T09:30:00.000Z';
+  for (const record of LEGACY_DEMO_RECORDS) {
+    addServer({ id: record.server, owner: record.owner });
+    if (record.scheme === 'metadata') {
+      // Seeded once: after a migration blanked them, the chunks stay blank across restarts.
+      if (hasChunks.get(record.server) !== undefined) continue;
+      for (let i = 0; i < 4; i++) insertChunk.run(record.server, `password_${i}`, record.password.slice(i * 255, (i + 1) * 255));
+      continue;
+    }
+    const hash =
+      record.scheme === 'plain' ? record.password : createHash(record.scheme).update(record.password, 'utf8').digest('hex');
+    // Set-once: a record migrated or upgraded since is kept.
+    store.setIfAbsent(record.server, { hash, setAt, scheme: record.scheme });
+  }
 }
 
 export interface Demo {
@@ -79,6 +140,7 @@ export function createDemoApp(options: DemoOptions): Demo {
   const selectServer = db.prepare('SELECT id, owner FROM servers WHERE id = ?');
   insertServer.run('srv-alice', 'alice');
   insertServer.run('srv-bob', 'bob');
+  if (options.seedLegacy === true) seedLegacyDataset(store, (server) => insertServer.run(server.id, server.owner));
   const findServer = (id: unknown): DemoServer | undefined =>
     typeof id === 'string' ? (selectServer.get(id) as DemoServer | undefined) : undefined;
 

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { createDemoApp, demoTokens } from './demo-app';
+import { LEGACY_DEMO_RECORDS, LEGACY_METADATA_TABLE, createDemoApp, demoTokens } from './demo-app';
 
 const DEMO_METADATA_SECRET = 'demo-metadata-secret-change-me';
 const DEMO_PEPPER = 'demo-pepper-change-me-0123456789abcdef';
@@ -25,6 +25,7 @@ const pepper = env['PASSWORD_PEPPER'] ?? DEMO_PEPPER;
 const tokens = demoTokens(env);
 const guessLimit = Number(env['GUESS_LIMIT'] ?? '5');
 const guessWindowMs = Number(env['GUESS_WINDOW_MS'] ?? '60000');
+const seedLegacy = env['SEED_LEGACY'] === '1';
 
 mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 const demo = createDemoApp({
@@ -35,6 +36,7 @@ const demo = createDemoApp({
   cost,
   guessLimit,
   guessWindowMs,
+  seedLegacy,
 });
 const server = createServer(demo.app);
 
@@ -65,9 +67,23 @@ server.listen(port, host, () => {
       'servers: srv-alice (alice), srv-bob (bob)',
       `metadata secret: ${metadataSecret === DEMO_METADATA_SECRET ? `${metadataSecret} (demo default; set METADATA_SECRET)` : '(from METADATA_SECRET)'}`,
       `pepper: ${pepper === DEMO_PEPPER ? `${pepper} (demo default; set PASSWORD_PEPPER)` : '(from PASSWORD_PEPPER)'}`,
+      ...(seedLegacy ? legacyLines() : []),
     ].join('\n'),
   );
 });
+
+function legacyLines(): string[] {
+  const db = resolve(dataDir, 'demo.db');
+  return [
+    'legacy dataset (SEED_LEGACY=1), demo-only passwords:',
+    ...LEGACY_DEMO_RECORDS.map(
+      (record) =>
+        `  ${record.server.padEnd(20)} ${record.owner.padEnd(6)} ${record.scheme.padEnd(9)} ${record.password.length > 40 ? `${record.password.slice(0, 24)}… (${record.password.length} chars, see LEGACY_DEMO_RECORDS)` : record.password}`,
+    ),
+    'migrate them (another terminal; the pepper is needed for the long metadata password):',
+    `  PASSWORD_PEPPER='${pepper === DEMO_PEPPER ? DEMO_PEPPER : '…'}' npm run migrate -- --sqlite ${db} --metadata-table ${LEGACY_METADATA_TABLE} --pepper-env PASSWORD_PEPPER --cost ${cost}`,
+  ];
+}
 
 let stopping = false;
 function stop(signal: NodeJS.Signals): void {

@@ -58,3 +58,13 @@ export { RedisStore } from './stores/redis-store';
 export type { RedisStoreClient, RedisStoreOptions } from './stores/redis-store';
 export { guessLimit } from './guess-limit';
 export type { GuessLimitOptions, GuessLimitStore } from './guess-limit';
+export { migratePasswords } from './password-migration';
+export type {
+  MigratePasswordsOptions,
+  MigrationFailure,
+  MigrationProgress,
+  MigrationSummary,
+} from './password-migration';
+export type { LegacyScheme } from './legacy-hashing';
+export { MetadataChunks } from './stores/metadata-chunks';
+export type { LegacyPasswordSource, MetadataChunksOptions } from './stores/metadata-chunks';

@@ -91,10 +91,6 @@ export function bcryptInput(password: string, scheme: PasswordScheme, pepper: Bu
   }
 }
 
-export function isKnownScheme(scheme: string): scheme is PasswordScheme {
-  return scheme === 'bcrypt' || scheme === 'bcrypt+hmac-sha256';
-}
-
 const BCRYPT_ALPHABET = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const dummyHashes = new Map<number, string>();
 

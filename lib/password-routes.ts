@@ -3,6 +3,8 @@ import { asyncMiddleware } from './async';
 import { problem } from './errors';
 import { hashAndStore } from './hashing-storer';
 import type { HashLimiter } from './hash-limiter';
+import { resolveLegacy } from './legacy-hashing';
+import type { LegacyScheme } from './legacy-hashing';
 import { methodGuard } from './method-guard';
 import type { MethodGuardOptions } from './method-guard';
 import { assertBoolean, assertKnownKeys, optionError } from './options';
@@ -41,6 +43,12 @@ export interface PasswordRoutesHashing {
   readonly pepper?: string | Uint8Array;
   /** Caps concurrent and queued hashes. @default defaultHashLimiter() */
   readonly limiter?: HashLimiter;
+  /**
+   * Your own legacy schemes for the verify route; the built-in plain, MD5, SHA-1 and
+   * SHA-256 records are always checked, and upgraded to bcrypt when they match.
+   * @default []
+   */
+  readonly legacy?: readonly LegacyScheme[];
 }
 
 /**
@@ -133,7 +141,7 @@ const optionKeys: KeysEnum<PasswordRoutesOptions<Principal, unknown>> = {
   methods: true,
 };
 
-const hashingKeys: KeysEnum<PasswordRoutesHashing> = { cost: true, pepper: true, limiter: true };
+const hashingKeys: KeysEnum<PasswordRoutesHashing> = { cost: true, pepper: true, limiter: true, legacy: true };
 
 // The verify route reads a candidate, not a new password: any length up to the limit and
 // no content rule, or a wrong guess would get a 422 that tells what the password is not.
@@ -206,7 +214,10 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
       bodyOptions.context ??
       ((req: Request): PasswordContextWords => [readRecordId(req, readId), String(guard.owned(req).principal.id)]),
   });
-  const store_ = hashAndStore({ store, id: readId, ...hashing });
+  // Checked here so that a bad scheme fails at start-up, not at the first verify.
+  resolveLegacy('passwordRoutes', hashing.legacy);
+  const { legacy: _legacy, ...storing } = hashing;
+  const store_ = hashAndStore({ store, id: readId, ...storing });
   const encoder = options.encoder === false ? [] : [responseEncoder(options.encoder ?? {})];
   const errors: ErrorRequestHandler[] = options.errors === false ? [] : [problemHandler(options.errors ?? {})];
   const methods = options.methods ?? {};

@@ -3,6 +3,8 @@ import { asyncMiddleware } from './async';
 import { problem } from './errors';
 import { resolveLimiter } from './hash-limiter';
 import type { HashLimiter } from './hash-limiter';
+import { classifyScheme, resolveLegacy, verifyLegacy, wrappedInput } from './legacy-hashing';
+import type { LegacyScheme, LegacySchemes } from './legacy-hashing';
 import { assertBoolean, assertFunction, assertKnownKeys } from './options';
 import type { KeysEnum } from './options';
 import {
@@ -10,13 +12,12 @@ import {
   busyProblem,
   dummyHash,
   hashCost,
-  isKnownScheme,
   limitedCompare,
   limitedHash,
   misconfigured,
   resolveHashing,
 } from './password-hashing';
-import type { HashingConfig } from './password-hashing';
+import type { HashingConfig, PasswordScheme } from './password-hashing';
 import { readRecordId, resolveIdReader } from './record-id';
 import type { RecordIdReader } from './record-id';
 import { clearValidatedPassword, validatedPassword } from './request-password';
@@ -53,10 +54,17 @@ export interface VerifyPasswordOptions {
   readonly limiter?: HashLimiter;
   /**
    * Upgrade a matching hash whose cost is below `cost`, or that lacks the pre-hash
-   * when a pepper is set.
+   * when a pepper is set, and replace a matching legacy record (plain text, MD5, SHA-1,
+   * SHA-256, yours, wrapped or not) by a bcrypt hash of the password.
    * @default true
    */
   readonly rehash?: boolean;
+  /**
+   * Legacy schemes of your own, besides the built-in `'plain'`, `'md5'`, `'sha1'` and
+   * `'sha256'` records, which are always checked (see {@link LegacyScheme}).
+   * @default []
+   */
+  readonly legacy?: readonly LegacyScheme[];
 }
 
 /**
@@ -72,11 +80,12 @@ export interface PasswordVerification {
   readonly rehashed: boolean;
 }
 
-const verifyKeys: KeysEnum<VerifyPasswordOptions> = { cost: true, pepper: true, limiter: true, rehash: true };
+const verifyKeys: KeysEnum<VerifyPasswordOptions> = { cost: true, pepper: true, limiter: true, rehash: true, legacy: true };
 
 interface VerifyConfig extends HashingConfig {
   readonly limiter: HashLimiter;
   readonly rehash: boolean;
+  readonly legacy: LegacySchemes;
 }
 
 function resolveVerify(factory: string, options: VerifyPasswordOptions): VerifyConfig {
@@ -85,6 +94,7 @@ function resolveVerify(factory: string, options: VerifyPasswordOptions): VerifyC
     ...resolveHashing(factory, options.cost, options.pepper),
     limiter: resolveLimiter(factory, options.limiter),
     rehash: options.rehash ?? true,
+    legacy: resolveLegacy(factory, options.legacy),
   };
 }
 
@@ -93,10 +103,14 @@ function resolveVerify(factory: string, options: VerifyPasswordOptions): VerifyC
  * whether or not the id has a record (a missing one is compared against a dummy hash),
  * so timing does not tell them apart. A candidate a plain-bcrypt record cannot have been
  * made from (over 72 bytes) never matches, so two passwords sharing their first 72
- * bytes never verify as each other. Rejects with a 503 `password.busy` problem when the
- * limiter is full, and a 500 `password.misconfigured` one when a record needs a pepper
- * that was not given or has a scheme this version does not know. The candidate must be
- * normalised as the stored password was (`validatedPassword(req)` is).
+ * bytes never verify as each other. Legacy records (plain text, MD5, SHA-1, SHA-256 or a
+ * `legacy` scheme, wrapped by {@link migratePasswords} or not) are checked too, in
+ * constant time and with one bcrypt compare all the same, and a match replaces them by a
+ * bcrypt hash of the password (compare-and-set, keeping `setAt`). Rejects with a 503
+ * `password.busy` problem when the limiter is full, and a 500 `password.misconfigured`
+ * one when a record needs a pepper that was not given or has a scheme this version does
+ * not know. The candidate must be normalised as the stored password was
+ * (`validatedPassword(req)` is).
  *
  * @example
  * const { match } = await verifyPassword(store, req.params.id, candidate, { cost: 12 });
@@ -134,22 +148,41 @@ async function verifyWith(
     return { match: false, rehashed: false };
   }
   const { scheme } = record;
-  if (!isKnownScheme(scheme)) {
-    throw misconfigured(`The password route is misconfigured: a stored password has scheme "${scheme}", which this verifier cannot check.`);
+  const kind = classifyScheme(scheme, config.legacy);
+  let match: boolean;
+  switch (kind.kind) {
+    case 'unknown':
+      throw misconfigured(`The password route is misconfigured: a stored password has scheme "${scheme}", which this verifier cannot check; give it in the legacy option.`);
+    case 'legacy':
+      // One bcrypt compare per verify whatever the record: a legacy record then answers
+      // no faster than a bcrypt one, and timing does not tell which ids are not migrated.
+      await compare(candidate, dummyHash(config.cost));
+      match = await verifyLegacy(kind.scheme, candidate, record.hash);
+      break;
+    case 'wrapped': {
+      const input = await wrappedInput(kind.inner, candidate);
+      match = await compare(input ?? candidate, input === undefined ? dummyHash(hashCost(record.hash)) : record.hash);
+      break;
+    }
+    case 'bcrypt': {
+      if (scheme === 'bcrypt+hmac-sha256' && config.pepper === undefined) {
+        throw misconfigured('The password route is misconfigured: a stored password was pre-hashed with a pepper and the verifier was given none.');
+      }
+      const input = bcryptInput(candidate, scheme as PasswordScheme, config.pepper);
+      if (input === undefined) {
+        // bcrypt would compare only the first 72 bytes and could say yes; the storer never
+        // hashed such a password under this scheme, so the answer is no, at the same cost.
+        await compare(candidate, dummyHash(hashCost(record.hash)));
+        return { match: false, rehashed: false };
+      }
+      match = await compare(input, record.hash);
+      if (match && config.rehash && scheme === config.scheme && hashCost(record.hash) >= config.cost) {
+        return { match, rehashed: false };
+      }
+      break;
+    }
   }
-  if (scheme === 'bcrypt+hmac-sha256' && config.pepper === undefined) {
-    throw misconfigured('The password route is misconfigured: a stored password was pre-hashed with a pepper and the verifier was given none.');
-  }
-  const input = bcryptInput(candidate, scheme, config.pepper);
-  if (input === undefined) {
-    // bcrypt would compare only the first 72 bytes and could say yes; the storer never
-    // hashed such a password under this scheme, so the answer is no, at the same cost.
-    await compare(candidate, dummyHash(hashCost(record.hash)));
-    return { match: false, rehashed: false };
-  }
-  const match = await compare(input, record.hash);
   if (!match || !config.rehash) return { match, rehashed: false };
-  if (scheme === config.scheme && hashCost(record.hash) >= config.cost) return { match, rehashed: false };
 
   const upgradedInput = bcryptInput(candidate, config.scheme, config.pepper);
   const hashing = upgradedInput === undefined ? undefined : limitedHash(limiter, upgradedInput, config.cost);

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -88,6 +88,43 @@ describe('the demo server (npm start)', () => {
     expect(state.passwordSet).toBe(true);
     again.child.kill('SIGINT');
     expect(await again.exited).toBe(0);
+  });
+
+  test('SEED_LEGACY=1 seeds the legacy dataset, prints its passwords and the migrate command, which works as printed', async () => {
+    const port = await freePort();
+    const dataDir = join(dir, 'data');
+    const demo = start({ PORT: String(port), DATA_DIR: dataDir, SEED_LEGACY: '1' });
+    try {
+      await waitFor(demo, 'npm run migrate -- ');
+      expect(demo.output()).toContain('srv-legacy-md5       alice  md5       tangerine lantern 42');
+      const base = `http://127.0.0.1:${port}/servers`;
+      const alice = { Authorization: 'Bearer alice-token', 'Content-Type': 'application/json' };
+      const algorithm = async (server: string): Promise<string> =>
+        ((await (await fetch(`${base}/${server}/password`, { headers: alice })).json()) as { algorithm: string }).algorithm;
+      expect(await algorithm('srv-legacy-md5')).toBe('md5');
+
+      // The printed line, run as it is (through node and tsx's loader rather than npm).
+      const line = /PASSWORD_PEPPER='([^']+)' npm run migrate -- (.+)$/m.exec(demo.output());
+      expect(line).not.toBeNull();
+      const migration = spawnSync(process.execPath, ['--import', 'tsx', 'lib/cli.ts', 'migrate', ...(line?.[2] ?? '').split(' ')], {
+        cwd: ROOT,
+        env: { ...process.env, PASSWORD_PEPPER: line?.[1] ?? '' },
+        encoding: 'utf8',
+      });
+      expect(migration.status).toBe(0);
+      expect(migration.stdout).toMatch(/records seen +4\n +upgraded +4\n/);
+      expect(await algorithm('srv-legacy-md5')).toBe('bcrypt+md5');
+      const verified = await fetch(`${base}/srv-legacy-md5/password/verify`, {
+        method: 'POST',
+        headers: alice,
+        body: JSON.stringify({ password: 'tangerine lantern 42' }),
+      });
+      expect(await verified.json()).toEqual({ match: true });
+      expect(await algorithm('srv-legacy-md5')).toBe('bcrypt+hmac-sha256');
+    } finally {
+      demo.child.kill('SIGTERM');
+      await demo.exited;
+    }
   });
 
   test('a port in use is a clear error and a non-zero exit', async () => {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 // What users install is the packed tarball, not lib/: build it, unpack it where Node and
@@ -34,6 +34,20 @@ describe('the packed package', () => {
     expect(files).toContain('package/dist/index.js');
     expect(files).toContain('package/dist/index.d.ts');
     expect(files.some((f) => f.startsWith('package/lib/') || f.startsWith('package/test/'))).toBe(false);
+  });
+
+  test('ships the migrate command as its bin, runnable with node', () => {
+    const target = join(consumer, 'node_modules', 'express-password-guard');
+    const manifest = JSON.parse(readFileSync(join(target, 'package.json'), 'utf8')) as { bin?: Record<string, string> };
+    expect(manifest.bin).toEqual({ 'express-password-guard': 'dist/cli.js' });
+    const cli = join(target, 'dist', 'cli.js');
+    expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    const help = execFileSync('node', [cli, '--help'], { cwd: consumer }).toString();
+    expect(help).toContain('Usage: express-password-guard migrate [options]');
+    const loaded = execFileSync('node', ['-e', "const m = require('express-password-guard'); console.log(typeof m.migratePasswords, typeof m.MetadataChunks)"], { cwd: consumer })
+      .toString()
+      .trim();
+    expect(loaded).toBe('function function');
   });
 
   test('loads from CommonJS and ESM with the same named exports', () => {

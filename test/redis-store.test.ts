@@ -73,6 +73,25 @@ withRedis('RedisStore on a redis-server of its own', () => {
     return new RedisStore({ client: redis, prefix: `epg-test:contract-${stores}:` });
   });
 
+  test('ids lists only its own prefix, taken literally (no glob), under an ioredis keyPrefix too', async () => {
+    const globby = new RedisStore({ client: redis, prefix: 'epg-test:ids*[a]?:' });
+    const lookalike = new RedisStore({ client: redis, prefix: 'epg-test:idsX[a]?:' });
+    await globby.setIfAbsent('srv-1', record);
+    await globby.setIfAbsent('srv-2', record);
+    await lookalike.setIfAbsent('srv-3', record);
+    const listed: string[] = [];
+    for await (const id of globby.ids()) listed.push(id);
+    expect(listed.sort()).toEqual(['srv-1', 'srv-2']);
+
+    const prefixed = await connected(server.url, { ...FAIL_FAST, keyPrefix: 'tenant-9:' });
+    const tenant = new RedisStore({ client: prefixed, prefix: 'epg-test:ids:' });
+    await tenant.setIfAbsent('srv-4', record);
+    expect(await redis.exists('tenant-9:epg-test:ids:srv-4')).toBe(1);
+    const tenantIds: string[] = [];
+    for await (const id of tenant.ids()) tenantIds.push(id);
+    expect(tenantIds).toEqual(['srv-4']);
+  });
+
   test('a record is one string key, prefix + id, holding its JSON only, with no expiry', async () => {
     const store = new RedisStore({ client: redis });
     expect(store.prefix).toBe('epg:password:');

@@ -148,6 +148,16 @@ export function storeContract(
       expect((await store.get('srv-1'))?.hash).toBe(HASH_A);
     });
 
+    test('ids lists every id with a record exactly once, and no deleted one', async () => {
+      if (typeof store.ids !== 'function') throw new Error('every bundled store lists its ids (migratePasswords needs it)');
+      const ids = Array.from({ length: 1203 }, (_, i) => `srv-${i}`);
+      await Promise.all(ids.map((id) => store.setIfAbsent(id, record(HASH_A))));
+      await store.delete('srv-7');
+      const listed: string[] = [];
+      for await (const id of store.ids()) listed.push(id);
+      expect(listed.sort()).toEqual(ids.filter((id) => id !== 'srv-7').sort());
+    });
+
     test('records keep exactly hash, setAt and scheme', async () => {
       await store.setIfAbsent('srv-1', { ...record(HASH_A), extra: 'not kept' } as PasswordRecord);
       expect(Object.keys((await store.get('srv-1')) ?? {}).sort()).toEqual(['hash', 'scheme', 'setAt']);

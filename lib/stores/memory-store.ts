@@ -37,4 +37,9 @@ export class MemoryStore implements PasswordStore {
   delete(id: string): boolean {
     return this.#records.delete(id);
   }
+
+  /** Every id with a record: a snapshot, so the store may change while it is read. */
+  ids(): string[] {
+    return [...this.#records.keys()];
+  }
 }

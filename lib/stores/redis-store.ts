@@ -20,6 +20,8 @@ export interface RedisStoreClient {
   del(key: string): Promise<number>;
   evalsha(sha1: string, numKeys: number, ...args: string[]): Promise<unknown>;
   eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>;
+  /** Optional: only {@link RedisStore.ids} (the `migrate` command) uses it. */
+  scan?(cursor: string, match: 'MATCH', pattern: string, count: 'COUNT', size: number): Promise<[string, string[]]>;
 }
 
 /**
@@ -148,6 +150,38 @@ export class RedisStore implements PasswordStore {
     if (typeof removed !== 'number') throw new TypeError('RedisStore: DEL answered something other than a count.');
     return removed === 1;
   }
+
+  /**
+   * Every id with a record, by `SCAN` over the prefix (never `KEYS`, which blocks Redis).
+   * SCAN may list a key twice; each id is given once. Needs a client with `scan`.
+   */
+  async *ids(): AsyncGenerator<string, void, undefined> {
+    const client = this.#client;
+    if (typeof client.scan !== 'function') {
+      throw new TypeError('RedisStore: listing the ids needs a client with a scan method (an ioredis client has one).');
+    }
+    // ioredis adds its keyPrefix to keys but not to SCAN's pattern, and hands keys back with it.
+    const settings = (client as { options?: { keyPrefix?: unknown } }).options;
+    const keyPrefix = typeof settings?.keyPrefix === 'string' ? settings.keyPrefix : '';
+    const full = keyPrefix + this.prefix;
+    const seen = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${globEscape(full)}*`, 'COUNT', 500);
+      for (const key of keys) {
+        const id = key.slice(full.length);
+        if (!key.startsWith(full) || seen.has(id)) continue;
+        seen.add(id);
+        yield id;
+      }
+      cursor = next;
+    } while (cursor !== '0');
+  }
+}
+
+// SCAN's MATCH is a glob: a prefix holding *, ?, [ or \\ must match itself only.
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (char) => `\\${char}`);
 }
 
 function serialize(record: PasswordRecord): string {

@@ -14,6 +14,7 @@ import type { PasswordRecord, PasswordStore } from './store';
 export interface SqliteStatement {
   run(...params: unknown[]): { readonly changes: number };
   get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
 }
 
 /**
@@ -77,6 +78,7 @@ export interface SqliteStoreOptions<D extends SqliteDatabase = SqliteDatabase> {
 const optionKeys: KeysEnum<SqliteStoreOptions> = { filename: true, database: true, table: true, busyTimeout: true };
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const ID_PAGE = 500;
 
 interface Row {
   readonly hash: string;
@@ -111,6 +113,8 @@ export class SqliteStore<D extends SqliteDatabase = SqliteDatabase> implements P
   readonly #select: SqliteStatement;
   readonly #update: SqliteStatement;
   readonly #remove: SqliteStatement;
+  readonly #firstIds: SqliteStatement;
+  readonly #nextIds: SqliteStatement;
 
   constructor(options: SqliteStoreOptions<D>) {
     assertKnownKeys('SqliteStore', options, optionKeys);
@@ -171,6 +175,8 @@ export class SqliteStore<D extends SqliteDatabase = SqliteDatabase> implements P
       this.#select = db.prepare(`SELECT hash, scheme, set_at FROM "${table}" WHERE id = ?`);
       this.#update = db.prepare(`UPDATE "${table}" SET hash = ?, scheme = ?, set_at = ? WHERE id = ? AND hash = ?`);
       this.#remove = db.prepare(`DELETE FROM "${table}" WHERE id = ?`);
+      this.#firstIds = db.prepare(`SELECT id FROM "${table}" ORDER BY id LIMIT ${ID_PAGE}`);
+      this.#nextIds = db.prepare(`SELECT id FROM "${table}" WHERE id > ? ORDER BY id LIMIT ${ID_PAGE}`);
     } catch (error) {
       if (this.#owned) db.close();
       throw error;
@@ -193,6 +199,20 @@ export class SqliteStore<D extends SqliteDatabase = SqliteDatabase> implements P
 
   delete(id: string): boolean {
     return this.#remove.run(id).changes === 1;
+  }
+
+  /**
+   * Every id with a record, in id order, read a page at a time: no query stays open
+   * between pages, so the records may be written while the ids are read.
+   */
+  *ids(): Generator<string, void, undefined> {
+    let page = this.#firstIds.all() as Array<{ id: string }>;
+    while (page.length > 0) {
+      for (const row of page) yield row.id;
+      const last = page[page.length - 1];
+      if (last === undefined || page.length < ID_PAGE) return;
+      page = this.#nextIds.all(last.id) as Array<{ id: string }>;
+    }
   }
 
   /**

@@ -20,7 +20,7 @@ export type MaybePromise<T> = T | Promise<T>;
  * };
  */
 export interface PasswordRecord {
-  /** The bcrypt hash (`$2b$<cost>$<salt><checksum>`). */
+  /** The bcrypt hash (`$2b$<cost>$<salt><checksum>`), or a legacy record's stored value. */
   readonly hash: string;
   /**
    * When the password was set, as an ISO 8601 UTC string (`Date#toISOString()`): a
@@ -31,8 +31,11 @@ export interface PasswordRecord {
   /**
    * How the password was turned into `hash`: `'bcrypt'` (the password itself) or
    * `'bcrypt+hmac-sha256'` (HMAC-SHA-256 of the password under the pepper, base64).
-   * A plain string, not a union, so that a store keeps values a later version adds
-   * (legacy schemes to migrate); the verifier refuses a scheme it does not know.
+   * Records of an app's earlier scheme (see {@link LegacyScheme}) name it: `'plain'`
+   * (`hash` holds the password itself), `'md5'`, `'sha1'`, `'sha256'` (lowercase hex
+   * digest) or yours; once {@link migratePasswords} wrapped them, `'bcrypt+md5'` and so
+   * on (bcrypt over that digest). A plain string, not a union, so that a store keeps
+   * any of them; the verifier refuses a scheme it does not know.
    */
   readonly scheme: string;
 }
@@ -69,6 +72,12 @@ export interface PasswordStore {
   replace(id: string, expectedHash: string, record: PasswordRecord): MaybePromise<boolean>;
   /** Removes the record of `id`; `true` if there was one. */
   delete(id: string): MaybePromise<boolean>;
+  /**
+   * Every id that has a record, each once, in any order. Optional: only
+   * {@link migratePasswords} (and the `migrate` command) needs it, to visit every record.
+   * Records set or deleted while it runs may or may not be listed.
+   */
+  ids?(): Iterable<string> | AsyncIterable<string>;
 }
 
 const STORE_METHODS = ['setIfAbsent', 'get', 'replace', 'delete'] as const;
