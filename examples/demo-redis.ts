@@ -82,7 +82,12 @@ export async function redisStorage(url: string, log: (line: string) => void = co
     log(`demo: redis ${where}: connection closed; requests that need Redis get a 500 until it is back`);
   });
   redis.on('ready', () => {
-    if (down) log(`demo: redis ${where}: connected again`);
+    if (down) {
+      log(`demo: redis ${where}: connected again`);
+      // A Redis that came back empty (restarted without persistence, flushed) has lost
+      // the demo's two servers; SET NX leaves them alone if it has not.
+      seed().catch((error: Error) => log(`demo: redis ${where}: could not add the demo's servers again: ${error.message}`));
+    }
     down = false;
   });
 
@@ -107,8 +112,11 @@ export async function redisStorage(url: string, log: (line: string) => void = co
       return owner === null ? undefined : { id, owner };
     },
   };
-  try {
+  async function seed(): Promise<void> {
     for (const server of DEMO_SERVERS) await servers.add(server);
+  }
+  try {
+    await seed();
   } catch (error) {
     closing = true;
     redis.disconnect();
