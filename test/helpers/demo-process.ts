@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 
 const ROOT = resolve(__dirname, '..', '..');
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 
 /** `examples/demo-server.ts` running as `npm start` runs it, in a child process. */
 export interface DemoProcess {
@@ -13,14 +12,17 @@ export interface DemoProcess {
   readonly exited: Promise<number | null>;
 }
 
+/**
+ * Starts the demo with `env` on top of this process's. It runs in node with tsx's loader
+ * rather than under the `tsx` command: that command relays signals to a node child of its
+ * own and SIGKILLs it (exit 143) when the child is slow to acknowledge one, which on a
+ * loaded machine turns a graceful SIGTERM into a failed test.
+ */
 export function startDemo(env: Record<string, string>): DemoProcess {
-  const child = spawn(TSX, ['examples/demo-server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo-server.ts'], {
     cwd: ROOT,
     env: { ...process.env, BCRYPT_COST: '10', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
-    // Its own process group: tsx runs the demo in a child node process, which a SIGKILL
-    // of tsx alone would leave running.
-    detached: true,
   });
   let output = '';
   child.stdout?.on('data', (data: Buffer) => (output += data.toString()));
@@ -40,15 +42,8 @@ export async function waitForOutput(demo: DemoProcess, text: string, ms = 30_000
   }
 }
 
-/**
- * Stops `demo` with `signal` (if it still runs) and resolves with its exit code. SIGTERM
- * and SIGINT go to tsx, which hands them to the demo; SIGKILL goes to the whole group.
- */
+/** Stops `demo` with `signal` (if it still runs) and resolves with its exit code. */
 export async function stopDemo(demo: DemoProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-  const pid = demo.child.pid;
-  if (pid !== undefined && demo.child.exitCode === null && demo.child.signalCode === null) {
-    if (signal === 'SIGKILL') process.kill(-pid, 'SIGKILL');
-    else demo.child.kill(signal);
-  }
+  if (demo.child.exitCode === null && demo.child.signalCode === null) demo.child.kill(signal);
   return demo.exited;
 }
