@@ -8,6 +8,7 @@ import express5 from 'express';
 import type { Express, Request } from 'express';
 import {
   SqliteStore,
+  asyncMiddleware,
   guardRoute,
   guessLimit,
   notFound,
@@ -19,7 +20,14 @@ import {
   responseEncoder,
   signedInstanceIdentity,
 } from '../lib';
-import type { InstancePrincipal, ProblemLogEntry, UserPrincipal } from '../lib';
+import type {
+  GuessLimitStore,
+  InstancePrincipal,
+  MaybePromise,
+  PasswordStore,
+  ProblemLogEntry,
+  UserPrincipal,
+} from '../lib';
 
 /** A user of the demo; tokens are demo-only and come from the environment. */
 export interface DemoUser {
@@ -32,9 +40,58 @@ export interface DemoServer {
   readonly owner: string;
 }
 
+/** The demo's servers table: which user owns which server. */
+export interface DemoServers {
+  /** Adds `server` unless a server with its id exists. */
+  add(server: DemoServer): MaybePromise<void>;
+  find(id: string): MaybePromise<DemoServer | undefined>;
+}
+
+/**
+ * Where the demo keeps its state. Every process of one deployment must reach the same
+ * one: the servers (who owns what), the password records and the guess counts.
+ */
+export interface DemoStorage {
+  /** Where the state is, for the start-up banner (no credentials). */
+  readonly description: string;
+  readonly servers: DemoServers;
+  readonly passwords: PasswordStore;
+  /** Where guessLimit counts attempts; `undefined`: in this process's memory. */
+  readonly guesses?: GuessLimitStore;
+  close(): void | Promise<void>;
+}
+
+/** The servers every demo starts with. */
+export const DEMO_SERVERS: readonly DemoServer[] = [
+  { id: 'srv-alice', owner: 'alice' },
+  { id: 'srv-bob', owner: 'bob' },
+];
+
+/**
+ * The demo on one host: servers and password records in the SQLite file `filename`
+ * (shared by the processes of this host that open it), guess counts in memory.
+ */
+export function sqliteStorage(filename: string): DemoStorage {
+  const passwords = new SqliteStore({ filename });
+  const db = passwords.database;
+  db.exec('CREATE TABLE IF NOT EXISTS servers (id TEXT PRIMARY KEY, owner TEXT NOT NULL) STRICT');
+  const insertServer = db.prepare('INSERT INTO servers (id, owner) VALUES (?, ?) ON CONFLICT DO NOTHING');
+  const selectServer = db.prepare('SELECT id, owner FROM servers WHERE id = ?');
+  const servers: DemoServers = {
+    add: (server) => {
+      insertServer.run(server.id, server.owner);
+    },
+    find: (id) => selectServer.get(id) as DemoServer | undefined,
+  };
+  for (const server of DEMO_SERVERS) servers.add(server);
+  return { description: filename, servers, passwords, close: () => passwords.close() };
+}
+
 export interface DemoOptions {
-  /** The SQLite file holding servers and password hashes. */
-  readonly filename: string;
+  /** The SQLite file holding servers and password hashes (see {@link sqliteStorage}); not with `storage`. */
+  readonly filename?: string;
+  /** Where servers, passwords and guess counts live, instead of `filename`. */
+  readonly storage?: DemoStorage;
   /** Bearer token → user. */
   readonly tokens: ReadonlyMap<string, DemoUser>;
   /** Shared secret of the metadata proxy that signs `X-Instance-ID`. */
@@ -116,8 +173,10 @@ export function seedLegacyDataset(store: SqliteStore, addServer: (server: DemoSe
 
 export interface Demo {
   readonly app: Express;
-  readonly store: SqliteStore;
-  close(): void;
+  readonly store: PasswordStore;
+  readonly storage: DemoStorage;
+  /** Closes the storage (the SQLite file, or the Redis connection). */
+  close(): void | Promise<void>;
 }
 
 type DemoPrincipal = UserPrincipal<DemoUser>;
@@ -133,16 +192,18 @@ export function demoTokens(env: NodeJS.ProcessEnv = process.env): Map<string, De
 
 export function createDemoApp(options: DemoOptions): Demo {
   const express = options.express ?? express5;
-  const store = new SqliteStore({ filename: options.filename });
-  const db = store.database;
-  db.exec('CREATE TABLE IF NOT EXISTS servers (id TEXT PRIMARY KEY, owner TEXT NOT NULL) STRICT');
-  const insertServer = db.prepare('INSERT INTO servers (id, owner) VALUES (?, ?) ON CONFLICT DO NOTHING');
-  const selectServer = db.prepare('SELECT id, owner FROM servers WHERE id = ?');
-  insertServer.run('srv-alice', 'alice');
-  insertServer.run('srv-bob', 'bob');
-  if (options.seedLegacy === true) seedLegacyDataset(store, (server) => insertServer.run(server.id, server.owner));
-  const findServer = (id: unknown): DemoServer | undefined =>
-    typeof id === 'string' ? (selectServer.get(id) as DemoServer | undefined) : undefined;
+  if ((options.filename === undefined) === (options.storage === undefined)) {
+    throw new TypeError('createDemoApp: give either "filename" (SQLite) or "storage", not both or neither.');
+  }
+  const storage = options.storage ?? sqliteStorage(options.filename as string);
+  const store = storage.passwords;
+  if (options.seedLegacy === true) {
+    // The legacy dataset includes the reviewed API's metadata table, which only SQLite has.
+    if (!(store instanceof SqliteStore)) throw new TypeError('createDemoApp: "seedLegacy" needs the SQLite storage ("filename").');
+    seedLegacyDataset(store, (server) => void storage.servers.add(server));
+  }
+  const findServer = (id: unknown): MaybePromise<DemoServer | undefined> =>
+    typeof id === 'string' ? storage.servers.find(id) : undefined;
 
   const app = express();
   app.disable('x-powered-by');
@@ -163,7 +224,7 @@ export function createDemoApp(options: DemoOptions): Demo {
   const hashing = { cost: options.cost ?? 12, pepper: options.pepper };
 
   guardRoute(app, '/servers', {
-    POST: (req, res, next) => {
+    POST: asyncMiddleware('createServer', async (req, res, next) => {
       const caller = user(req);
       if (caller === undefined) {
         next(problem(401, 'ownership.unauthenticated', 'The request does not identify its caller.', {
@@ -172,9 +233,9 @@ export function createDemoApp(options: DemoOptions): Demo {
         return;
       }
       const id = `srv-${randomUUID()}`;
-      insertServer.run(id, caller.id);
+      await storage.servers.add({ id, owner: String(caller.id) });
       res.status(201).json({ id });
-    },
+    }),
   });
 
   // The compute-API form: users set, inspect, verify and clear their servers' passwords.
@@ -191,7 +252,14 @@ export function createDemoApp(options: DemoOptions): Demo {
     body: { context: (req) => ['nova', 'openstack', req.params['id'], (req as Request & { user?: DemoUser }).user?.id] },
     hashing,
     // Online guessing: a few attempts per caller and server per minute, enough for two typos.
-    beforeVerify: [guessLimit({ limit: options.guessLimit ?? 5, windowMs: options.guessWindowMs ?? 60_000 })],
+    // Counted in storage.guesses when it is shared (Redis), so N processes give one budget.
+    beforeVerify: [
+      guessLimit({
+        limit: options.guessLimit ?? 5,
+        windowMs: options.guessWindowMs ?? 60_000,
+        ...(storage.guesses === undefined ? {} : { store: storage.guesses }),
+      }),
+    ],
     encoder: false,
     errors: false,
   });
@@ -223,6 +291,7 @@ export function createDemoApp(options: DemoOptions): Demo {
   return {
     app,
     store,
-    close: () => store.close(),
+    storage,
+    close: () => storage.close(),
   };
 }

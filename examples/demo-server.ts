@@ -1,12 +1,15 @@
 /*
- * `npm start`: the demo of the reviewed password API with every fix in place.
+ * `npm start`: the demo of the reviewed password API with every fix in place. State in
+ * the SQLite file DATA_DIR/demo.db, or, with REDIS_URL, in Redis (demo-redis.ts), so that
+ * several demo processes act as one.
  * Demo credentials only: never reuse these defaults anywhere real.
  */
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { LEGACY_DEMO_RECORDS, LEGACY_METADATA_TABLE, createDemoApp, demoTokens } from './demo-app';
+import { LEGACY_DEMO_RECORDS, LEGACY_METADATA_TABLE, createDemoApp, demoTokens, sqliteStorage } from './demo-app';
+import type { Demo } from './demo-app';
 
 const DEMO_METADATA_SECRET = 'demo-metadata-secret-change-me';
 const DEMO_PEPPER = 'demo-pepper-change-me-0123456789abcdef';
@@ -27,51 +30,110 @@ const guessLimit = Number(env['GUESS_LIMIT'] ?? '5');
 const guessWindowMs = Number(env['GUESS_WINDOW_MS'] ?? '60000');
 const seedLegacy = env['SEED_LEGACY'] === '1';
 
-mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-const demo = createDemoApp({
-  filename: resolve(dataDir, 'demo.db'),
-  tokens,
-  metadataSecret,
-  pepper,
-  cost,
-  guessLimit,
-  guessWindowMs,
-  seedLegacy,
-});
-const server = createServer(demo.app);
+const redisUrl = env['REDIS_URL'] ?? '';
 
-// Express 5 hands a listen error to the callback as if it were success; listening on
-// the raw server and watching 'error' is the only honest way to say what happened.
-server.once('error', (error: NodeJS.ErrnoException) => {
-  const reason =
-    error.code === 'EADDRINUSE'
-      ? `${host}:${port} is already in use; stop the other process or set PORT.`
-      : error.code === 'EACCES'
-        ? `no permission to listen on ${host}:${port}; use a PORT above 1023.`
-        : error.message;
-  console.error(`demo: cannot start: ${reason}`);
-  demo.close();
+/**
+ * REDIS_URL set: everything in Redis, shared by every process that uses the same URL.
+ * Otherwise the SQLite file in DATA_DIR, and guess counts in this process's memory.
+ */
+async function openDemo(): Promise<Demo> {
+  const options = { tokens, metadataSecret, pepper, cost, guessLimit, guessWindowMs };
+  if (redisUrl === '') {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    return createDemoApp({ ...options, storage: sqliteStorage(resolve(dataDir, 'demo.db')), seedLegacy });
+  }
+  if (seedLegacy) throw new Error('SEED_LEGACY=1 seeds the SQLite file; unset REDIS_URL to use it.');
+  // Loaded only here, so that `npm start` without REDIS_URL needs neither package.
+  const { redisStorage } = await import('./demo-redis').catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'MODULE_NOT_FOUND' && error.code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new Error(`REDIS_URL needs ioredis and rate-limit-redis, dev dependencies of this repository: run "npm ci" (${error.message.split('\n')[0]}).`);
+  });
+  const storage = await redisStorage(redisUrl);
+  try {
+    const demo = createDemoApp({ ...options, storage });
+    await storage.ready();
+    return demo;
+  } catch (error) {
+    await storage.close();
+    throw error;
+  }
+}
+
+function serve(demo: Demo): void {
+  const server = createServer(demo.app);
+
+  // Express 5 hands a listen error to the callback as if it were success; listening on
+  // the raw server and watching 'error' is the only honest way to say what happened.
+  server.once('error', (error: NodeJS.ErrnoException) => {
+    const reason =
+      error.code === 'EADDRINUSE'
+        ? `${host}:${port} is already in use; stop the other process or set PORT.`
+        : error.code === 'EACCES'
+          ? `no permission to listen on ${host}:${port}; use a PORT above 1023.`
+          : error.message;
+    console.error(`demo: cannot start: ${reason}`);
+    void Promise.resolve(demo.close()).finally(() => process.exit(1));
+  });
+
+  server.listen(port, host, () => {
+    const address = server.address() as AddressInfo;
+    const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+    // A token set through the environment is a real credential: name its variable, never print it.
+    const names = [...tokens].map(([token, user]) => {
+      const variable = `${user.id.toUpperCase()}_TOKEN`;
+      const shown = env[variable] === undefined ? `Authorization: Bearer ${token}` : `(from ${variable})`;
+      return `  ${user.id.padEnd(6)} ${shown}${user.admin ? '  (admin)' : ''}`;
+    });
+    console.log(
+      [
+        `express-password-guard demo listening on ${url}`,
+        `data: ${demo.storage.description}`,
+        `guess limit: ${guessLimit} verify attempts per caller and server every ${guessWindowMs / 1000} s, ${demo.storage.guesses === undefined ? 'counted in this process' : 'counted in Redis, shared by every process'}`,
+        'demo-only credentials (override with ALICE_TOKEN, BOB_TOKEN, ADMIN_TOKEN):',
+        ...names,
+        'servers: srv-alice (alice), srv-bob (bob)',
+        `metadata secret: ${metadataSecret === DEMO_METADATA_SECRET ? `${metadataSecret} (demo default; set METADATA_SECRET)` : '(from METADATA_SECRET)'}`,
+        `pepper: ${pepper === DEMO_PEPPER ? `${pepper} (demo default; set PASSWORD_PEPPER)` : '(from PASSWORD_PEPPER)'}`,
+        ...(seedLegacy ? legacyLines() : []),
+      ].join('\n'),
+    );
+  });
+
+  let stopping = false;
+  function stop(signal: NodeJS.Signals): void {
+    if (stopping) return;
+    stopping = true;
+    console.log(`demo: ${signal}, finishing in-flight requests`);
+    // In-flight requests finish (their Redis commands too); then the storage closes.
+    server.close(() => {
+      void Promise.resolve()
+        .then(() => demo.close())
+        .then(
+          () => {
+            console.log('demo: stopped');
+            process.exit(0);
+          },
+          (error: unknown) => {
+            console.error(`demo: closing the storage failed: ${(error as Error).message}`);
+            process.exit(1);
+          },
+        );
+    });
+    // Idle keep-alive sockets would hold close() open forever.
+    server.closeIdleConnections();
+    setTimeout(() => {
+      console.error('demo: requests still open after 10 s; closing them');
+      server.closeAllConnections();
+    }, 10_000).unref();
+  }
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+openDemo().then(serve, (error: unknown) => {
+  console.error(`demo: cannot start: ${(error as Error).message}`);
   process.exit(1);
 });
-
-server.listen(port, host, () => {
-  const address = server.address() as AddressInfo;
-  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-  const names = [...tokens].map(([token, user]) => `  ${user.id.padEnd(6)} Authorization: Bearer ${token}${user.admin ? '  (admin)' : ''}`);
-  console.log(
-    [
-      `express-password-guard demo listening on ${url}`,
-      `data: ${resolve(dataDir, 'demo.db')}`,
-      'demo-only credentials (override with ALICE_TOKEN, BOB_TOKEN, ADMIN_TOKEN):',
-      ...names,
-      'servers: srv-alice (alice), srv-bob (bob)',
-      `metadata secret: ${metadataSecret === DEMO_METADATA_SECRET ? `${metadataSecret} (demo default; set METADATA_SECRET)` : '(from METADATA_SECRET)'}`,
-      `pepper: ${pepper === DEMO_PEPPER ? `${pepper} (demo default; set PASSWORD_PEPPER)` : '(from PASSWORD_PEPPER)'}`,
-      ...(seedLegacy ? legacyLines() : []),
-    ].join('\n'),
-  );
-});
-
 function legacyLines(): string[] {
   const db = resolve(dataDir, 'demo.db');
   return [
@@ -85,22 +147,3 @@ function legacyLines(): string[] {
   ];
 }
 
-let stopping = false;
-function stop(signal: NodeJS.Signals): void {
-  if (stopping) return;
-  stopping = true;
-  console.log(`demo: ${signal}, finishing in-flight requests`);
-  // In-flight requests finish; idle keep-alive sockets would hold close() open forever.
-  server.close(() => {
-    demo.close();
-    console.log('demo: stopped');
-    process.exit(0);
-  });
-  server.closeIdleConnections();
-  setTimeout(() => {
-    console.error('demo: requests still open after 10 s; closing them');
-    server.closeAllConnections();
-  }, 10_000).unref();
-}
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);

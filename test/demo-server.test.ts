@@ -82,8 +82,18 @@ describe('the demo server (npm start)', () => {
     expect(demo.output()).toContain('demo: stopped');
 
     // The hash outlived the process.
-    const again = start({ PORT: String(port), DATA_DIR: dataDir });
+    // Restarted with a real token and secrets from the environment: none of them is printed.
+    const again = start({
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      BOB_TOKEN: 'bob-real-token-0b1c',
+      METADATA_SECRET: 'real-metadata-secret-77',
+      PASSWORD_PEPPER: 'demo-pepper-change-me-0123456789abcdef',
+    });
     await waitFor(again, 'listening on');
+    expect(again.output()).toContain('bob    (from BOB_TOKEN)');
+    expect(again.output()).toContain('Bearer alice-token');
+    expect(again.output()).not.toMatch(/bob-real-token|real-metadata-secret/);
     const state = (await (await fetch(base, { headers: auth })).json()) as { passwordSet: boolean };
     expect(state.passwordSet).toBe(true);
     again.child.kill('SIGINT');

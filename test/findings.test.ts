@@ -97,9 +97,9 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     const answer = await request(demo.app).get('/servers/srv-alice/password').set(ALICE).expect(200);
     expect(answer.body).toEqual({ passwordSet: true, setAt: expect.any(String), algorithm: 'bcrypt+hmac-sha256' });
     expect(answer.text).not.toContain('$2');
-    const stored = demo.store.get('srv-alice');
+    const stored = await demo.store.get('srv-alice');
     expect(stored?.hash).toMatch(/^\$2b\$10\$/);
-    demo.close();
+    await demo.close();
     for (const file of readdirSync(dir)) {
       expect(readFileSync(join(dir, file)).includes(Buffer.from(PASSWORD))).toBe(false);
     }
