@@ -1,45 +1,14 @@
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { startDemo as start, waitForOutput as waitFor } from './helpers/demo-process';
 
 // `npm start` as a user runs it: a real process, a real port, a real SQLite file.
 
 const ROOT = resolve(__dirname, '..');
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
-
-interface Running {
-  readonly child: ChildProcess;
-  readonly output: () => string;
-  readonly exited: Promise<number | null>;
-}
-
-function start(env: Record<string, string>): Running {
-  const child = spawn(TSX, ['examples/demo-server.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, BCRYPT_COST: '10', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (data: Buffer) => (output += data.toString()));
-  child.stderr?.on('data', (data: Buffer) => (output += data.toString()));
-  const exited = new Promise<number | null>((resolveExit) => child.on('exit', (code) => resolveExit(code)));
-  return { child, output: () => output, exited };
-}
-
-async function waitFor(running: Running, text: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!running.output().includes(text)) {
-    if (Date.now() > deadline || running.child.exitCode !== null) {
-      throw new Error(`demo never printed "${text}"; it printed:\n${running.output()}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 function freePort(): Promise<number> {
   return new Promise((resolvePort) => {
     const probe = createServer().listen(0, '127.0.0.1', () => {
