@@ -430,6 +430,8 @@ function checkResponse(c: Case, response: RawResponse, secrets: readonly string[
       expect({ where, status: parsed?.['status'], code: typeof parsed?.['code'] }).toEqual({ where, status: response.status, code: 'string' });
     }
     const values = strings(parsed);
+    // Nor once parsed: a client that puts a field into innerHTML must get no markup back.
+    expect({ where, markup: values.filter((value) => /[<>]/.test(value)) }).toEqual({ where, markup: [] });
     for (const secret of secrets) {
       expect({ where, leaked: values.some((value) => value.includes(secret)) }).toEqual({ where, leaked: false });
     }
