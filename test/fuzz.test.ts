@@ -6,12 +6,13 @@ import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import fc from 'fast-check';
 import { createDemoApp, demoTokens } from '../examples/demo-app';
+import { defaultHashLimiter } from '../lib';
 import type { Demo } from '../examples/demo-app';
 import { expressVersions } from './helpers/express';
 import type { ExpressFactory } from './helpers/express';
 import { header, parseResponses } from './helpers/http-message';
 import type { RawResponse } from './helpers/http-message';
-import { exchange, listen, write } from './helpers/raw-http';
+import { exchange, listen, until, write } from './helpers/raw-http';
 import type { Listening } from './helpers/raw-http';
 
 // Generated hostile requests, written byte for byte on a socket, against the whole demo
@@ -30,6 +31,7 @@ type UserName = keyof typeof TOKENS;
 const SERVERS = ['srv-alice', 'srv-bob'] as const;
 const OWNER: Readonly<Record<string, UserName>> = { 'srv-alice': 'alice', 'srv-bob': 'bob' };
 
+const hashes = defaultHashLimiter();
 const sign = (id: string): string => createHmac('sha256', METADATA_SECRET).update(id, 'utf8').digest('hex');
 
 /** Who the request claims to be, as header lines, and whom the demo would accept. */
@@ -508,6 +510,10 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
           if (c.framing === 'short') socket.end();
         }, 5000);
         const { responses } = parseResponses(Buffer.from(seen.text, 'latin1'));
+        // A request whose connection Node closed (garbage pipelined after it) still runs to
+        // its end in the app: let every hash finish and its write land before looking.
+        await until(() => hashes.active === 0 && hashes.queued === 0, 30_000);
+        await new Promise((resolve) => setImmediate(resolve));
         const after = records();
 
         const first = responses.find((response) => response.status !== 100);
@@ -542,8 +548,10 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
         }
 
         // The store: a record appears, changes or goes only through a 204 set or delete
-        // by the owner (or the admin, or the instance itself for a set).
-        const status = first?.status;
+        // by the owner (or the admin, or the instance itself for a set). When Node answered
+        // in the app's place (a parse error on bytes after the request), the app's own
+        // answer was lost: a set may then have been stored without a 204 being seen.
+        const status = first === undefined || isParserRefusal(first) ? undefined : first.status;
         for (const id of new Set([...before.keys(), ...after.keys()])) {
           const was = before.get(id);
           const now = after.get(id);
@@ -552,7 +560,7 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
           const userMay = user === 'admin' || (user !== undefined && OWNER[id] === user);
           const instanceMay = c.identity.instance === id;
           const change = now === undefined ? 'deleted' : was === undefined ? 'set' : 'replaced';
-          // No answer: the client cut a valid set short; the set may still have been stored.
+          // No answer from the app: the set may still have been stored.
           // llhttp takes "POST  /path" (two spaces) as a POST: what counts is the parsed method.
           const parsedMethod = c.method.trim();
           const allowed =
