@@ -32,7 +32,10 @@ interface Counts {
   cut: number;
 }
 
-const newPassword = (): string => `lantern ${randomBytes(5).toString('hex')} orchard drift`;
+// Letters past "f" only: hex digits could repeat a piece of the server's uuid, a context
+// word the validator refuses.
+const newPassword = (): string =>
+  `lantern ${Array.from(randomBytes(10), (byte) => 'ghijklmnopqrstuvwxyz'[byte % 20]).join('')} orchard drift`;
 
 async function call(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
   const response = await fetch(base + path, {
@@ -65,10 +68,11 @@ async function drive(base: string, ids: readonly string[], known: Map<string, Kn
     const password = newPassword();
     entry.pending = set ? { kind: 'set', password } : { kind: 'delete' };
     let status: number;
+    let answer: unknown;
     try {
-      status = set
-        ? (await call(base, 'POST', `/servers/${id}/password`, { password })).status
-        : (await call(base, 'DELETE', `/servers/${id}/password`)).status;
+      ({ status, json: answer } = set
+        ? await call(base, 'POST', `/servers/${id}/password`, { password })
+        : await call(base, 'DELETE', `/servers/${id}/password`));
     } catch {
       // The process died with the request in flight: the outcome stays unknown.
       counts.cut += 1;
@@ -89,7 +93,7 @@ async function drive(base: string, ids: readonly string[], known: Map<string, Kn
       // The hash limiter refused the work: no hash was made, nothing changed.
       counts.busy += 1;
     } else {
-      throw new Error(`${set ? 'set' : 'delete'} of ${id} answered ${status}`);
+      throw new Error(`${set ? `set of "${password}"` : 'delete'} on ${id} answered ${status}: ${JSON.stringify(answer)}`);
     }
   }
 }
