@@ -456,151 +456,152 @@ function safeParse(body: Buffer): Record<string, unknown> | undefined {
 describe.each(expressVersions.map(([name, express], index) => [name, express, SEED + index] as const))(
   'fuzzing the demo chain on %s',
   (name, express: ExpressFactory, seed: number) => {
-  let dir: string;
-  let demo: Demo;
-  let server: Listening;
-  const unexpected: unknown[] = [];
-  const onProcessFault = (error: unknown): void => {
-    unexpected.push(error);
-  };
-  const logged: string[] = [];
+    let dir: string;
+    let demo: Demo;
+    let server: Listening;
+    const unexpected: unknown[] = [];
+    const onProcessFault = (error: unknown): void => {
+      unexpected.push(error);
+    };
+    const logged: string[] = [];
 
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'epg-fuzz-'));
-    demo = createDemoApp({
-      express,
-      filename: join(dir, 'demo.db'),
-      tokens: demoTokens({}),
-      metadataSecret: METADATA_SECRET,
-      pepper: PEPPER,
-      cost: 10,
-      // Guessing is limited on purpose; here every verify should reach the verifier.
-      guessLimit: 1_000_000,
-      log: (entry) => logged.push(`${entry.status} ${entry.code} ${entry.method} ${entry.path}\n${entry.error}`),
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'epg-fuzz-'));
+      demo = createDemoApp({
+        express,
+        filename: join(dir, 'demo.db'),
+        tokens: demoTokens({}),
+        metadataSecret: METADATA_SECRET,
+        pepper: PEPPER,
+        cost: 10,
+        // Guessing is limited on purpose; here every verify should reach the verifier.
+        guessLimit: 1_000_000,
+        log: (entry) => logged.push(`${entry.status} ${entry.code} ${entry.method} ${entry.path}\n${entry.error}`),
+      });
+      server = await listen(demo.app);
+      process.on('unhandledRejection', onProcessFault);
+      process.on('uncaughtException', onProcessFault);
     });
-    server = await listen(demo.app);
-    process.on('unhandledRejection', onProcessFault);
-    process.on('uncaughtException', onProcessFault);
-  });
 
-  afterAll(async () => {
-    process.off('unhandledRejection', onProcessFault);
-    process.off('uncaughtException', onProcessFault);
-    await server.close();
-    demo.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+    afterAll(async () => {
+      process.off('unhandledRejection', onProcessFault);
+      process.off('uncaughtException', onProcessFault);
+      await server.close();
+      demo.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
 
-  const records = (): Map<string, string> => {
-    const rows = (demo.store.database as unknown as BetterSqlite3.Database).prepare('SELECT id, hash FROM password_records').all() as { id: string; hash: string }[];
-    return new Map(rows.map((row) => [row.id, row.hash]));
-  };
+    const records = (): Map<string, string> => {
+      const rows = (demo.store.database as unknown as BetterSqlite3.Database).prepare('SELECT id, hash FROM password_records').all() as { id: string; hash: string }[];
+      return new Map(rows.map((row) => [row.id, row.hash]));
+    };
 
-  test(`${RUNS} generated requests: no 5xx but 503, JSON with the encoder's headers, no password echoed, nothing stored without the owner`, async () => {
-    const tally: Tally = { cases: 0, byStatus: new Map(), parserRefusals: 0, noAnswer: 0, sets: 0, deletes: 0 };
-    await fc.assert(
-      fc.asyncProperty(fuzzCase, async (c) => {
-        tally.cases += 1;
-        if (c.reset) demo.store.database.exec('DELETE FROM password_records');
-        const before = records();
-        const seen = await exchange(server.port, async (socket) => {
-          await write(socket, serialize(c));
-          // Half-closing would make Node drop the answer (its server does not allow half-open
-          // connections); only a body that stops short needs the client to give up.
-          if (c.framing === 'short') socket.end();
-        }, 5000);
-        const { responses } = parseResponses(Buffer.from(seen.text, 'latin1'));
-        // A request whose connection Node closed (garbage pipelined after it) still runs to
-        // its end in the app: let every hash finish and its write land before looking.
-        await until(() => hashes.active === 0 && hashes.queued === 0, 30_000);
-        await new Promise((resolve) => setImmediate(resolve));
-        const after = records();
+    test(`${RUNS} generated requests: no 5xx but 503, JSON with the encoder's headers, no password echoed, nothing stored without the owner`, async () => {
+      const tally: Tally = { cases: 0, byStatus: new Map(), parserRefusals: 0, noAnswer: 0, sets: 0, deletes: 0 };
+      await fc.assert(
+        fc.asyncProperty(fuzzCase, async (c) => {
+          tally.cases += 1;
+          if (c.reset) demo.store.database.exec('DELETE FROM password_records');
+          const before = records();
+          const seen = await exchange(server.port, async (socket) => {
+            await write(socket, serialize(c));
+            // Half-closing would make Node drop the answer (its server does not allow half-open
+            // connections); only a body that stops short needs the client to give up.
+            if (c.framing === 'short') socket.end();
+          }, 5000);
+          const { responses } = parseResponses(Buffer.from(seen.text, 'latin1'));
+          // A request whose connection Node closed (garbage pipelined after it) still runs to
+          // its end in the app: let every hash finish and its write land before looking.
+          await until(() => hashes.active === 0 && hashes.queued === 0, 30_000);
+          await new Promise((resolve) => setImmediate(resolve));
+          const after = records();
 
-        const first = responses.find((response) => response.status !== 100);
-        if (first === undefined) {
-          // No answer at all is only right when the request never ended (a body shorter
-          // than its length, cut by the client), for CONNECT (Node closes it: no handler),
-          // or an upload so far over the limit that the drain ended in a reset.
-          tally.noAnswer += 1;
-          expect({ method: c.method, path: c.path, framing: c.framing, closed: seen.closed }).toEqual({
-            method: c.method,
-            path: c.path,
-            framing: c.framing,
-            closed: true,
-          });
-          const excused =
-            c.framing === 'short' || c.method === 'CONNECT' || c.body.bytes.length > BODY_LIMIT + 65_536;
-          expect({ request: serialize(c).subarray(0, 300).toString('latin1'), excused }).toEqual({
-            request: serialize(c).subarray(0, 300).toString('latin1'),
-            excused: true,
-          });
-        }
-        const secrets = secretsOf(c);
-        for (const response of responses) {
-          tally.byStatus.set(response.status, (tally.byStatus.get(response.status) ?? 0) + 1);
-          // Node's own interim answer to Expect: 100-continue carries no body and no headers.
-          if (response.status === 100) continue;
-          if (isParserRefusal(response)) {
-            tally.parserRefusals += 1;
-            continue;
+          const first = responses.find((response) => response.status !== 100);
+          if (first === undefined) {
+            // No answer at all is only right when the request never ended (a body shorter
+            // than its length, cut by the client), for CONNECT (Node closes it: no handler),
+            // or an upload so far over the limit that the drain ended in a reset.
+            tally.noAnswer += 1;
+            expect({ method: c.method, path: c.path, framing: c.framing, closed: seen.closed }).toEqual({
+              method: c.method,
+              path: c.path,
+              framing: c.framing,
+              closed: true,
+            });
+            const excused =
+              c.framing === 'short' || c.method === 'CONNECT' || c.body.bytes.length > BODY_LIMIT + 65_536;
+            expect({ request: serialize(c).subarray(0, 300).toString('latin1'), excused }).toEqual({
+              request: serialize(c).subarray(0, 300).toString('latin1'),
+              excused: true,
+            });
           }
-          checkResponse(c, response, secrets);
-        }
+          const secrets = secretsOf(c);
+          for (const response of responses) {
+            tally.byStatus.set(response.status, (tally.byStatus.get(response.status) ?? 0) + 1);
+            // Node's own interim answer to Expect: 100-continue carries no body and no headers.
+            if (response.status === 100) continue;
+            if (isParserRefusal(response)) {
+              tally.parserRefusals += 1;
+              continue;
+            }
+            checkResponse(c, response, secrets);
+          }
 
-        // The store: a record appears, changes or goes only through a 204 set or delete
-        // by the owner (or the admin, or the instance itself for a set). When Node answered
-        // in the app's place (a parse error on bytes after the request), the app's own
-        // answer was lost: a set may then have been stored without a 204 being seen.
-        const status = first === undefined || isParserRefusal(first) ? undefined : first.status;
-        for (const id of new Set([...before.keys(), ...after.keys()])) {
-          const was = before.get(id);
-          const now = after.get(id);
-          if (was === now) continue;
-          const user = c.identity.user;
-          const userMay = user === 'admin' || (user !== undefined && OWNER[id] === user);
-          const instanceMay = c.identity.instance === id;
-          const change = now === undefined ? 'deleted' : was === undefined ? 'set' : 'replaced';
-          // No answer from the app: the set may still have been stored.
-          // llhttp takes "POST  /path" (two spaces) as a POST: what counts is the parsed method.
-          const parsedMethod = c.method.trim();
-          const allowed =
-            (status === 204 || (status === undefined && change === 'set')) &&
-            ((change === 'set' && parsedMethod === 'POST' && (userMay || instanceMay)) || (change === 'deleted' && parsedMethod === 'DELETE' && userMay));
-          expect({ id, change, request: serialize(c).subarray(0, 400).toString('latin1'), status, allowed }).toEqual({
-            id,
-            change,
-            request: serialize(c).subarray(0, 400).toString('latin1'),
-            status,
-            allowed: true,
-          });
-          if (change === 'set') {
-            tally.sets += 1;
-            expect(now).toMatch(/^\$2b\$10\$[./A-Za-z0-9]{53}$/);
-          } else tally.deletes += 1;
-        }
-        // ...and a 204 to a set means the record is there.
-        if (status === 204 && c.method.trim() === 'POST') expect(after.size).toBeGreaterThan(0);
-        expect(unexpected).toEqual([]);
-      }),
-      { numRuns: RUNS, seed, endOnFailure: true },
-    );
-    // The server is still answering.
-    const alive = await exchange(server.port, (socket) => {
-      socket.end('GET /servers/srv-alice/password HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice-token\r\nConnection: close\r\n\r\n');
-    });
-    expect(alive.status).toBe(200);
-    expect(unexpected).toEqual([]);
-    expect(logged).toEqual([]);
-    const statuses = [...tally.byStatus].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ');
-    console.log(
-      `fuzz ${name}: ${tally.cases} cases (seed ${seed}); statuses ${statuses}; ${tally.parserRefusals} refused by Node's parser; ${tally.noAnswer} closed without an answer; ${tally.sets} sets and ${tally.deletes} deletes stored`,
-    );
-    // The generator must reach the interesting paths, or the properties prove little.
-    expect(tally.sets).toBeGreaterThan(0);
-    expect(tally.byStatus.get(200) ?? 0).toBeGreaterThan(0);
-    expect(tally.byStatus.get(422) ?? 0).toBeGreaterThan(0);
-  }, 600_000);
-});
+          // The store: a record appears, changes or goes only through a 204 set or delete
+          // by the owner (or the admin, or the instance itself for a set). When Node answered
+          // in the app's place (a parse error on bytes after the request), the app's own
+          // answer was lost: a set may then have been stored without a 204 being seen.
+          const status = first === undefined || isParserRefusal(first) ? undefined : first.status;
+          for (const id of new Set([...before.keys(), ...after.keys()])) {
+            const was = before.get(id);
+            const now = after.get(id);
+            if (was === now) continue;
+            const user = c.identity.user;
+            const userMay = user === 'admin' || (user !== undefined && OWNER[id] === user);
+            const instanceMay = c.identity.instance === id;
+            const change = now === undefined ? 'deleted' : was === undefined ? 'set' : 'replaced';
+            // No answer from the app: the set may still have been stored.
+            // llhttp takes "POST  /path" (two spaces) as a POST: what counts is the parsed method.
+            const parsedMethod = c.method.trim();
+            const allowed =
+              (status === 204 || (status === undefined && change === 'set')) &&
+              ((change === 'set' && parsedMethod === 'POST' && (userMay || instanceMay)) || (change === 'deleted' && parsedMethod === 'DELETE' && userMay));
+            expect({ id, change, request: serialize(c).subarray(0, 400).toString('latin1'), status, allowed }).toEqual({
+              id,
+              change,
+              request: serialize(c).subarray(0, 400).toString('latin1'),
+              status,
+              allowed: true,
+            });
+            if (change === 'set') {
+              tally.sets += 1;
+              expect(now).toMatch(/^\$2b\$10\$[./A-Za-z0-9]{53}$/);
+            } else tally.deletes += 1;
+          }
+          // ...and a 204 to a set means the record is there.
+          if (status === 204 && c.method.trim() === 'POST') expect(after.size).toBeGreaterThan(0);
+          expect(unexpected).toEqual([]);
+        }),
+        { numRuns: RUNS, seed, endOnFailure: true },
+      );
+      // The server is still answering.
+      const alive = await exchange(server.port, (socket) => {
+        socket.end('GET /servers/srv-alice/password HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice-token\r\nConnection: close\r\n\r\n');
+      });
+      expect(alive.status).toBe(200);
+      expect(unexpected).toEqual([]);
+      expect(logged).toEqual([]);
+      const statuses = [...tally.byStatus].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ');
+      console.log(
+        `fuzz ${name}: ${tally.cases} cases (seed ${seed}); statuses ${statuses}; ${tally.parserRefusals} refused by Node's parser; ${tally.noAnswer} closed without an answer; ${tally.sets} sets and ${tally.deletes} deletes stored`,
+      );
+      // The generator must reach the interesting paths, or the properties prove little.
+      expect(tally.sets).toBeGreaterThan(0);
+      expect(tally.byStatus.get(200) ?? 0).toBeGreaterThan(0);
+      expect(tally.byStatus.get(422) ?? 0).toBeGreaterThan(0);
+    }, 600_000);
+  },
+);
 
 describe('the fuzz properties themselves', () => {
   const base: Case = {
