@@ -48,3 +48,24 @@ export function problem(
 export function isOwnProblem(error: unknown): error is ProblemError {
   return typeof error === 'object' && error !== null && raisedHere.has(error);
 }
+
+// RFC 3986 pchar plus "/" and "%": what a browser leaves unencoded in a path.
+const OUTSIDE_PATH = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/gu;
+
+/**
+ * The request's path as a problem detail may quote it: without the query, and with every
+ * character a URL path cannot hold percent-encoded. Browsers encode `<`, `>` and `"`
+ * themselves, but Node's parser also takes them raw from any other client, and a detail
+ * that a client renders with `innerHTML` must never carry markup back.
+ */
+export function requestPath(req: { readonly originalUrl: string }): string {
+  const path = req.originalUrl.split('?', 1)[0] ?? '/';
+  return path.replace(OUTSIDE_PATH, (char) => {
+    try {
+      return encodeURIComponent(char);
+    } catch {
+      // A lone surrogate (only a rewritten originalUrl can hold one) has no UTF-8 form.
+      return '%EF%BF%BD';
+    }
+  });
+}

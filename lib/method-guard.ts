@@ -1,5 +1,5 @@
 import type { IRouter, NextFunction, Request, RequestHandler, Response } from 'express';
-import { problem } from './errors';
+import { problem, requestPath } from './errors';
 import { assertBoolean, assertKnownKeys } from './options';
 import type { KeysEnum } from './options';
 
@@ -53,12 +53,11 @@ export function methodGuard(
       next();
       return;
     }
-    const path = req.originalUrl.split('?', 1)[0] ?? '/';
     next(
       problem(
         405,
         'method.not_allowed',
-        `The method ${req.method} is not allowed on ${path}. Allowed methods: ${allow}.`,
+        `The method ${req.method} is not allowed on ${requestPath(req)}. Allowed methods: ${allow}.`,
         { headers: { Allow: allow } },
       ),
     );

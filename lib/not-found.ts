@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { problem } from './errors';
+import { problem, requestPath } from './errors';
 
 /**
  * A JSON 404 for paths no route served, to mount after the routes and before
@@ -11,7 +11,6 @@ import { problem } from './errors';
  */
 export function notFound(): RequestHandler {
   return function notFound(req: Request, _res: Response, next: NextFunction): void {
-    const path = req.originalUrl.split('?', 1)[0] ?? '/';
-    next(problem(404, 'route.not_found', `Nothing is served at ${path}.`));
+    next(problem(404, 'route.not_found', `Nothing is served at ${requestPath(req)}.`));
   };
 }

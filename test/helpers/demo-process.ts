@@ -9,7 +9,8 @@ export interface DemoProcess {
   readonly child: ChildProcess;
   /** Everything it printed so far, stdout and stderr together. */
   output(): string;
-  readonly exited: Promise<number | null>;
+  /** Resolves with the exit code, or the signal that ended the process. */
+  readonly exited: Promise<number | NodeJS.Signals | null>;
 }
 
 /**
@@ -18,7 +19,7 @@ export interface DemoProcess {
  * own and SIGKILLs it (exit 143) when the child is slow to acknowledge one, which on a
  * loaded machine turns a graceful SIGTERM into a failed test.
  */
-export function startDemo(env: Record<string, string>): DemoProcess {
+export function startDemo(env: Readonly<Record<string, string>>): DemoProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo-server.ts'], {
     cwd: ROOT,
     env: { ...process.env, BCRYPT_COST: '10', ...env },
@@ -27,7 +28,9 @@ export function startDemo(env: Record<string, string>): DemoProcess {
   let output = '';
   child.stdout?.on('data', (data: Buffer) => (output += data.toString()));
   child.stderr?.on('data', (data: Buffer) => (output += data.toString()));
-  const exited = new Promise<number | null>((resolveExit) => child.on('exit', (code) => resolveExit(code)));
+  const exited = new Promise<number | NodeJS.Signals | null>((resolveExit) =>
+    child.on('exit', (code, signal) => resolveExit(code ?? signal)),
+  );
   return { child, output: () => output, exited };
 }
 
@@ -35,7 +38,7 @@ export function startDemo(env: Record<string, string>): DemoProcess {
 export async function waitForOutput(demo: DemoProcess, text: string, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!demo.output().includes(text)) {
-    if (Date.now() > deadline || demo.child.exitCode !== null) {
+    if (Date.now() > deadline || demo.child.exitCode !== null || demo.child.signalCode !== null) {
       throw new Error(`demo never printed "${text}"; it printed:\n${demo.output()}`);
     }
     await new Promise((r) => setTimeout(r, 50));
@@ -43,7 +46,7 @@ export async function waitForOutput(demo: DemoProcess, text: string, ms = 30_000
 }
 
 /** Stops `demo` with `signal` (if it still runs) and resolves with its exit code. */
-export async function stopDemo(demo: DemoProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+export async function stopDemo(demo: DemoProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | NodeJS.Signals | null> {
   if (demo.child.exitCode === null && demo.child.signalCode === null) demo.child.kill(signal);
   return demo.exited;
 }
