@@ -20,6 +20,17 @@ interface ProfileNode {
 interface CpuProfile {
   readonly nodes: readonly ProfileNode[];
   readonly samples: readonly number[];
+  readonly timeDeltas: readonly number[];
+}
+
+/** Milliseconds the main thread was not idle, start-up included. */
+export function busyMs(profile: CpuProfile): number {
+  const idle = new Set(profile.nodes.filter((node) => node.callFrame.functionName === '(idle)').map((node) => node.id));
+  let busy = 0;
+  profile.samples.forEach((id, i) => {
+    if (!idle.has(id)) busy += profile.timeDeltas[i] ?? 0;
+  });
+  return busy / 1000;
 }
 
 /** `node_modules/<pkg>`, `lib/<file>`, `node:<module>` or the frame's own name for native code. */
@@ -66,8 +77,13 @@ async function main(): Promise<void> {
     .filter((name) => name.endsWith('.cpuprofile'))
     .sort((a, b) => statSync(join(dir, b)).size - statSync(join(dir, a)).size)[0];
   if (file === undefined) throw new Error(`no profile written to ${dir}`);
-  console.log(`${variant} on Express ${major}: ${load.requestsPerSecond.toFixed(0)} req/s over ${seconds} s; profile ${join(dir, file)}\n`);
-  console.log(summarise(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile));
+  const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
+  const requests = load.requestsPerSecond * seconds;
+  console.log(
+    `${variant} on Express ${major}: ${load.requestsPerSecond.toFixed(0)} req/s over ${seconds} s; ` +
+      `${((busyMs(profile) * 1000) / requests).toFixed(0)} µs of server CPU per request (start-up included); profile ${join(dir, file)}\n`,
+  );
+  console.log(summarise(profile));
 }
 
 if (require.main === module) {
