@@ -7,6 +7,10 @@
  *   npm run bench
  *   npm run bench -- --smoke
  *   BENCH_PROFILE=/tmp/prof npm run bench   # also --cpu-prof the hardened chain servers
+ *                                           # (which slows them: that run's chain ratios are not comparable)
+ *
+ * Exits 0 once the table is printed, whatever the verdicts; 1 when a variant misbehaves
+ * (a non-2xx answer under load, a storer error) or the run outlives its deadline.
  */
 import { cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
