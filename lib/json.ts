@@ -20,6 +20,21 @@ export function redactionSet(keys: readonly string[]): ReadonlySet<string> {
   return new Set(keys.map(normalizeKey));
 }
 
+// An API answers with the same few keys again and again: normalise each once. Bounded,
+// because keys can come from request data; past the bound they are normalised each time.
+const NORMALIZED_KEYS = new Map<string, string>();
+const MAX_CACHED_KEYS = 1000;
+const MAX_CACHED_KEY_LENGTH = 64;
+
+function cachedNormalizeKey(key: string): string {
+  let normalized = NORMALIZED_KEYS.get(key);
+  if (normalized === undefined) {
+    normalized = normalizeKey(key);
+    if (NORMALIZED_KEYS.size < MAX_CACHED_KEYS && key.length <= MAX_CACHED_KEY_LENGTH) NORMALIZED_KEYS.set(key, normalized);
+  }
+  return normalized;
+}
+
 const UNSAFE_IN_HTML_OR_SCRIPT = /[<>&\u2028\u2029]/g;
 
 function escapeChar(char: string): string {
@@ -34,7 +49,7 @@ function escapeChar(char: string): string {
  */
 export function safeJson(value: unknown, redacted: ReadonlySet<string>): string | undefined {
   const text = JSON.stringify(value, (key, inner: unknown) =>
-    key !== '' && redacted.has(normalizeKey(key)) ? undefined : inner,
+    key !== '' && redacted.has(cachedNormalizeKey(key)) ? undefined : inner,
   ) as string | undefined;
   return text === undefined ? undefined : text.replace(UNSAFE_IN_HTML_OR_SCRIPT, escapeChar);
 }

@@ -74,6 +74,12 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
     ...options.helmet,
   } as HelmetOptions);
 
+  // One function for every response, made here rather than per request.
+  const encodedJson = function encodedJson(this: Response, body: unknown): Response {
+    if (!this.get('Content-Type')) this.setHeader('Content-Type', 'application/json; charset=utf-8');
+    return this.send(safeJson(body, redacted) ?? '');
+  };
+
   return function responseEncoder(req: Request, res: Response, next: NextFunction): void {
     headers(req, res, (error?: unknown) => {
       if (error !== undefined && error !== null) {
@@ -81,11 +87,9 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
         return;
       }
       if (noStore) res.setHeader('Cache-Control', 'no-store');
-      res.json = function encodedJson(this: Response, body: unknown): Response {
-        if (!this.get('Content-Type')) this.setHeader('Content-Type', 'application/json; charset=utf-8');
-        return this.send(safeJson(body, redacted) ?? '');
-      };
-      if (requireJsonAccept && req.accepts(JSON_TYPES) === false) {
+      res.json = encodedJson;
+      // No Accept header accepts everything (RFC 9110 §12.5.1): skip the negotiation.
+      if (requireJsonAccept && req.headers.accept !== undefined && req.accepts(JSON_TYPES) === false) {
         next(
           problem(
             406,

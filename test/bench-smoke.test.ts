@@ -1,0 +1,72 @@
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+// `npm run bench -- --smoke`: one short round with tiny sizes, so the bench cannot rot.
+// Timings are not asserted (a shared machine makes them noise); every row must be printed.
+
+const ROOT = resolve(__dirname, '..');
+const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+
+function runSmoke(): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolveRun) => {
+    const child = spawn(TSX, ['test/bench/run.ts', '--smoke'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (data: Buffer) => (output += data.toString()));
+    child.stderr.on('data', (data: Buffer) => (output += data.toString()));
+    child.on('exit', (code) => resolveRun({ code, output }));
+  });
+}
+
+const rowsOf = (table: string, section: string): string[] =>
+  table.split('\n').filter((line) => line.startsWith(`| ${section}`)).map((line) => line.split('|')[2]?.trim() ?? '');
+
+describe('npm run bench -- --smoke', () => {
+  let result: { code: number | null; output: string };
+  beforeAll(async () => {
+    result = await runSmoke();
+  }, 110_000);
+
+  it('runs to completion', () => {
+    if (result.code !== 0) throw new Error(`the bench exited ${result.code}:\n${result.output}`);
+    expect(result.output).toMatch(/^\d+ of 10 targets met; whole run \d+ s/m);
+  });
+
+  it.each(['4', '5'])('prints the chain rows for Express %s', (major) => {
+    expect(rowsOf(result.output, `chain, Express ${major} `)).toEqual([
+      'bare Express: req/s (p99 latency)',
+      'helmet alone: req/s (p99 latency)',
+      'hardened demo chain: req/s (p99 latency)',
+    ]);
+  });
+
+  it('prints the hashing rows', () => {
+    expect(rowsOf(result.output, 'hashing, cost 10 ')).toEqual([
+      'raw bcrypt.hash, 3 at a time: hashes/s',
+      'hashAndStore, same cost and concurrency: hashes/s',
+      'event-loop delay p99 while hashing: raw / storer',
+      'one hash, idle (the unit below)',
+      'fs.readFile wait, idle',
+      'fs.readFile wait, 40 raw hashes at once (pool 4)',
+      expect.stringMatching(/^fs\.readFile wait, 40 via hashAndStore \(\d+ got 503\)$/),
+    ]);
+  });
+
+  it.each(['content-length', 'chunked'])('prints the upload rows, %s', (framing) => {
+    const readers = ['passwordBody', 'express.text', 'express.json', 'buffer-then-check'];
+    expect(rowsOf(result.output, `uploads, 20 x 1 MB, ${framing} `)).toEqual([
+      ...readers.map((reader) => `${reader}: time to 413 (413s received, worst round)`),
+      ...readers.map((reader) => `${reader}: bytes read per upload`),
+      ...readers.map((reader) => `${reader}: server peak RSS growth`),
+    ]);
+  });
+
+  it('gives every row a value and every target a verdict', () => {
+    const rows = result.output.split('\n').filter((line) => /^\| (chain|hashing|uploads)/.test(line));
+    expect(rows).toHaveLength(6 + 7 + 24);
+    for (const row of rows) {
+      const [, , , value = '', , target = '', verdict = ''] = row.split('|').map((cell) => cell.trim());
+      expect(value).not.toMatch(/^$|n\/a|NaN/);
+      if (/^(>=|<=|<)/.test(target)) expect(['met', 'missed']).toContain(verdict);
+    }
+  });
+});
