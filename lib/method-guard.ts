@@ -42,6 +42,9 @@ export function methodGuard(
   const allow = allowed.join(', ');
   const allowedSet = new Set(allowed);
   const answersOptions = handleOptions && !methods.includes('OPTIONS');
+  // handleOptions: false leaves OPTIONS to a later middleware (CORS preflights), so it
+  // must reach it rather than be refused.
+  const passesOptions = !handleOptions;
 
   return function methodGuard(req: Request, res: Response, next: NextFunction): void {
     if (answersOptions && req.method === 'OPTIONS') {
@@ -49,7 +52,7 @@ export function methodGuard(
       res.status(204).end();
       return;
     }
-    if (allowedSet.has(req.method)) {
+    if (allowedSet.has(req.method) || (passesOptions && req.method === 'OPTIONS')) {
       next();
       return;
     }
