@@ -88,6 +88,9 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
       }
       if (noStore) res.setHeader('Cache-Control', 'no-store');
       res.json = encodedJson;
+      // JSONP would hand the body to any site's script and Express builds it with a plain
+      // JSON.stringify: answer it as the same escaped, redacted JSON, never a callback.
+      res.jsonp = encodedJson;
       // No Accept header accepts everything (RFC 9110 §12.5.1): skip the negotiation.
       if (requireJsonAccept && req.headers.accept !== undefined && req.accepts(JSON_TYPES) === false) {
         next(

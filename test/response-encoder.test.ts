@@ -70,6 +70,15 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
     expect(res.text).toBe('{"note":"\\u003cb\\u003e"}');
   });
 
+  test('res.jsonp(object) goes through the same encoding and never wraps a callback', async () => {
+    const viaJsonp = appWith(express, responseEncoder(), (_req, res) => {
+      res.jsonp({ password: 'hunter2', note: '<b>' });
+    });
+    const res = await request(viaJsonp).get('/r?callback=steal');
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.text).toBe('{"note":"\\u003cb\\u003e"}');
+  });
+
   test('the redact option replaces the default list', async () => {
     const custom = appWith(express, responseEncoder({ redact: ['apiKey'] }), (_req, res) => {
       res.json({ apiKey: 'k', api_key: 'k2', password: 'kept-on-purpose' });
