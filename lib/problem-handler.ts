@@ -131,7 +131,9 @@ function describe(
 
   if (isOwnProblem(error)) {
     code = error.type;
-    detail = error.message;
+    // A 500 of ours explains a wiring fault to the operator (in the log), not to the
+    // client; a 503 says when to come back.
+    detail = status === 500 ? INTERNAL_DETAIL : error.message;
     errors = error.errors;
   } else if (parserError !== undefined) {
     status = parserError.status;

@@ -11,7 +11,7 @@ import {
   storedPassword,
   validatedPassword,
 } from '../lib';
-import type { PasswordRecord, PasswordStore } from '../lib';
+import type { PasswordRecord, PasswordStore, ProblemLogEntry } from '../lib';
 import { expressVersions, PROBLEM_JSON } from './helpers/express';
 import { passwordApp, stubValidator } from './helpers/password';
 
@@ -159,11 +159,14 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     app.post('/servers/:id/password', express.json(), hashAndStore({ store, cost: 10 }), (_req: Request, res: Response) => {
       res.status(204).end();
     });
-    app.use(problemHandler({ log: false }));
+    const logged: ProblemLogEntry[] = [];
+    app.use(problemHandler({ log: (entry) => logged.push(entry) }));
     const res = await request(app).post('/servers/srv-1/password').send({ password: 'unvalidated password' });
     expect(res.status).toBe(500);
     expect(res.body.code).toBe('password.misconfigured');
-    expect(res.body.detail).toMatch(/mount passwordBody\(\) before it/);
+    // The explanation is for the operator's log, not the client.
+    expect(res.body.detail).toBe('The server could not complete the request.');
+    expect(logged[0]?.error).toMatch(/mount passwordBody\(\) before it/);
     expect(store.size).toBe(0);
   });
 
@@ -173,10 +176,12 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     app.post('/password', ...stubValidator(express), hashAndStore({ store, cost: 10 }), (_req: Request, res: Response) => {
       res.status(204).end();
     });
-    app.use(problemHandler({ log: false }));
+    const logged: ProblemLogEntry[] = [];
+    app.use(problemHandler({ log: (entry) => logged.push(entry) }));
     const res = await request(app).post('/password').send({ password: 'some password' });
     expect(res.status).toBe(500);
-    expect(res.body.detail).toMatch(/no record id/);
+    expect(res.body.detail).toBe('The server could not complete the request.');
+    expect(logged[0]?.error).toMatch(/no record id/);
     expect(store.size).toBe(0);
   });
 
