@@ -15,13 +15,14 @@ import { passwordBody } from './password-body';
 import type { PasswordBodyOptions } from './password-body';
 import { emitQueryWarning } from './password-query';
 import type { PasswordContextWords } from './password-validator';
-import { recordVerified, verifyPassword } from './password-verifier';
+import { recordVerified, resolveVerify, verifyWith } from './password-verifier';
 import { problemHandler } from './problem-handler';
 import type { ProblemHandlerOptions } from './problem-handler';
 import { readRecordId, resolveIdReader } from './record-id';
 import type { RecordIdReader } from './record-id';
 import { validatedPassword, clearValidatedPassword } from './request-password';
 import { responseEncoder } from './response-encoder';
+import { markSecret } from './secrets';
 import type { ResponseEncoderOptions } from './response-encoder';
 import { assertStore, checkedRecord } from './stores/store';
 import type { PasswordStore } from './stores/store';
@@ -249,6 +250,7 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
   if (errors.length > 0) main.all(...errors);
 
   if (options.verify !== false) {
+    const verifyConfig = resolveVerify('passwordRoutes', hashing);
     const verifyBody = passwordBody({
       field: bodyOptions.field,
       limit: bodyOptions.limit,
@@ -273,7 +275,7 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
           throw problem(500, 'password.misconfigured', 'The verify route is misconfigured: no password reached it.');
         }
         const id = recordId(req);
-        const { match, rehashed } = await verifyPassword(store, id, candidate, hashing);
+        const { match, rehashed } = await verifyWith(verifyConfig, store, id, candidate, (value) => markSecret(req, value));
         // Lets a guess limiter give back the attempts of callers who knew the password.
         if (match) recordVerified(req, { id, rehashed });
         res.json({ match });

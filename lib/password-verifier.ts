@@ -88,7 +88,7 @@ interface VerifyConfig extends HashingConfig {
   readonly legacy: LegacySchemes;
 }
 
-function resolveVerify(factory: string, options: VerifyPasswordOptions): VerifyConfig {
+export function resolveVerify(factory: string, options: VerifyPasswordOptions): VerifyConfig {
   assertBoolean(factory, 'rehash', options.rehash);
   return {
     ...resolveHashing(factory, options.cost, options.pepper),
@@ -129,11 +129,17 @@ export async function verifyPassword(
   return verifyWith(resolveVerify('verifyPassword', options), store, id, candidate);
 }
 
-async function verifyWith(
+/**
+ * `verifyPassword` with its options resolved once. `secret` is told every hash it reads or
+ * makes, so that a middleware can keep them out of its request's logs (a store error may
+ * quote them).
+ */
+export async function verifyWith(
   config: VerifyConfig,
   store: PasswordStore,
   id: string,
   candidate: string,
+  secret: (value: string) => void = () => undefined,
 ): Promise<PasswordVerification> {
   const { limiter } = config;
   const compare = (input: string, hash: string): Promise<boolean> => {
@@ -143,6 +149,7 @@ async function verifyWith(
   };
 
   const record = checkedRecord(await store.get(id));
+  if (record !== undefined) secret(record.hash);
   if (record === undefined) {
     await compare(candidate, dummyHash(config.cost));
     return { match: false, rehashed: false };
@@ -190,6 +197,7 @@ async function verifyWith(
   // successful verify tries again.
   if (hashing === undefined) return { match, rehashed: false };
   const upgraded = { hash: await hashing, setAt: record.setAt, scheme: config.scheme };
+  secret(upgraded.hash);
   return { match, rehashed: checkedBoolean('replace', await store.replace(id, record.hash, upgraded)) };
 }
 
@@ -309,7 +317,7 @@ export function passwordVerifier(options: PasswordVerifierOptions): RequestHandl
       next(misconfigured('The password route is misconfigured: passwordVerifier found no record id; check its id option or the route path.'));
       return;
     }
-    const { match, rehashed } = await verifyWith(config, store, id, candidate);
+    const { match, rehashed } = await verifyWith(config, store, id, candidate, (value) => markSecret(req, value));
     if (!match) {
       next(problem(403, 'password.mismatch', 'The password does not match.'));
       return;

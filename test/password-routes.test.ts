@@ -1,7 +1,8 @@
+import bcrypt from 'bcrypt';
 import request from 'supertest';
 import type { Express, Request } from 'express';
 import { MemoryStore, passwordRoutes, requestUser } from '../lib';
-import type { PasswordLocation, PasswordRoutesOptions, UserPrincipal } from '../lib';
+import type { PasswordLocation, PasswordRecord, PasswordRoutesOptions, ProblemLogEntry, UserPrincipal } from '../lib';
 import { expressVersions, PROBLEM_JSON } from './helpers/express';
 import type { ExpressFactory } from './helpers/express';
 
@@ -219,6 +220,26 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
     await request(app).post('/me/password').send({ password: PASSWORD }).expect(204);
     expect((await store.get('account-7'))?.hash).toMatch(/^\$2b\$10\$/);
     expect((await request(app).post('/me/password/verify').send({ password: PASSWORD })).body).toEqual({ match: true });
+  });
+
+  test('a store error on verify logs neither the stored hash nor its upgrade', async () => {
+    // A store whose replace() quotes both hashes in its error, as a careless driver may.
+    class LeakyStore extends MemoryStore {
+      override replace(_id: string, expected: string, record: PasswordRecord): boolean {
+        throw new Error(`replace failed: expected ${expected}, new ${record.hash}`);
+      }
+    }
+    const leaky = new LeakyStore();
+    leaky.setIfAbsent('s1', { hash: bcrypt.hashSync(PASSWORD, 10), setAt: new Date(0).toISOString(), scheme: 'bcrypt' });
+    const logged: ProblemLogEntry[] = [];
+    // Cost 11 upgrades the cost-10 record on a match, so replace() runs.
+    const app = appWith(express, leaky as MemoryStore, { hashing: { cost: 11 }, errors: { log: (entry) => logged.push(entry) } });
+    const res = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').send({ password: PASSWORD });
+    expect(res.status).toBe(500);
+    expect(logged).toHaveLength(1);
+    expect(logged[0]?.error).toContain('replace failed');
+    expect(logged[0]?.error).not.toMatch(/\$2[aby]\$/);
+    expect(res.text).not.toMatch(/\$2[aby]\$/);
   });
 });
 
