@@ -18,8 +18,10 @@ export const DEMO_REDIS_PREFIX = 'epg-demo:';
 export function redactRedisUrl(url: string): string {
   try {
     const parsed = new URL(url);
-    if (parsed.password === '') return url;
-    parsed.password = '***';
+    // ioredis also reads the password from the query string.
+    if (parsed.password === '' && !parsed.searchParams.has('password')) return url;
+    if (parsed.password !== '') parsed.password = '***';
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
     return parsed.toString();
   } catch {
     return '(an unparsable REDIS_URL)';

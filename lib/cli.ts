@@ -103,8 +103,9 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   let opened: Opened | undefined;
   try {
-    const cost = integer('--cost', values.cost);
-    const concurrency = integer('--concurrency', values.concurrency);
+    // Checked before any store is opened: a usage error must not touch the database.
+    const cost = integer('--cost', values.cost, 10, 31);
+    const concurrency = integer('--concurrency', values.concurrency, 1, 1024);
     const pepper = readPepper(values['pepper-env']);
     const legacy = values.schemes === undefined ? undefined : await loadSchemes(values.schemes);
     opened = await openStore(values);
@@ -142,10 +143,11 @@ function usage(message: string): number {
   return 2;
 }
 
-function integer(flag: string, value: string | undefined): number | undefined {
+function integer(flag: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) throw new UsageError(`${flag} must be a whole number, got "${value}".`);
-  return Number(value);
+  const number = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!(number >= min && number <= max)) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got "${value}".`);
+  return number;
 }
 
 function readPepper(variable: string | undefined): string | undefined {
@@ -322,6 +324,8 @@ function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password !== '') parsed.password = '***';
+    // ioredis also reads the password from the query string.
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
     return parsed.toString();
   } catch {
     return '(an invalid URL)';

@@ -323,9 +323,16 @@ describe('npx express-password-guard migrate', () => {
       expect(result.stderr).toMatch(message);
     }
     expect(existsSync(join(dir, 'typo.db'))).toBe(false);
-    const cost = await run(['migrate', '--sqlite', file, '--cost', '9']);
-    expect(cost.status).toBe(1);
-    expect(cost.stderr).toMatch(/option "cost" must be a whole number from 10 to 31/);
+    // Out-of-range numbers are usage errors too, found before the file is opened.
+    const snapshot = (): string =>
+      [file, `${file}-wal`].map((f) => (existsSync(f) ? readFileSync(f).toString('base64') : '-')).join('|');
+    const before = snapshot();
+    for (const args of [['--cost', '9'], ['--concurrency', '0']]) {
+      const result = await run(['migrate', '--sqlite', file, ...args]);
+      expect({ args, status: result.status }).toEqual({ args, status: 2 });
+      expect(result.stderr).toMatch(/must be a whole number from/);
+    }
+    expect(snapshot()).toBe(before);
     const help = await run(['--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('Usage: express-password-guard migrate [options]');
@@ -399,5 +406,10 @@ const binary = redisServerFor('the migrate command on Redis');
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(new RegExp(`cannot connect to Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}`));
     expect(result.stderr).not.toContain('s3cret-pass');
+    // ioredis also takes the password from the query string.
+    const inQuery = await run(['migrate', '--redis', `redis://127.0.0.1:${port}/?password=s3cret-query`]);
+    expect(inQuery.status).toBe(1);
+    expect(inQuery.stderr).toMatch(/cannot connect to Redis at/);
+    expect(inQuery.stderr).not.toContain('s3cret-query');
   });
 });
