@@ -81,10 +81,9 @@ export interface GuessLimitOptions {
   /**
    * Also count verifies that matched. By default an attempt is counted when it starts
    * and given back when its response finishes with `verifiedPassword(req)` set, that is
-   * when `passwordVerifier` confirmed the password; so only failed guesses use the
-   * budget. A route that never sets it (the verify route of `passwordRoutes`, which
-   * answers `200 { match }`, or a handler calling `verifyPassword` itself) counts every
-   * attempt, whatever its status.
+   * when `passwordVerifier` or the verify route of `passwordRoutes` confirmed the
+   * password; so only failed guesses use the budget. A route that never sets it (a
+   * handler calling `verifyPassword` itself) counts every attempt, whatever its status.
    * @default false
    */
   readonly countMatches?: boolean;
