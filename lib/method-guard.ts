@@ -1,4 +1,5 @@
 import type { IRouter, NextFunction, Request, RequestHandler, Response } from 'express';
+import { closeAfterAnswer, DEFAULT_DRAIN, hasUnreadBody } from './bounded-close';
 import { problem, requestPath } from './errors';
 import { assertBoolean, assertKnownKeys } from './options';
 import type { KeysEnum } from './options';
@@ -49,6 +50,7 @@ export function methodGuard(
   return function methodGuard(req: Request, res: Response, next: NextFunction): void {
     if (answersOptions && req.method === 'OPTIONS') {
       res.setHeader('Allow', allow);
+      if (hasUnreadBody(req)) closeAfterAnswer(req, res, DEFAULT_DRAIN);
       res.status(204).end();
       return;
     }

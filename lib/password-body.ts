@@ -1,6 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import getRawBody from 'raw-body';
 import { asyncMiddleware } from './async';
+import { closeAfterAnswer, DEFAULT_DRAIN } from './bounded-close';
 import { problem } from './errors';
 import type { ProblemError } from './errors';
 import { assertKnownKeys, optionError } from './options';
@@ -462,38 +463,11 @@ function hasLoneSurrogate(value: unknown): boolean {
 
 /**
  * Prepares the answer to a request refused while its body may still be arriving, and
- * returns `error` for `next`. The answer says `Connection: close`; the rest of the
- * upload is read and thrown away for at most `drainBytes` or `drainMs`, then the socket
- * is destroyed. Destroying at once would make the kernel reset the connection while the
- * client is still sending, and many clients then lose the answer they had not read yet
- * (nginx's lingering close exists for this); draining it all is what body-parser does,
- * and is what lets a 50 MB upload cost 50 MB of reading.
+ * returns `error` for `next`: the answer is the connection's last, after a drain bounded
+ * by `drainBytes` and `drainMs` (see {@link closeAfterAnswer}).
  */
 function refuse(req: Request, res: Response, config: BodyConfig, error: ProblemError): ProblemError {
-  if (!res.headersSent) res.setHeader('Connection', 'close');
-  if (req.readableEnded || req.destroyed) return error;
-  const socket = req.socket;
-  let discarded = 0;
-  const destroy = (): void => {
-    clearTimeout(timer);
-    socket.destroy();
-  };
-  const timer = setTimeout(destroy, config.drainMs);
-  timer.unref();
-  socket.once('close', () => {
-    clearTimeout(timer);
-  });
-  req.on('data', (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > config.drainBytes) destroy();
-  });
-  req.resume();
-  // Node's server calls destroySoon() once a "Connection: close" answer is flushed,
-  // which destroys the socket at that moment: end our side only, and let the drain
-  // above decide when the socket goes.
-  socket.destroySoon = (): void => {
-    socket.end();
-  };
+  closeAfterAnswer(req, res, config);
   return error;
 }
 
@@ -519,8 +493,8 @@ function resolveConfig(options: PasswordBodyOptions): BodyConfig {
     query,
     methods,
     readTimeout: integerOption(FACTORY, 'readTimeout', options.readTimeout, 1, 600_000) ?? 10_000,
-    drainBytes: integerOption(FACTORY, 'drainBytes', options.drainBytes, 0, 16 * 1024 * 1024) ?? 65_536,
-    drainMs: integerOption(FACTORY, 'drainMs', options.drainMs, 0, 60_000) ?? 2000,
+    drainBytes: integerOption(FACTORY, 'drainBytes', options.drainBytes, 0, 16 * 1024 * 1024) ?? DEFAULT_DRAIN.drainBytes,
+    drainMs: integerOption(FACTORY, 'drainMs', options.drainMs, 0, 60_000) ?? DEFAULT_DRAIN.drainMs,
   };
 }
 

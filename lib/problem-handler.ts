@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, NextFunction, Request, Response } from 'express';
+import { closeAfterAnswer, DEFAULT_DRAIN, hasUnreadBody } from './bounded-close';
 import { isOwnProblem } from './errors';
 import type { ProblemField } from './errors';
 import { DEFAULT_REDACTED_KEYS, redactionSet, safeJson } from './json';
@@ -77,7 +78,9 @@ const INTERNAL_DETAIL = 'The server could not complete the request.';
  * The one place that writes an error body: mount it last. Turns this package's errors,
  * body-parser's errors and any other error into an RFC 9457 `application/problem+json`
  * body with `type`, `title`, `status`, `detail`, a stable `code` and, where there are
- * several faults, `errors`. A 5xx never shows its message or stack.
+ * several faults, `errors`. A 5xx never shows its message or stack. An error answered
+ * before the request body was read closes the connection after a bounded drain (64 KiB,
+ * 2 s), so a refused upload is never read whole.
  *
  * @example
  * app.use(problemHandler({ typeBase: 'https://docs.example.com/problems/' }));
@@ -108,6 +111,9 @@ export function problemHandler(options: ProblemHandlerOptions = {}): ErrorReques
       });
     }
     for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    // A refusal before the body was read (401, 404, 405, 406…) must not let Node read the
+    // whole upload afterwards to keep the connection: the answer closes it instead.
+    if (hasUnreadBody(req)) closeAfterAnswer(req, res, DEFAULT_DRAIN);
     res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.status(body.status);
