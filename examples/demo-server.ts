@@ -30,6 +30,19 @@ const guessLimit = Number(env['GUESS_LIMIT'] ?? '5');
 const guessWindowMs = Number(env['GUESS_WINDOW_MS'] ?? '60000');
 const seedLegacy = env['SEED_LEGACY'] === '1';
 
+// The defaults are printed at start: anyone who can reach a non-loopback address could
+// use them to sign any instance id or log in as any user.
+const loopback = ['127.0.0.1', '::1', 'localhost'].includes(host);
+const defaulted = [
+  ...(env['METADATA_SECRET'] === undefined ? ['METADATA_SECRET'] : []),
+  ...(env['PASSWORD_PEPPER'] === undefined ? ['PASSWORD_PEPPER'] : []),
+  ...['ALICE_TOKEN', 'BOB_TOKEN', 'ADMIN_TOKEN'].filter((name) => env[name] === undefined),
+];
+if (!loopback && defaulted.length > 0) {
+  console.error(`demo: cannot start: HOST=${host} is reachable from other machines, and ${defaulted.join(', ')} still have their public demo defaults; set them, or use HOST=127.0.0.1.`);
+  process.exit(1);
+}
+
 const redisUrl = env['REDIS_URL'] ?? '';
 
 /**

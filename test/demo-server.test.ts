@@ -106,6 +106,13 @@ describe('the demo server (npm start)', () => {
     }
   });
 
+  test('refuses a non-loopback HOST while a secret or token keeps its public default', async () => {
+    const demo = start({ HOST: '0.0.0.0', PORT: '0', DATA_DIR: join(dir, 'data'), METADATA_SECRET: 'set-by-operator-0123' });
+    expect(await demo.exited).toBe(1);
+    expect(demo.output()).toMatch(/HOST=0\.0\.0\.0 is reachable from other machines, and PASSWORD_PEPPER, ALICE_TOKEN, BOB_TOKEN, ADMIN_TOKEN still have their public demo defaults/);
+    expect(demo.output()).not.toContain('set-by-operator-0123');
+  });
+
   test('a port in use is a clear error and a non-zero exit', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
