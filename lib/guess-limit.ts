@@ -2,7 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import type { Store } from 'express-rate-limit';
 import { problem } from './errors';
-import { assertBoolean, assertFunction, assertKnownKeys, optionError } from './options';
+import { assertBoolean, assertFunction, assertKnownKeys, missingMethods, optionError } from './options';
 import type { KeysEnum } from './options';
 import { ownership } from './ownership';
 import { verifiedPassword } from './password-verifier';
@@ -214,7 +214,7 @@ function checkedStore(store: unknown): GuessLimitStore | undefined {
   if (typeof store !== 'object' || store === null) {
     throw optionError('guessLimit', 'store', `must be an express-rate-limit store (such as rate-limit-redis's RedisStore), got ${store === null ? 'null' : typeof store}.`);
   }
-  const missing = methods.filter((name) => typeof (store as Record<string, unknown>)[name] !== 'function');
+  const missing = missingMethods(store, methods);
   if (missing.length > 0) {
     throw optionError('guessLimit', 'store', `is not an express-rate-limit store: it has no ${missing.join(', ')} method.`);
   }

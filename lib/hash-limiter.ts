@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { assertKnownKeys, optionError } from './options';
+import { assertKnownKeys, hasMethods, optionError } from './options';
 import type { KeysEnum } from './options';
 
 /**
@@ -126,13 +126,7 @@ function count(option: string, value: unknown, fallback: number, min: number): n
  */
 export function resolveLimiter(factory: string, value: unknown): HashLimiter {
   if (value === undefined) return defaultHashLimiter();
-  const candidate = value as Partial<Record<keyof HashLimiter, unknown>> | null;
-  if (
-    typeof candidate !== 'object' ||
-    candidate === null ||
-    typeof candidate.tryRun !== 'function' ||
-    typeof candidate.retryAfterSeconds !== 'function'
-  ) {
+  if (!hasMethods(value, ['tryRun', 'retryAfterSeconds'])) {
     throw optionError(factory, 'limiter', 'must be a HashLimiter (new HashLimiter({ maxConcurrent, maxQueue })).');
   }
   return value as HashLimiter;

@@ -63,6 +63,16 @@ export function assertBoolean(factory: string, option: string, value: unknown): 
   }
 }
 
+/** The names in `methods` that `value` does not have as functions: what a duck-typed option lacks. */
+export function missingMethods(value: object, methods: readonly string[]): string[] {
+  return methods.filter((name) => typeof (value as Record<string, unknown>)[name] !== 'function');
+}
+
+/** Whether `value` is an object with every one of `methods`. */
+export function hasMethods(value: unknown, methods: readonly string[]): value is object {
+  return typeof value === 'object' && value !== null && missingMethods(value, methods).length === 0;
+}
+
 export function assertFunction(factory: string, option: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'function') {
     throw optionError(factory, option, `must be a function, got ${typeof value}.`);

@@ -1,7 +1,7 @@
 import bcrypt from 'bcrypt';
 import { classifyScheme, resolveLegacy, storedDigest, WRAPPED_PREFIX } from './legacy-hashing';
 import type { LegacyScheme, LegacySchemes } from './legacy-hashing';
-import { assertBoolean, assertFunction, assertKnownKeys, optionError } from './options';
+import { assertBoolean, assertFunction, assertKnownKeys, hasMethods, optionError } from './options';
 import type { KeysEnum } from './options';
 import { BCRYPT_MAX_BYTES, bcryptInput, resolveHashing } from './password-hashing';
 import type { HashingConfig, PasswordScheme } from './password-hashing';
@@ -351,14 +351,7 @@ function scrubSqlite(db: SqliteDatabase): boolean {
 }
 
 function assertSource(source: unknown): asserts source is LegacyPasswordSource {
-  const candidate = source as Partial<Record<keyof LegacyPasswordSource, unknown>> | null;
-  if (
-    typeof candidate !== 'object' ||
-    candidate === null ||
-    typeof candidate.ids !== 'function' ||
-    typeof candidate.read !== 'function' ||
-    typeof candidate.clear !== 'function'
-  ) {
+  if (!hasMethods(source, ['ids', 'read', 'clear'])) {
     throw optionError('migratePasswords', 'source', 'must be a legacy password source (ids, read and clear), such as a MetadataChunks.');
   }
 }

@@ -1,4 +1,4 @@
-import { assertKnownKeys, optionError } from '../options';
+import { assertKnownKeys, hasMethods, optionError } from '../options';
 import type { KeysEnum } from '../options';
 import type { SqliteDatabase, SqliteStatement } from './sqlite-store';
 import type { MaybePromise } from './store';
@@ -89,7 +89,7 @@ export class MetadataChunks implements LegacyPasswordSource {
   constructor(options: MetadataChunksOptions) {
     assertKnownKeys('MetadataChunks', options, optionKeys);
     const db = options.database as Partial<SqliteDatabase> | undefined;
-    if (typeof db !== 'object' || db === null || typeof db.prepare !== 'function' || typeof db.exec !== 'function') {
+    if (!hasMethods(db, ['prepare', 'exec'])) {
       throw optionError('MetadataChunks', 'database', 'must be an open better-sqlite3 Database.');
     }
     const identifier = (option: keyof MetadataChunksOptions, value: unknown, fallback?: string): string => {

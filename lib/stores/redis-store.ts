@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { assertKnownKeys, optionError } from '../options';
+import { assertKnownKeys, missingMethods, optionError } from '../options';
 import type { KeysEnum } from '../options';
 import { checkedRecord, copyRecord } from './store';
 import type { PasswordRecord, PasswordStore } from './store';
@@ -202,7 +202,7 @@ function checkedClient(client: unknown): RedisStoreClient {
       `is required: an ioredis client (new Redis(url)) or an object with ${CLIENT_METHODS.join(', ')}, got ${client === null ? 'null' : typeof client}.`,
     );
   }
-  const missing = CLIENT_METHODS.filter((name) => typeof (client as Record<string, unknown>)[name] !== 'function');
+  const missing = missingMethods(client, CLIENT_METHODS);
   if (missing.length > 0) {
     throw optionError('RedisStore', 'client', `is not a Redis client: it has no ${missing.join(', ')} method.`);
   }

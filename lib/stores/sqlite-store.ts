@@ -1,6 +1,6 @@
 import { closeSync, openSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
-import { assertKnownKeys, optionError } from '../options';
+import { assertKnownKeys, hasMethods, optionError } from '../options';
 import type { KeysEnum } from '../options';
 import { copyRecord } from './store';
 import type { PasswordRecord, PasswordStore } from './store';
@@ -239,16 +239,10 @@ export class SqliteStore<D extends SqliteDatabase = SqliteDatabase> implements P
 }
 
 function assertDatabase(database: unknown): asserts database is SqliteDatabase {
-  const db = database as Partial<Record<keyof SqliteDatabase, unknown>> | null;
-  if (
-    typeof db !== 'object' ||
-    db === null ||
-    typeof db.prepare !== 'function' ||
-    typeof db.exec !== 'function' ||
-    typeof db.pragma !== 'function'
-  ) {
+  if (!hasMethods(database, ['prepare', 'exec', 'pragma'])) {
     throw optionError('SqliteStore', 'database', 'must be a better-sqlite3 Database (new Database(filename)).');
   }
+  const db = database as Partial<Record<keyof SqliteDatabase, unknown>>;
   if (db.open !== true) throw optionError('SqliteStore', 'database', 'must be open.');
   if (db.readonly === true) throw optionError('SqliteStore', 'database', 'must be writable, not opened readonly.');
 }

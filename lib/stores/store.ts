@@ -1,3 +1,5 @@
+import { missingMethods } from '../options';
+
 /**
  * A value, or a promise of it: a store may be synchronous (SQLite) or not (Redis).
  *
@@ -95,7 +97,7 @@ export function assertStore(factory: string, option: string, store: unknown): as
       `${factory}: option "${option}" must be a password store (a MemoryStore, a SqliteStore or an object with ${STORE_METHODS.join(', ')}), got ${store === null ? 'null' : typeof store}.`,
     );
   }
-  const missing = STORE_METHODS.filter((name) => typeof (store as Record<string, unknown>)[name] !== 'function');
+  const missing = missingMethods(store, STORE_METHODS);
   if (missing.length > 0) {
     throw new TypeError(`${factory}: option "${option}" is not a password store: it has no ${missing.join(', ')} method.`);
   }
