@@ -3,7 +3,7 @@ import { MemoryStore, methodGuard, notFound, passwordRoutes, problemHandler, req
 import type { UserPrincipal } from '../lib';
 import { expressVersions } from './helpers/express';
 import type { ExpressFactory } from './helpers/express';
-import { bodyOf, chunk, exchange, listen, pause, write } from './helpers/raw-http';
+import { bodyOf, exchange, flood, listen, pause, write } from './helpers/raw-http';
 import type { Listening } from './helpers/raw-http';
 
 interface Server {
@@ -88,24 +88,9 @@ describe.each(expressVersions)('refusals before the body is read, on %s', (_name
     headers: Readonly<Record<string, string>>,
     framing: 'Content-Length' | 'chunked',
   ): Promise<{ text: string; status: number | undefined; closed: boolean; sent: number }> {
-    const block = Buffer.alloc(64 * 1024, 0x61);
-    const framed = framing === 'chunked' ? chunk(block) : block;
-    let sent = 0;
-    const res = await exchange(
-      server.port,
-      async (socket) => {
-        const framingHeader: Record<string, string | number> =
-          framing === 'chunked' ? { 'Transfer-Encoding': 'chunked' } : { 'Content-Length': SIZE };
-        await write(socket, message(method, path, { 'Content-Type': 'text/plain', ...headers, ...framingHeader }));
-        while (sent < SIZE && !socket.destroyed) {
-          await write(socket, framed);
-          sent += block.length;
-        }
-      },
-      10_000,
-      { endOnEnd: false },
-    );
-    return { ...res, sent };
+    const framingHeader: Record<string, string | number> =
+      framing === 'chunked' ? { 'Transfer-Encoding': 'chunked' } : { 'Content-Length': SIZE };
+    return flood(server.port, message(method, path, { 'Content-Type': 'text/plain', ...headers, ...framingHeader }), SIZE, framing);
   }
 
   test.each(REFUSALS.map((r) => [r.label, r] as const))(

@@ -120,6 +120,36 @@ export function chunk(data: string | Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`), bytes, Buffer.from('\r\n')]);
 }
 
+/**
+ * An attacker's upload: sends `requestHead` (which declares the framing), then `size`
+ * bytes of body in 64 KiB blocks, as chunks when `framing` is 'chunked', for as long as
+ * the socket stays open. It ignores the answer and the FIN and keeps sending; `sent`
+ * tells how far it got before the server closed the connection.
+ */
+export async function flood(
+  port: number,
+  requestHead: string,
+  size: number,
+  framing: 'Content-Length' | 'chunked',
+): Promise<Exchange & { readonly sent: number }> {
+  const block = Buffer.alloc(64 * 1024, 0x61);
+  const framed = framing === 'chunked' ? chunk(block) : block;
+  let sent = 0;
+  const res = await exchange(
+    port,
+    async (socket) => {
+      await write(socket, requestHead);
+      while (sent < size && !socket.destroyed) {
+        await write(socket, framed);
+        sent += block.length;
+      }
+    },
+    10_000,
+    { endOnEnd: false },
+  );
+  return { ...res, sent };
+}
+
 /** The body of an HTTP/1.1 answer with a Content-Length (what the problem handler writes). */
 export function bodyOf(text: string): string {
   const start = text.indexOf('\r\n\r\n');
