@@ -179,6 +179,12 @@ export interface Demo {
   close(): void | Promise<void>;
 }
 
+/** The demo's SqliteStore, for code that reads its file; throws on another storage (Redis). */
+export function demoSqliteStore(demo: Pick<Demo, 'store'>): SqliteStore {
+  if (!(demo.store instanceof SqliteStore)) throw new TypeError('This demo runs on another storage than SQLite.');
+  return demo.store;
+}
+
 type DemoPrincipal = UserPrincipal<DemoUser>;
 
 /** The demo's users and their tokens, overridable by environment. */

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import fc from 'fast-check';
-import { createDemoApp, demoTokens } from '../examples/demo-app';
-import { SqliteStore, defaultHashLimiter } from '../lib';
+import { createDemoApp, demoSqliteStore, demoTokens } from '../examples/demo-app';
+import { defaultHashLimiter } from '../lib';
 import type { Demo } from '../examples/demo-app';
 import { expressVersions } from './helpers/express';
 import type { ExpressFactory } from './helpers/express';
@@ -15,11 +15,6 @@ import type { RawResponse } from './helpers/http-message';
 import { exchange, listen, until, write } from './helpers/raw-http';
 import type { Listening } from './helpers/raw-http';
 
-// The fuzzed demo runs on its SQLite storage; the oracle reads the table itself.
-function sqliteDatabase(demo: Demo): BetterSqlite3.Database {
-  if (!(demo.store instanceof SqliteStore)) throw new Error('the fuzzed demo runs on the SQLite storage');
-  return demo.store.database as unknown as BetterSqlite3.Database;
-}
 
 // Generated hostile requests, written byte for byte on a socket, against the whole demo
 // chain (encoder, method guard, ownership, body reader, validator, storer, verifier,
@@ -498,7 +493,7 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
     });
 
     const records = (): Map<string, string> => {
-      const rows = sqliteDatabase(demo).prepare('SELECT id, hash FROM password_records').all() as { id: string; hash: string }[];
+      const rows = (demoSqliteStore(demo).database as unknown as BetterSqlite3.Database).prepare('SELECT id, hash FROM password_records').all() as { id: string; hash: string }[];
       return new Map(rows.map((row) => [row.id, row.hash]));
     };
 
@@ -507,7 +502,7 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
       await fc.assert(
         fc.asyncProperty(fuzzCase, async (c) => {
           tally.cases += 1;
-          if (c.reset) sqliteDatabase(demo).exec('DELETE FROM password_records');
+          if (c.reset) demoSqliteStore(demo).database.exec('DELETE FROM password_records');
           const before = records();
           const seen = await exchange(server.port, async (socket) => {
             await write(socket, serialize(c));

@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { LEGACY_DEMO_RECORDS, LEGACY_METADATA_TABLE, createDemoApp, demoTokens } from '../examples/demo-app';
+import { LEGACY_DEMO_RECORDS, LEGACY_METADATA_TABLE, createDemoApp, demoSqliteStore, demoTokens } from '../examples/demo-app';
 import type { Demo } from '../examples/demo-app';
-import { MetadataChunks, SqliteStore, migratePasswords } from '../lib';
+import { MetadataChunks, migratePasswords } from '../lib';
 import { expressVersions } from './helpers/express';
 import type { ExpressFactory } from './helpers/express';
 
@@ -13,11 +13,6 @@ import type { ExpressFactory } from './helpers/express';
 
 const PEPPER = 'legacy-demo-pepper-0123456789abcdef0123';
 const TOKENS: Record<string, string> = { alice: 'Bearer alice-token', bob: 'Bearer bob-token', admin: 'Bearer admin-token' };
-// The legacy dataset lives in the SQLite storage only.
-function sqliteStore(demo: Demo): SqliteStore {
-  if (!(demo.store instanceof SqliteStore)) throw new Error('the legacy demo runs on the SQLite storage');
-  return demo.store;
-}
 const stored = LEGACY_DEMO_RECORDS.filter((r) => r.scheme !== 'metadata');
 const metadata = LEGACY_DEMO_RECORDS.find((r) => r.scheme === 'metadata');
 
@@ -78,7 +73,7 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
   });
 
   test('after migration: every record is bcrypt at once, the right password verifies, a wrong one does not, and a verify unwraps it', async () => {
-    const source = new MetadataChunks({ database: sqliteStore(demo).database, table: LEGACY_METADATA_TABLE });
+    const source = new MetadataChunks({ database: demoSqliteStore(demo).database, table: LEGACY_METADATA_TABLE });
     const summary = await migratePasswords({ store: demo.store, source, cost: 10, pepper: PEPPER });
     expect(summary).toMatchObject({ seen: 4, upgraded: 4, current: 0, failed: 0, scrubbed: true });
     expect(await state('srv-legacy-md5')).toBe('bcrypt+md5');
@@ -96,7 +91,7 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
     demo.close();
     demo = open(true);
     expect(await state('srv-legacy-md5')).toBe('bcrypt+hmac-sha256');
-    expect(new MetadataChunks({ database: sqliteStore(demo).database, table: LEGACY_METADATA_TABLE }).read('srv-legacy-metadata')).toBeUndefined();
+    expect(new MetadataChunks({ database: demoSqliteStore(demo).database, table: LEGACY_METADATA_TABLE }).read('srv-legacy-metadata')).toBeUndefined();
     expect(await verify('srv-legacy-md5', 'alice', 'tangerine lantern 42')).toBe(true);
   });
 
@@ -110,12 +105,12 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
   });
 
   test('the metadata record is seeded as the reviewed API keeps it: four chunks of at most 255 characters, read in key order', () => {
-    const chunks = sqliteStore(demo).database
+    const chunks = demoSqliteStore(demo).database
       .prepare(`SELECT key, value FROM ${LEGACY_METADATA_TABLE} WHERE instance_uuid = ? ORDER BY key`)
       .all('srv-legacy-metadata') as Array<{ key: string; value: string }>;
     expect(chunks.map((c) => c.key)).toEqual(['password_0', 'password_1', 'password_2', 'password_3']);
     expect(chunks.every((c) => c.value.length <= 255)).toBe(true);
-    const source = new MetadataChunks({ database: sqliteStore(demo).database, table: LEGACY_METADATA_TABLE });
+    const source = new MetadataChunks({ database: demoSqliteStore(demo).database, table: LEGACY_METADATA_TABLE });
     expect(source.read('srv-legacy-metadata')).toBe(metadata?.password);
     expect(Buffer.byteLength(metadata?.password ?? '')).toBeGreaterThan(72);
   });
