@@ -18,6 +18,7 @@ import {
   problemHandler,
   requestUser,
   responseEncoder,
+  securityEvents,
   signedInstanceIdentity,
 } from '../lib';
 import type {
@@ -26,6 +27,8 @@ import type {
   MaybePromise,
   PasswordStore,
   ProblemLogEntry,
+  SecurityEventSink,
+  SecurityEvents,
   UserPrincipal,
 } from '../lib';
 
@@ -113,6 +116,8 @@ export interface DemoOptions {
    * server): records as an app had them before this package, to migrate. @default false
    */
   readonly seedLegacy?: boolean;
+  /** Where security events go (the demo server writes them with pino). @default none */
+  readonly events?: SecurityEventSink;
 }
 
 /** One record of the seeded legacy dataset, with its (demo-only, public) password. */
@@ -175,6 +180,8 @@ export interface Demo {
   readonly app: Express;
   readonly store: PasswordStore;
   readonly storage: DemoStorage;
+  /** The registered sink's queue and windows, when `events` is set: flush it at shutdown. */
+  readonly events: SecurityEvents | undefined;
   /** Closes the storage (the SQLite file, or the Redis connection). */
   close(): void | Promise<void>;
 }
@@ -213,6 +220,9 @@ export function createDemoApp(options: DemoOptions): Demo {
 
   const app = express();
   app.disable('x-powered-by');
+  // First, so that every refusal below, the 404s and 405s included, reaches the sink.
+  const events = options.events === undefined ? undefined : securityEvents(options.events, { appid: 'express-password-guard-demo' });
+  if (events !== undefined) app.use(events);
   // Finding 7 for every answer, the 404s and 405s included.
   app.use(responseEncoder());
 
@@ -298,6 +308,7 @@ export function createDemoApp(options: DemoOptions): Demo {
     app,
     store,
     storage,
+    events,
     close: () => storage.close(),
   };
 }

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import pino from 'pino';
 import { LEGACY_DEMO_RECORDS, LEGACY_METADATA_TABLE, createDemoApp, demoTokens, sqliteStorage } from './demo-app';
 import type { Demo } from './demo-app';
 
@@ -45,12 +46,19 @@ if (!loopback && defaulted.length > 0) {
 
 const redisUrl = env['REDIS_URL'] ?? '';
 
+// One JSON line per security event on stdout, the event's own fields only: it carries its
+// datetime and level, so pino adds neither time, level number, pid nor hostname.
+const eventLog = pino({ base: null, timestamp: false, formatters: { level: () => ({}) } });
+const events = (event: object): void => {
+  eventLog.info(event);
+};
+
 /**
  * REDIS_URL set: everything in Redis, shared by every process that uses the same URL.
  * Otherwise the SQLite file in DATA_DIR, and guess counts in this process's memory.
  */
 async function openDemo(): Promise<Demo> {
-  const options = { tokens, metadataSecret, pepper, cost, guessLimit, guessWindowMs };
+  const options = { tokens, metadataSecret, pepper, cost, guessLimit, guessWindowMs, events };
   if (redisUrl === '') {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     return createDemoApp({ ...options, storage: sqliteStorage(resolve(dataDir, 'demo.db')), seedLegacy });
@@ -120,6 +128,7 @@ function serve(demo: Demo): void {
     // In-flight requests finish (their Redis commands too); then the storage closes.
     server.close(() => {
       void Promise.resolve()
+        .then(() => demo.events?.flush())
         .then(() => demo.close())
         .then(
           () => {

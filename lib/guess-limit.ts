@@ -7,6 +7,7 @@ import type { KeysEnum } from './options';
 import { ownership } from './ownership';
 import { verifiedPassword } from './password-verifier';
 import { readRecordId, resolveIdReader } from './record-id';
+import { noteSecurityFacts } from './security-events';
 import type { RecordIdReader } from './record-id';
 
 /**
@@ -162,7 +163,8 @@ export function guessLimit(options: GuessLimitOptions = {}): RequestHandler {
     skipSuccessfulRequests: options.countMatches !== true,
     requestWasSuccessful: (req) => verifiedPassword(req) !== undefined,
     keyGenerator: async (req) => checkedKey(await keyOf(req)),
-    handler: (_req, res, next) => {
+    handler: (req, res, next) => {
+      noteSecurityFacts(req, { max: limit });
       const retryAfter = res.getHeader('Retry-After');
       const seconds =
         typeof retryAfter === 'string' || typeof retryAfter === 'number'

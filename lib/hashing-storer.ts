@@ -19,6 +19,7 @@ import { readRecordId, resolveIdReader } from './record-id';
 import type { RecordIdReader } from './record-id';
 import { clearValidatedPassword, validatedPassword } from './request-password';
 import { markSecret } from './secrets';
+import { reportSecurityEvent } from './security-events';
 import { assertStore, checkedBoolean, checkedRecord } from './stores/store';
 import type { PasswordStore } from './stores/store';
 
@@ -171,6 +172,7 @@ export function hashAndStore(options: HashAndStoreOptions): RequestHandler {
       return;
     }
     storedByRequest.set(req, { id, setAt, scheme });
+    reportSecurityEvent(req, 'authn_password_change', { resource: id, action: 'set' });
     next();
   });
 }

@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 import { assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
+import { noteSecurityFacts } from './security-events';
 
 /**
  * The id a principal or an owner is known by. Ids are compared with `===`: `'1'` is not
@@ -188,6 +189,7 @@ export function signedInstanceIdentity(
     const id = req.headers[idHeader];
     const signature = req.headers[signatureHeader];
     if (typeof id !== 'string' || !INSTANCE_ID.test(id)) return undefined;
+    noteSecurityFacts(req, { claimed: { kind: 'instance', id } });
     if (typeof signature !== 'string' || !SIGNATURE.test(signature)) return undefined;
     const expected = createHmac('sha256', key).update(id, 'utf8').digest();
     const given = Buffer.from(signature, 'hex');

@@ -68,3 +68,14 @@ export type {
 export type { LegacyScheme } from './legacy-hashing';
 export { MetadataChunks } from './stores/metadata-chunks';
 export type { LegacyPasswordSource, MetadataChunksOptions } from './stores/metadata-chunks';
+export { securityEvents, reportSecurityEvent } from './security-events';
+export type {
+  SecurityEvent,
+  SecurityEventDetails,
+  SecurityEventLevel,
+  SecurityEventSink,
+  SecurityEventStats,
+  SecurityEventType,
+  SecurityEvents,
+  SecurityEventsOptions,
+} from './security-events';

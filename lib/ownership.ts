@@ -4,6 +4,7 @@ import { problem } from './errors';
 import { isPrincipalId, requestUser } from './identity';
 import type { Principal, PrincipalResolver, UserPrincipal } from './identity';
 import { assertFunction, assertKnownKeys, optionError } from './options';
+import { noteSecurityFacts } from './security-events';
 import type { KeysEnum } from './options';
 
 /**
@@ -174,6 +175,7 @@ export function requireOwnership<P extends Principal = UserPrincipal, R = unknow
         return;
       }
       const resource = await load(req, principal);
+      noteSecurityFacts(req, { principal, exists: resource !== undefined && resource !== null });
       let via: OwnedBy['via'];
       if (resource === undefined || resource === null) {
         next(problem(deniedStatus, 'ownership.denied', DENIED_DETAIL));

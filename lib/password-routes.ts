@@ -23,6 +23,7 @@ import type { RecordIdReader } from './record-id';
 import { validatedPassword, clearValidatedPassword } from './request-password';
 import { responseEncoder } from './response-encoder';
 import { markSecret } from './secrets';
+import { reportSecurityEvent } from './security-events';
 import type { ResponseEncoderOptions } from './response-encoder';
 import { assertStore, checkedRecord } from './stores/store';
 import type { PasswordStore } from './stores/store';
@@ -242,7 +243,9 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
   if (options.remove !== false) {
     main.delete(
       asyncMiddleware('passwordDelete', async (req, res) => {
-        await store.delete(recordId(req));
+        const id = recordId(req);
+        await store.delete(id);
+        reportSecurityEvent(req, 'authn_password_change', { resource: id, action: 'clear' });
         res.status(204).end();
       }),
     );
@@ -278,6 +281,7 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
         const { match, rehashed } = await verifyWith(verifyConfig, store, id, candidate, (value) => markSecret(req, value));
         // Lets a guess limiter give back the attempts of callers who knew the password.
         if (match) recordVerified(req, { id, rehashed });
+        reportSecurityEvent(req, match ? 'authn_login_success' : 'authn_login_fail', { resource: id, action: 'verify', ...(match ? { rehashed } : {}) });
         res.json({ match });
       }),
     );

@@ -22,6 +22,7 @@ import { readRecordId, resolveIdReader } from './record-id';
 import type { RecordIdReader } from './record-id';
 import { clearValidatedPassword, validatedPassword } from './request-password';
 import { markSecret } from './secrets';
+import { reportSecurityEvent } from './security-events';
 import { assertStore, checkedBoolean, checkedRecord } from './stores/store';
 import type { PasswordStore } from './stores/store';
 
@@ -323,6 +324,7 @@ export function passwordVerifier(options: PasswordVerifierOptions): RequestHandl
       return;
     }
     verifiedByRequest.set(req, { id, rehashed });
+    reportSecurityEvent(req, 'authn_login_success', { resource: id, action: 'verify', rehashed });
     next();
   });
 }

@@ -7,6 +7,7 @@ import { DEFAULT_REDACTED_KEYS, redactionSet, safeJson } from './json';
 import { assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
 import { scrubSecrets } from './secrets';
+import { reportRefusal } from './security-events';
 
 /** What the error handler logs for a server-side failure: never a password or a hash. */
 export interface ProblemLogEntry {
@@ -101,6 +102,7 @@ export function problemHandler(options: ProblemHandlerOptions = {}): ErrorReques
       return;
     }
     const { body, headers } = describe(error, req, typeBase);
+    reportRefusal(req, error, body.status, body.code);
     if (body.status >= 500 && log !== false) {
       log({
         status: body.status,
