@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import type { Express } from 'express';
+import { createHmac } from 'node:crypto';
 import { createDemoApp, demoTokens } from '../examples/demo-app';
 import type { Demo } from '../examples/demo-app';
+import type { SecurityEvent } from '../lib';
 import { expressVersions, PROBLEM_JSON } from './helpers/express';
 import type { ExpressFactory } from './helpers/express';
 import { listen } from './helpers/raw-http';
@@ -18,6 +20,10 @@ import type { UnprotectedApi } from './fixtures/unprotected-app';
 const ALICE = { Authorization: 'Bearer alice-token' };
 const BOB = { Authorization: 'Bearer bob-token' };
 const PASSWORD = 'correct horse battery staple';
+const METADATA_SECRET = 'findings-metadata-secret';
+const PEPPER = 'findings-pepper-0123456789abcdef0123';
+// Every credential and key the demo holds: none may appear in an event, in any form.
+const CREDENTIALS = ['alice-token', 'bob-token', 'admin-token', METADATA_SECRET, PEPPER];
 
 /** POSTs `body` with chunked transfer encoding (no Content-Length), as a streaming client does. */
 function postChunked(app: Express, path: string, headers: Record<string, string>, body: string): Promise<{ status: number; text: string }> {
@@ -50,17 +56,39 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
   let dir: string;
   let demo: Demo;
   let before: UnprotectedApi;
+  let events: SecurityEvent[];
+
+  /** The events delivered so far, open windows closed; checked for secrets in every form. */
+  const delivered = async (...secrets: string[]): Promise<SecurityEvent[]> => {
+    await demo.events?.flush();
+    const text = JSON.stringify(events);
+    for (const secret of [...CREDENTIALS, ...secrets]) {
+      for (const form of [secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret), Buffer.from(secret).toString('base64')]) {
+        expect({ secret, leaked: text.includes(form) }).toEqual({ secret, leaked: false });
+      }
+    }
+    for (const event of events) {
+      expect(event).toEqual(expect.objectContaining({ datetime: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), level: expect.stringMatching(/^(INFO|WARN|CRITICAL)$/), description: expect.any(String), count: expect.any(Number) }));
+      expect(event.event.startsWith(`${event.type}:`)).toBe(true);
+    }
+    return events;
+  };
+  const named = (list: readonly SecurityEvent[], type: string): SecurityEvent[] => list.filter((event) => event.type === type);
 
   beforeEach(() => {
+    events = [];
     dir = mkdtempSync(join(tmpdir(), 'epg-findings-'));
     demo = createDemoApp({
       express,
       filename: join(dir, 'demo.db'),
       tokens: demoTokens({}),
-      metadataSecret: 'findings-metadata-secret',
-      pepper: 'findings-pepper-0123456789abcdef0123',
+      metadataSecret: METADATA_SECRET,
+      pepper: PEPPER,
       cost: 10,
       log: false,
+      events: (event) => {
+        events.push(event);
+      },
     });
     before = unprotectedApp(express, ['srv-alice', 'srv-bob']);
   });
@@ -86,6 +114,57 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers['www-authenticate']).toMatch(/^Bearer /);
     expect(await state('srv-alice')).toEqual({ passwordSet: false });
+
+    // The probe of someone else's server is an authz_fail naming prober and target; the
+    // anonymous try an authn_login_fail; the missing server only counts towards a flood.
+    const seen = await delivered(PASSWORD);
+    expect(named(seen, 'authz_fail')).toEqual([
+      expect.objectContaining({
+        event: 'authz_fail:bob,srv-alice',
+        level: 'CRITICAL',
+        principal: { kind: 'user', id: 'bob' },
+        resource: 'srv-alice',
+        status: 404,
+        code: 'ownership.denied',
+        request_method: 'POST',
+        request_uri: '/servers/srv-alice/password',
+        source_ip: expect.any(String),
+        count: 1,
+      }),
+    ]);
+    expect(named(seen, 'authn_login_fail')).toEqual([
+      expect.objectContaining({ event: expect.stringMatching(/^authn_login_fail:.*127\.0\.0\.1$/), status: 401, code: 'ownership.unauthenticated' }),
+    ]);
+    expect(named(seen, 'authn_login_fail')[0]).not.toHaveProperty('principal');
+    expect(named(seen, 'malicious_excess_404')).toEqual([]);
+
+    // Enumerating ids: ten 404s on servers that do not exist make one malicious_excess_404.
+    for (let i = 0; i < 12; i++) await request(demo.app).get(`/servers/srv-guess-${i}/password`).set(BOB).expect(404);
+    const flood = named(await delivered(PASSWORD), 'malicious_excess_404');
+    expect(flood).toEqual([
+      expect.objectContaining({ event: 'malicious_excess_404:bob', principal: { kind: 'user', id: 'bob' }, count: 10, status: 404 }),
+      expect.objectContaining({ event: 'malicious_excess_404:bob', count: 2, window_ms: 60_000 }),
+    ]);
+  });
+
+  test('finding 1 (IDOR), metadata form: a forged instance signature names the instance it claimed, never the signature', async () => {
+    const forged = createHmac('sha256', 'guessed-secret').update('srv-alice').digest('hex');
+    const real = createHmac('sha256', METADATA_SECRET).update('srv-alice').digest('hex');
+    await request(demo.app)
+      .post('/openstack/latest/password')
+      .set({ 'X-Instance-ID': 'srv-alice', 'X-Instance-ID-Signature': forged })
+      .type('text')
+      .send(PASSWORD)
+      .expect(401);
+    const seen = await delivered(PASSWORD, forged, real);
+    expect(named(seen, 'authn_login_fail')).toEqual([
+      expect.objectContaining({
+        event: 'authn_login_fail:srv-alice',
+        claimed: { kind: 'instance', id: 'srv-alice' },
+        status: 401,
+        request_uri: '/openstack/latest/password',
+      }),
+    ]);
   });
 
   test('finding 2 (plain-text storage): only a bcrypt hash is stored, and never handed back', async () => {
@@ -99,6 +178,17 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     expect(answer.text).not.toContain('$2');
     const stored = await demo.store.get('srv-alice');
     expect(stored?.hash).toMatch(/^\$2b\$10\$/);
+    const seen = await delivered(PASSWORD, stored?.hash ?? 'no hash');
+    expect(named(seen, 'authn_password_change')).toEqual([
+      expect.objectContaining({
+        event: 'authn_password_change:alice,srv-alice',
+        level: 'INFO',
+        action: 'set',
+        principal: { kind: 'user', id: 'alice' },
+        resource: 'srv-alice',
+        status: 204,
+      }),
+    ]);
     await demo.close();
     for (const file of readdirSync(dir)) {
       expect(readFileSync(join(dir, file)).includes(Buffer.from(PASSWORD))).toBe(false);
@@ -122,6 +212,22 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     expect(short.status).toBe(422);
     expect(short.body.errors).toEqual([expect.objectContaining({ field: 'password', code: 'too_short' })]);
     expect(await state('srv-alice')).toEqual({ passwordSet: false });
+
+    // Three refusals of one kind by one caller: the first as it came, then one summary.
+    const seen = named(await delivered('12345678'), 'input_validation_fail');
+    expect(seen).toEqual([
+      expect.objectContaining({
+        event: 'input_validation_fail:(password),alice',
+        principal: { kind: 'user', id: 'alice' },
+        resource: 'srv-alice',
+        status: 422,
+        code: 'password.invalid',
+        fields: ['password'],
+        reasons: ['missing'],
+        count: 1,
+      }),
+      expect.objectContaining({ event: 'input_validation_fail:(password),alice', count: 2, window_ms: 60_000 }),
+    ]);
   });
 
   test('finding 4 (unexplained 400): a wrong method gets 405, Allow and a description', async () => {
@@ -136,6 +242,17 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
     expect(res.body).toMatchObject({ status: 405, code: 'method.not_allowed' });
     expect(res.body.detail).toContain('PUT');
+
+    // The method guard runs before the ownership check: the caller is known by address.
+    expect(named(await delivered(), 'input_validation_fail')).toEqual([
+      expect.objectContaining({
+        event: expect.stringMatching(/^input_validation_fail:\(method\),.*127\.0\.0\.1$/),
+        fields: ['method'],
+        status: 405,
+        code: 'method.not_allowed',
+        request_method: 'PUT',
+      }),
+    ]);
   });
 
   test('finding 5 (inconsistent length): one byte limit, however the body is sent', async () => {
@@ -159,6 +276,12 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     expect(demoStreamed.status).toBe(413);
     expect(JSON.parse(demoStreamed.text)).toMatchObject({ code: demoDeclared.body.code });
     expect(await state('srv-alice')).toEqual({ passwordSet: false });
+
+    const seen = named(await delivered(body), 'input_validation_fail');
+    expect(seen[0]).toEqual(
+      expect.objectContaining({ event: 'input_validation_fail:(body),alice', fields: ['body'], status: 413, code: 'body.too_large', resource: 'srv-alice', count: 1 }),
+    );
+    expect(seen.reduce((sum, event) => sum + event.count, 0)).toBe(2);
   });
 
   test('finding 6 (no content rules): common passwords, context words and control characters are refused', async () => {
@@ -177,6 +300,13 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     expect(await codes('alice-srv-alice')).toContain('context_word');
     expect(await codes('line\r\nbreak\u0000here')).toContain('control_character');
     expect(await state('srv-alice')).toEqual({ passwordSet: false });
+
+    // Which rule refused it, never what was refused.
+    const seen = named(await delivered('Password1', 'alice-srv-alice', 'line\r\nbreak\u0000here'), 'input_validation_fail');
+    expect(seen[0]).toEqual(
+      expect.objectContaining({ event: 'input_validation_fail:(password),alice', status: 422, code: 'password.invalid', reasons: expect.arrayContaining(['common_password']) }),
+    );
+    expect(seen.reduce((sum, event) => sum + event.count, 0)).toBe(3);
   });
 
   test('finding 7 (no output encoding): attacker text is never served as markup', async () => {
@@ -198,6 +328,14 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     const method = await request(demo.app).patch(`/servers/${encodeURIComponent(markup)}/password`).set(ALICE);
     expect(method.status).toBe(405);
     expect(method.text).not.toMatch(/[<>]/);
+
+    // Attacker text reaches the log percent-encoded too: a log viewer that renders HTML
+    // gets no markup from an event.
+    const seen = await delivered();
+    expect(named(seen, 'input_validation_fail')).toEqual([
+      expect.objectContaining({ code: 'method.not_allowed', request_uri: `/servers/${encodeURIComponent(markup)}/password` }),
+    ]);
+    expect(JSON.stringify(seen)).not.toMatch(/[<>]/);
   });
 
   test('the demo limits guesses on verify per caller and server, matches given back', async () => {
@@ -210,5 +348,18 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     expect(blocked.status).toBe(429);
     expect(blocked.headers['retry-after']).toMatch(/^\d+$/);
     expect(blocked.body.code).toBe('password.too_many_attempts');
+
+    // A guessing run: the match, the first miss and a summary of the other four, then the limit.
+    const seen = await delivered(PASSWORD, 'wrong guess 0');
+    expect(named(seen, 'authn_login_success')).toEqual([
+      expect.objectContaining({ event: 'authn_login_success:alice,srv-alice', action: 'verify', rehashed: false, status: 200 }),
+    ]);
+    expect(named(seen, 'authn_login_fail')).toEqual([
+      expect.objectContaining({ event: 'authn_login_fail:alice,srv-alice', action: 'verify', status: 200, count: 1 }),
+      expect.objectContaining({ event: 'authn_login_fail:alice,srv-alice', count: 4 }),
+    ]);
+    expect(named(seen, 'excess_rate_limit_exceeded')).toEqual([
+      expect.objectContaining({ event: 'excess_rate_limit_exceeded:alice,5', max: 5, status: 429, code: 'password.too_many_attempts', resource: 'srv-alice' }),
+    ]);
   });
 });
