@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import pino from 'pino';
 import { LEGACY_DEMO_RECORDS, LEGACY_METADATA_TABLE, createDemoApp, demoTokens, sqliteStorage } from './demo-app';
 import type { Demo } from './demo-app';
+import type { SecurityEvent } from '../lib';
 
 const DEMO_METADATA_SECRET = 'demo-metadata-secret-change-me';
 const DEMO_PEPPER = 'demo-pepper-change-me-0123456789abcdef';
@@ -46,11 +47,14 @@ if (!loopback && defaulted.length > 0) {
 
 const redisUrl = env['REDIS_URL'] ?? '';
 
-// One JSON line per security event on stdout, the event's own fields only: it carries its
-// datetime and level, so pino adds neither time, level number, pid nor hostname.
-const eventLog = pino({ base: null, timestamp: false, formatters: { level: () => ({}) } });
-const events = (event: object): void => {
-  eventLog.info(event);
+// One JSON line per security event on stdout. The event carries its own datetime and
+// level, so pino adds no time, pid or hostname, and writes its level as "severity" (info,
+// warn, error for CRITICAL) for log routers that key on one.
+const eventLog = pino({ base: null, timestamp: false, formatters: { level: (label) => ({ severity: label }) } });
+const events = (event: SecurityEvent): void => {
+  if (event.level === 'CRITICAL') eventLog.error(event);
+  else if (event.level === 'WARN') eventLog.warn(event);
+  else eventLog.info(event);
 };
 
 /**
