@@ -7,6 +7,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import fc from 'fast-check';
 import { createDemoApp, demoSqliteStore, demoTokens } from '../examples/demo-app';
 import { defaultHashLimiter } from '../lib';
+import type { SecurityEvent } from '../lib';
 import type { Demo } from '../examples/demo-app';
 import { expressVersions } from './helpers/express';
 import type { ExpressFactory } from './helpers/express';
@@ -445,6 +446,38 @@ function checkResponse(c: Case, response: RawResponse, secrets: readonly string[
   }
 }
 
+const EVENT_TYPES = new Set([
+  'authn_login_fail',
+  'authn_login_success',
+  'authn_password_change',
+  'authn_password_change_fail',
+  'authz_fail',
+  'excess_rate_limit_exceeded',
+  'input_validation_fail',
+  'malicious_excess_404',
+]);
+// What the demo holds that no event may carry: tokens, the proxy's secret and every
+// signature made with it, the pepper.
+const NEVER_IN_EVENTS = [...Object.values(TOKENS), METADATA_SECRET, PEPPER, ...[...SERVERS, 'srv-missing', ''].map(sign)];
+
+/** The events a case produced: well formed, and none holding a credential or a submitted password. */
+function checkEvents(c: Case, events: readonly SecurityEvent[], secrets: readonly string[], hashes: readonly string[]): void {
+  const where = `${c.method} ${JSON.stringify(c.path)}`;
+  for (const event of events) {
+    expect({ where, type: EVENT_TYPES.has(event.type), event: event.event.startsWith(`${event.type}:`), count: Number.isSafeInteger(event.count) && event.count > 0 }).toEqual({
+      where,
+      type: true,
+      event: true,
+      count: true,
+    });
+    expect({ where, level: event.level, datetime: Number.isNaN(Date.parse(event.datetime)) }).toEqual({ where, level: expect.stringMatching(/^(INFO|WARN|CRITICAL)$/) as unknown, datetime: false });
+    const text = JSON.stringify(event);
+    for (const secret of [...secrets, ...hashes, ...NEVER_IN_EVENTS]) {
+      expect({ where, event: event.event, leaked: text.includes(secret) || text.includes(JSON.stringify(secret).slice(1, -1)) }).toEqual({ where, event: event.event, leaked: false });
+    }
+  }
+}
+
 function safeParse(body: Buffer): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(body.toString('utf8'));
@@ -465,6 +498,7 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
       unexpected.push(error);
     };
     const logged: string[] = [];
+    const events: SecurityEvent[] = [];
 
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), 'epg-fuzz-'));
@@ -478,6 +512,9 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
         // Guessing is limited on purpose; here every verify should reach the verifier.
         guessLimit: 1_000_000,
         log: (entry) => logged.push(`${entry.status} ${entry.code} ${entry.method} ${entry.path}\n${entry.error}`),
+        events: (event) => {
+          events.push(event);
+        },
       });
       server = await listen(demo.app);
       process.on('unhandledRejection', onProcessFault);
@@ -499,6 +536,7 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
 
     test(`${RUNS} generated requests: no 5xx but 503, JSON with the encoder's headers, no password echoed, nothing stored without the owner`, async () => {
       const tally: Tally = { cases: 0, byStatus: new Map(), parserRefusals: 0, noAnswer: 0, sets: 0, deletes: 0 };
+      const eventTypes = new Map<string, number>();
       await fc.assert(
         fc.asyncProperty(fuzzCase, async (c) => {
           tally.cases += 1;
@@ -537,6 +575,11 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
             });
           }
           const secrets = secretsOf(c);
+          // Open windows closed, so that a summary is checked with the case that ended it.
+          await demo.events?.flush();
+          const produced = events.splice(0);
+          for (const event of produced) eventTypes.set(event.type, (eventTypes.get(event.type) ?? 0) + event.count);
+          checkEvents(c, produced, secrets, [...before.values(), ...after.values()]);
           for (const response of responses) {
             tally.byStatus.set(response.status, (tally.byStatus.get(response.status) ?? 0) + 1);
             // Node's own interim answer to Expect: 100-continue carries no body and no headers.
@@ -593,9 +636,14 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
       expect(unexpected).toEqual([]);
       expect(logged).toEqual([]);
       const statuses = [...tally.byStatus].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ');
+      const counted = [...eventTypes].sort(([a], [b]) => a.localeCompare(b)).map(([type, n]) => `${type}×${n}`).join(' ');
       console.log(
-        `fuzz ${name}: ${tally.cases} cases (seed ${seed}); statuses ${statuses}; ${tally.parserRefusals} refused by Node's parser; ${tally.noAnswer} closed without an answer; ${tally.sets} sets and ${tally.deletes} deletes stored`,
+        `fuzz ${name}: ${tally.cases} cases (seed ${seed}); statuses ${statuses}; ${tally.parserRefusals} refused by Node's parser; ${tally.noAnswer} closed without an answer; ${tally.sets} sets and ${tally.deletes} deletes stored; events ${counted}`,
       );
+      // The refusals the generator reaches became events too.
+      for (const type of ['authn_login_fail', 'authz_fail', 'input_validation_fail', 'authn_password_change']) {
+        expect({ type, seen: (eventTypes.get(type) ?? 0) > 0 }).toEqual({ type, seen: true });
+      }
       // The generator must reach the interesting paths, or the properties prove little.
       expect(tally.sets).toBeGreaterThan(0);
       expect(tally.byStatus.get(200) ?? 0).toBeGreaterThan(0);
@@ -635,5 +683,28 @@ describe('the fuzz properties themselves', () => {
     ['a body that is not JSON', { ...answer(404, {}), body: Buffer.from('Not Found') }],
   ])('fail on %s', (_name, response) => {
     expect(() => checkResponse(base, response, secretsOf(base))).toThrow();
+  });
+
+  const event: SecurityEvent = {
+    datetime: '2026-11-30T04:00:00.000Z',
+    event: 'authz_fail:bob,srv-alice',
+    type: 'authz_fail',
+    level: 'CRITICAL',
+    description: 'user bob was refused srv-alice, which it does not own',
+    count: 1,
+  };
+
+  test('pass an event the demo would write', () => {
+    expect(() => checkEvents(base, [event], secretsOf(base), ['$2b$10$abc'])).not.toThrow();
+  });
+
+  test.each<[string, SecurityEvent]>([
+    ['a submitted password', { ...event, description: 'canary 0123456789ab plum' }],
+    ['a token', { ...event, request_id: 'bob-token' }],
+    ['a signature', { ...event, description: sign('srv-alice') }],
+    ['a stored hash', { ...event, resource: '$2b$10$abc' }],
+    ['a name outside the vocabulary', { ...event, type: 'login_failed' as never, event: 'login_failed:bob' }],
+  ])('fail on an event holding %s', (_name, bad) => {
+    expect(() => checkEvents(base, [bad], secretsOf(base), ['$2b$10$abc'])).toThrow();
   });
 });
