@@ -238,10 +238,19 @@ interface Window {
   sample: Occurrence | undefined;
 }
 
+/** What identifies an occurrence's window; the occurrence itself is built only if delivered. */
+interface Key {
+  readonly type: SecurityEventType;
+  readonly subject: string;
+  readonly target: string | undefined;
+  readonly code: string | undefined;
+  readonly action: string | undefined;
+}
+
 interface Registry {
   readonly config: Config;
   readonly excess404: number;
-  readonly take: (occurrence: Occurrence, threshold: number) => void;
+  readonly take: (key: Key, threshold: number, occurrence: () => Occurrence) => void;
 }
 
 interface Config {
@@ -250,8 +259,13 @@ interface Config {
   readonly resource: (req: Request) => string | undefined;
 }
 
-const registryOf = new WeakMap<Request, Registry>();
-const factsOf = new WeakMap<Request, Facts>();
+/** One entry per request: the registry that took it, and what the middlewares noted. */
+interface Slot {
+  readonly registry: Registry;
+  readonly facts: Facts;
+}
+
+const slots = new WeakMap<Request, Slot>();
 
 /**
  * Registers `sink` for every request that passes: mount it first, before the routes, so
@@ -398,17 +412,17 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     }
   };
 
-  const take = (occurrence: Occurrence, threshold: number): void => {
+  // Cheap for an occurrence folded into an open window: one string, one lookup, one add.
+  const take = (parts: Key, threshold: number, occurrence: () => Occurrence): void => {
     const now = Date.now();
-    const { code, action } = occurrence.base;
-    let key = `${occurrence.type}\u0000${occurrence.subject}\u0000${occurrence.target ?? ''}\u0000${code ?? ''}\u0000${action ?? ''}`;
+    let key = `${parts.type}\u0000${parts.subject}\u0000${parts.target ?? ''}\u0000${parts.code ?? ''}\u0000${parts.action ?? ''}`;
     let window = windows.get(key);
     if (window !== undefined && now - window.start >= windowMs) {
       close(key, window);
       window = undefined;
     }
     if (window === undefined && windows.size >= maxKeys) {
-      key = `${occurrence.type}\u0000*`;
+      key = `${parts.type}\u0000*`;
       window = windows.get(key);
     }
     if (window === undefined) {
@@ -419,8 +433,9 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     window.count += 1;
     if (window.reported === 0 && window.count >= window.threshold) {
       window.reported = window.count;
-      window.sample = occurrence;
-      enqueue(build(occurrence, window.count, false));
+      const sample = occurrence();
+      window.sample = sample;
+      enqueue(build(sample, window.count, false));
     } else {
       stats.folded += 1;
     }
@@ -430,7 +445,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
 
   const middleware = function securityEvents(req: Request, _res: Response, next: NextFunction): void {
     // The outer registration wins, so an app-wide sink is not replaced by a router's.
-    if (!registryOf.has(req)) registryOf.set(req, registry);
+    if (!slots.has(req)) slots.set(req, { registry, facts: {} });
     next();
   };
 
@@ -438,19 +453,17 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     report(type: SecurityEventType, details: SecurityEventDetails): void {
       if (LEVELS[type] === undefined) throw new TypeError(`securityEvents: report() got an unknown event type "${String(type)}".`);
       const principal = details.principal;
-      take(
-        {
-          type,
-          subject: principal === undefined ? '-' : String(principal.id),
-          ...(details.resource === undefined ? {} : { target: details.resource }),
-          description: details.description ?? describeSuccess(type, principal, details.resource, details.action),
-          base: {
-            ...(principal === undefined ? {} : { principal: { kind: principal.kind, id: principal.id } }),
-            ...detailFields(details),
-          },
+      const subject = principal === undefined ? '-' : String(principal.id);
+      take({ type, subject, target: details.resource, code: details.code, action: details.action }, 1, () => ({
+        type,
+        subject,
+        ...(details.resource === undefined ? {} : { target: details.resource }),
+        description: details.description ?? describeSuccess(type, principal, details.resource, details.action),
+        base: {
+          ...(principal === undefined ? {} : { principal: { kind: principal.kind, id: principal.id } }),
+          ...detailFields(details),
         },
-        1,
-      );
+      }));
     },
     async flush(): Promise<void> {
       for (const [key, window] of windows) close(key, window);
@@ -474,11 +487,11 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
  * cost of one lookup, when no {@link securityEvents} is registered for the request.
  */
 export function noteSecurityFacts(req: Request, facts: Facts): void {
-  const registry = registryOf.get(req);
-  if (registry === undefined) return;
-  const known = factsOf.get(req);
-  const resource = facts.principal !== undefined ? safeText(registry.config.resource(req)) : undefined;
-  factsOf.set(req, { ...known, ...facts, ...(resource === undefined ? {} : { resource }) });
+  const slot = slots.get(req);
+  if (slot === undefined) return;
+  Object.assign(slot.facts, facts);
+  // Read here, inside the route: an app-level error handler no longer sees req.params.
+  if (facts.principal !== undefined) slot.facts.resource = safeText(slot.registry.config.resource(req));
 }
 
 /**
@@ -486,28 +499,26 @@ export function noteSecurityFacts(req: Request, facts: Facts): void {
  * it is delivered once the response finished, with the status answered.
  */
 export function reportSecurityEvent(req: Request, type: SecurityEventType, details: SecurityEventDetails = {}): void {
-  const registry = registryOf.get(req);
-  if (registry === undefined) return;
+  const slot = slots.get(req);
+  if (slot === undefined) return;
+  const { registry, facts } = slot;
   const res = req.res;
   const send = (): void => {
-    const facts = factsOf.get(req) ?? {};
     const principal = details.principal ?? facts.principal;
     const resource = details.resource ?? facts.resource;
     const status = details.status ?? (res?.headersSent === true ? res.statusCode : undefined);
-    registry.take(
-      {
-        type,
-        subject: subjectOf(req, principal, facts),
-        ...(resource === undefined ? {} : { target: resource }),
-        description: details.description ?? describeSuccess(type, principal, resource, details.action),
-        base: {
-          ...requestFields(req, registry.config, principal, facts),
-          ...(resource === undefined ? {} : { resource }),
-          ...detailFields({ ...details, ...(status === undefined ? {} : { status }) }),
-        },
+    const subject = subjectOf(req, principal, facts);
+    registry.take({ type, subject, target: resource, code: details.code, action: details.action }, 1, () => ({
+      type,
+      subject,
+      ...(resource === undefined ? {} : { target: resource }),
+      description: details.description ?? describeSuccess(type, principal, resource, details.action),
+      base: {
+        ...requestFields(req, registry.config, principal, facts),
+        ...(resource === undefined ? {} : { resource }),
+        ...detailFields({ ...details, ...(status === undefined ? {} : { status }) }),
       },
-      1,
-    );
+    }));
   };
   if (res === undefined || res.writableFinished) send();
   else res.once('close', send);
@@ -548,11 +559,11 @@ function ruleOf(code: string): RefusalRule | undefined {
  * an occurrence folded into a window, one map update.
  */
 export function reportRefusal(req: Request, error: unknown, status: number, code: string): void {
-  const registry = registryOf.get(req);
-  if (registry === undefined) return;
+  const slot = slots.get(req);
+  if (slot === undefined) return;
   let rule = ruleOf(code);
   if (rule === undefined) return;
-  const facts = factsOf.get(req) ?? {};
+  const { registry, facts } = slot;
   let threshold = 1;
   // A 404 on a resource that does not exist is a probe only in numbers: counted per caller.
   if (code === 'route.not_found' || (code === 'ownership.denied' && facts.exists !== true)) {
@@ -561,29 +572,30 @@ export function reportRefusal(req: Request, error: unknown, status: number, code
   }
   const principal = facts.principal;
   const subject = subjectOf(req, principal, facts);
-  const resource = rule.type === 'malicious_excess_404' ? undefined : facts.resource;
-  const reasons = rule.type === 'input_validation_fail' ? reasonsOf(error) : undefined;
+  const type = rule.type;
+  const fields = rule.fields;
+  const resource = type === 'malicious_excess_404' ? undefined : facts.resource;
   const max = code === 'password.busy' ? 'hash_pool' : facts.max;
-  const target = rule.type === 'excess_rate_limit_exceeded' ? (max === undefined ? undefined : String(max)) : resource;
-  registry.take(
-    {
-      type: rule.type,
+  const target = type === 'excess_rate_limit_exceeded' ? (max === undefined ? undefined : String(max)) : resource;
+  registry.take({ type, subject, target, code, action: undefined }, threshold, () => {
+    const reasons = type === 'input_validation_fail' ? reasonsOf(error) : undefined;
+    return {
+      type,
       subject,
       ...(target === undefined ? {} : { target }),
-      ...(rule.fields === undefined ? {} : { fields: rule.fields }),
-      description: describeRefusal(rule.type, code, status, subject, principal, facts, resource),
+      ...(fields === undefined ? {} : { fields }),
+      description: describeRefusal(type, code, status, subject, principal, facts, resource),
       base: {
         ...requestFields(req, registry.config, principal, facts),
         ...(resource === undefined ? {} : { resource }),
         status,
         code,
-        ...(rule.fields === undefined ? {} : { fields: rule.fields }),
+        ...(fields === undefined ? {} : { fields }),
         ...(reasons === undefined || reasons.length === 0 ? {} : { reasons }),
-        ...(max === undefined || rule.type !== 'excess_rate_limit_exceeded' ? {} : { max }),
+        ...(max === undefined || type !== 'excess_rate_limit_exceeded' ? {} : { max }),
       },
-    },
-    threshold,
-  );
+    };
+  });
 }
 
 function requestFields(

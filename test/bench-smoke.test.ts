@@ -28,7 +28,7 @@ describe('npm run bench -- --smoke', () => {
 
   it('runs to completion', () => {
     if (result.code !== 0) throw new Error(`the bench exited ${result.code}:\n${result.output}`);
-    expect(result.output).toMatch(/^\d+ of 10 targets met; whole run \d+ s/m);
+    expect(result.output).toMatch(/^\d+ of 12 targets met; whole run \d+ s/m);
   });
 
   it.each(['4', '5'])('prints the chain rows for Express %s', (major) => {
@@ -48,6 +48,15 @@ describe('npm run bench -- --smoke', () => {
       'fs.readFile wait, idle',
       'fs.readFile wait, 40 raw hashes at once (pool 4)',
       expect.stringMatching(/^fs\.readFile wait, 40 via hashAndStore \(\d+ got 503\)$/),
+    ]);
+  });
+
+  it('prints the security event rows', () => {
+    expect(rowsOf(result.output, 'security events ')).toEqual([
+      'IDOR probe flood (404 authz_fail), no sink: req per server CPU-s (req/s)',
+      'IDOR probe flood (404 authz_fail), pino sink: req per server CPU-s (req/s)',
+      'anonymous flood (401 authn_login_fail), no sink: req per server CPU-s (req/s)',
+      'anonymous flood (401 authn_login_fail), pino sink: req per server CPU-s (req/s)',
     ]);
   });
 
