@@ -50,7 +50,11 @@ const redisUrl = env['REDIS_URL'] ?? '';
 // One JSON line per security event on stdout. The event carries its own datetime and
 // level, so pino adds no time, pid or hostname, and writes its level as "severity" (info,
 // warn, error for CRITICAL) for log routers that key on one.
-const eventLog = pino({ base: null, timestamp: false, formatters: { level: (label) => ({ severity: label }) } });
+// Written synchronously: events are folded, so there are few, and none is lost at exit.
+const eventLog = pino(
+  { base: null, timestamp: false, formatters: { level: (label) => ({ severity: label }) } },
+  pino.destination({ dest: 1, sync: true }),
+);
 const events = (event: SecurityEvent): void => {
   if (event.level === 'CRITICAL') eventLog.error(event);
   else if (event.level === 'WARN') eventLog.warn(event);

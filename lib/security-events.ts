@@ -428,7 +428,8 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     if (window === undefined) {
       window = { start: now, count: 0, reported: 0, threshold, sample: undefined };
       windows.set(key, window);
-      sweeper ??= setInterval(sweep, windowMs).unref();
+      // A quarter window: a summary comes at most a quarter window late.
+      sweeper ??= setInterval(sweep, Math.max(250, Math.floor(windowMs / 4))).unref();
     }
     window.count += 1;
     if (window.reported === 0 && window.count >= window.threshold) {
