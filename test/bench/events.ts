@@ -1,12 +1,14 @@
 /**
  * Security events under a refusal flood: 10 000 refused requests against the demo chain
  * with its pino sink (writing to /dev/null, synchronously, as the demo writes to stdout)
- * and without any sink. Two floods: an IDOR probe (bob reading srv-alice, an
+ * and without any sink, both in one server child. Two floods: an IDOR probe (bob reading srv-alice, an
  * `authz_fail` each) and anonymous requests (a 401 each, the cheapest refusal, so the
  * event path weighs most). Servers and autocannon each run in a process of their own.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -22,7 +24,8 @@ const SINKS: readonly Sink[] = ['off', 'pino'];
 const FLOODS: readonly Flood[] = ['idor', 'anonymous'];
 const CONNECTIONS = 10;
 
-async function serve(sink: Sink): Promise<void> {
+/** Both servers in one child: they take turns under load, and one start-up is paid, not two. */
+async function serve(): Promise<void> {
   exitWithParent();
   const dir = mkdtempSync(join(tmpdir(), 'epg-bench-events-'));
   const log = pino(
@@ -30,26 +33,34 @@ async function serve(sink: Sink): Promise<void> {
     pino.destination({ dest: '/dev/null', sync: true }),
   );
   let written = 0;
-  const demo = createDemoApp({
-    filename: join(dir, 'bench.db'),
-    tokens: demoTokens({}),
-    metadataSecret: 'bench-metadata-secret-0123456789abcdef',
-    pepper: 'bench-pepper-0123456789abcdef0123456789',
-    cost: 10,
-    log: false,
-    ...(sink === 'pino'
-      ? {
-          events: (event: SecurityEvent) => {
-            written += 1;
-            log.warn(event);
-          },
-        }
-      : {}),
-  });
-  const server = demo.app.listen(0, '127.0.0.1', () => {
-    const address = server.address();
-    process.send?.({ port: typeof address === 'object' && address !== null ? address.port : 0 });
-  });
+  const demos = SINKS.map((sink) =>
+    createDemoApp({
+      filename: join(dir, `bench-${sink}.db`),
+      tokens: demoTokens({}),
+      metadataSecret: 'bench-metadata-secret-0123456789abcdef',
+      pepper: 'bench-pepper-0123456789abcdef0123456789',
+      cost: 10,
+      log: false,
+      ...(sink === 'pino'
+        ? {
+            events: (event: SecurityEvent) => {
+              written += 1;
+              log.warn(event);
+            },
+          }
+        : {}),
+    }),
+  );
+  const servers = await Promise.all(
+    demos.map(
+      (demo) =>
+        new Promise<Server>((resolve) => {
+          const server = demo.app.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  process.send?.({ ports });
   process.on('message', (message) => {
     if (message === 'cpu') {
       const { user, system } = process.cpuUsage();
@@ -57,13 +68,13 @@ async function serve(sink: Sink): Promise<void> {
       return;
     }
     if (message === 'written') {
-      process.send?.({ written, stats: demo.events?.stats() });
+      process.send?.({ written, stats: demos[1]?.events?.stats() });
       return;
     }
     if (message !== 'stop') return;
-    server.closeAllConnections();
-    server.close(() => {
-      void demo.close();
+    for (const server of servers) server.closeAllConnections();
+    void Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve)))).then(() => {
+      for (const demo of demos) void demo.close();
       rmSync(dir, { recursive: true, force: true });
       process.exit(0);
     });
@@ -130,19 +141,20 @@ export interface EventsConfig {
   readonly rounds: number;
   /** Refused requests per flood. */
   readonly amount: number;
+  /** Requests per flood kind and server before measuring, to warm the JIT. */
+  readonly warmup: number;
 }
 
 export async function eventRows(config: EventsConfig, log: (line: string) => void): Promise<Row[]> {
   const limitMs = (config.rounds * SINKS.length * FLOODS.length * 60 + 120) * 1000;
   const children = new Map<Sink, { child: Child; port: number }>();
   console.log('security events under a refusal flood (autocannon in its own process against a server child)');
+  const child = forkChild(__filename, ['serve'], limitMs);
   try {
-    for (const sink of SINKS) {
-      const child = forkChild(__filename, ['serve', sink], limitMs);
-      const { port } = await child.next<{ port: number }>();
-      children.set(sink, { child, port });
-      // Warms the JIT on both refusal paths before anything is measured.
-      for (const kind of FLOODS) await flood(port, kind, Math.min(config.amount, 2000));
+    const { ports } = await child.next<{ ports: number[] }>();
+    SINKS.forEach((sink, index) => children.set(sink, { child, port: ports[index] ?? 0 }));
+    for (const { port } of children.values()) {
+      for (const kind of FLOODS) if (config.warmup > 0) await flood(port, kind, config.warmup);
     }
     const keys = FLOODS.flatMap((kind) => SINKS.map((sink) => ({ kind, sink })));
     const results = new Map<string, Measured[]>(keys.map(({ kind, sink }) => [`${kind}/${sink}`, []]));
@@ -161,7 +173,7 @@ export async function eventRows(config: EventsConfig, log: (line: string) => voi
     if (pino !== undefined) {
       pino.child.send('written');
       const { written, stats } = await pino.child.next<{ written: number; stats: unknown }>();
-      log(`pino sink: ${written} lines written for ${(config.rounds + 1) * FLOODS.length} floods; ${JSON.stringify(stats)}`);
+      log(`pino sink: ${written} lines written for ${config.rounds * FLOODS.length} measured floods and the warm-up; ${JSON.stringify(stats)}`);
     }
     const rows: Row[] = [];
     for (const kind of FLOODS) {
@@ -188,12 +200,12 @@ export async function eventRows(config: EventsConfig, log: (line: string) => voi
     }
     return rows;
   } finally {
-    await Promise.all([...children.values()].map(({ child }) => child.stop()));
+    await child.stop();
   }
 }
 
 if (process.argv[2] === 'serve') {
-  serve(process.argv[3] as Sink).catch((error: unknown) => {
+  serve().catch((error: unknown) => {
     console.error(error);
     process.exit(1);
   });

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   rows.push(...(await hashingRows(smoke ? { cost: 10, rounds: 1, perSlot: 2, burst: 40 } : { cost: 12, rounds: 5, perSlot: 4, burst: 40 }, log)));
   console.log('oversized uploads (a fresh server child per measurement)');
   rows.push(...(await uploadRows(smoke ? { rounds: 1, size: MB, concurrency: 20, limitMs: 20_000 } : { rounds: 3, size: 50 * MB, concurrency: 20, limitMs: 60_000 }, log)));
-  rows.push(...(await eventRows(smoke ? { rounds: 1, amount: 200 } : { rounds: 5, amount: 10_000 }, log)));
+  rows.push(...(await eventRows(smoke ? { rounds: 1, amount: 100, warmup: 0 } : { rounds: 5, amount: 10_000, warmup: 2000 }, log)));
 
   const targets = rows.filter((row) => row.verdict !== '');
   const met = targets.filter((row) => row.verdict === 'met').length;
