@@ -19,11 +19,11 @@ import {
 } from './password-hashing';
 import type { HashingConfig, PasswordScheme } from './password-hashing';
 import { readRecordId, resolveIdReader } from './record-id';
-import type { RecordIdReader } from './record-id';
+import type { RecordIdSource } from './record-id';
 import { clearValidatedPassword, validatedPassword } from './request-password';
 import { markSecret } from './secrets';
-import { assertStore, checkedBoolean, checkedRecord } from './stores/store';
-import type { PasswordStore } from './stores/store';
+import { assertSource, assertStore, checkedBoolean, checkedRecord } from './stores/store';
+import type { PasswordSource, PasswordStore } from './stores/store';
 
 /**
  * Options of {@link verifyPassword}; {@link passwordVerifier} takes them too.
@@ -136,7 +136,7 @@ export async function verifyPassword(
  */
 export async function verifyWith(
   config: VerifyConfig,
-  store: PasswordStore,
+  store: PasswordSource,
   id: string,
   candidate: string,
   secret: (value: string) => void = () => undefined,
@@ -189,7 +189,7 @@ export async function verifyWith(
       break;
     }
   }
-  if (!match || !config.rehash) return { match, rehashed: false };
+  if (!match || !config.rehash || store.replace === undefined) return { match, rehashed: false };
 
   const upgradedInput = bcryptInput(candidate, config.scheme, config.pepper);
   const hashing = upgradedInput === undefined ? undefined : limitedHash(limiter, upgradedInput, config.cost);
@@ -217,13 +217,16 @@ export type CandidateReader = (req: Request) => string | undefined;
  * const options: PasswordVerifierOptions = { store, cost: 12, id: (req) => req.params.serverId };
  */
 export interface PasswordVerifierOptions extends VerifyPasswordOptions {
-  /** Where the hashes are: the storer's store. Required. */
-  readonly store: PasswordStore;
+  /**
+   * Where the hashes are: the storer's store, or a read-only {@link PasswordSource} such
+   * as an app's existing user table (then nothing is rehashed). Required.
+   */
+  readonly store: PasswordStore | PasswordSource;
   /**
    * Finds the id whose password is checked. Nothing found → 500 (a miswired route).
    * @default (req) => req.params.id
    */
-  readonly id?: RecordIdReader;
+  readonly id?: RecordIdSource;
   /**
    * Finds the password to check. A custom reader that returns nothing gets 400
    * `password.missing`; it must normalise as the validator did when the password was set.
@@ -294,7 +297,10 @@ export function recordVerified(req: Request, verified: VerifiedPassword): void {
 export function passwordVerifier(options: PasswordVerifierOptions): RequestHandler {
   assertKnownKeys('passwordVerifier', options, verifierKeys);
   const { store } = options;
-  assertStore('passwordVerifier', 'store', store);
+  assertSource('passwordVerifier', 'store', store);
+  if (options.rehash === true && store.replace === undefined) {
+    throw new TypeError('passwordVerifier: option "rehash" is true but the store has no replace method to write the upgraded hash; give a full store or leave rehash unset.');
+  }
   const readId = resolveIdReader('passwordVerifier', options.id);
   assertFunction('passwordVerifier', 'candidate', options.candidate);
   const readCandidate = options.candidate;

@@ -154,7 +154,7 @@ describe('verifyPassword', () => {
     // 'bcrypt+md5' is a wrapped legacy record now (test/legacy-hashing.test.ts); this one is not.
     store.setIfAbsent('legacy', { hash: await bcrypt.hash('pw', 10), setAt: SET_AT, scheme: 'bcrypt+md5-crypt' });
     await expect(verifyPassword(store, 'legacy', 'pw', { cost: 10 })).rejects.toMatchObject({ status: 500, type: 'password.misconfigured' });
-    const broken = { setIfAbsent: () => true, get: () => ({ hash: 42 }), replace: () => true, delete: () => true } as unknown as PasswordStore;
+    const broken = { setIfAbsent: () => true, get: () => ({ hash: 42 }), replace: (_i: string, _e: string, _r: unknown) => true, delete: () => true } as unknown as PasswordStore;
     await expect(verifyPassword(broken, 'x', 'pw', { cost: 10 })).rejects.toThrow(/malformed record/);
   });
 
