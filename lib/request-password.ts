@@ -53,3 +53,8 @@ export function clearSubmittedPassword(req: Request, field: string): void {
   rest.delete(field);
   otherPasswords.set(req, rest);
 }
+
+/** Whether passwordBody ran on this request (it records the other fields, even none). */
+export function hasSubmittedPasswords(req: Request): boolean {
+  return otherPasswords.has(req);
+}

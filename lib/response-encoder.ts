@@ -30,6 +30,14 @@ export interface ResponseEncoderOptions {
    * @default {}
    */
   readonly helmet?: Readonly<HelmetOptions>;
+  /**
+   * Set this middleware's headers (helmet's and `Cache-Control`) again when the response
+   * headers are written, so that middleware running later (an app's own helmet with
+   * `X-Frame-Options: SAMEORIGIN`, a handler's `Cache-Control: public`) cannot weaken
+   * them. Headers passed to `res.writeHead(status, headers)` itself still win.
+   * @default false
+   */
+  readonly reapplyHeaders?: boolean;
 }
 
 const optionKeys: KeysEnum<ResponseEncoderOptions> = {
@@ -37,6 +45,7 @@ const optionKeys: KeysEnum<ResponseEncoderOptions> = {
   noStore: true,
   requireJsonAccept: true,
   helmet: true,
+  reapplyHeaders: true,
 };
 
 const JSON_TYPES = ['application/json', 'application/problem+json'];
@@ -54,6 +63,8 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
   assertKnownKeys('responseEncoder', options, optionKeys);
   assertBoolean('responseEncoder', 'noStore', options.noStore);
   assertBoolean('responseEncoder', 'requireJsonAccept', options.requireJsonAccept);
+  assertBoolean('responseEncoder', 'reapplyHeaders', options.reapplyHeaders);
+  const reapply = options.reapplyHeaders ?? false;
   const redactKeys = options.redact ?? DEFAULT_REDACTED_KEYS;
   if (!Array.isArray(redactKeys) || redactKeys.some((k) => typeof k !== 'string' || k === '')) {
     throw optionError('responseEncoder', 'redact', 'must be an array of non-empty key names.');
@@ -81,12 +92,14 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
   };
 
   return function responseEncoder(req: Request, res: Response, next: NextFunction): void {
+    const before = reapply ? new Set(res.getHeaderNames()) : undefined;
     headers(req, res, (error?: unknown) => {
       if (error !== undefined && error !== null) {
         next(error);
         return;
       }
       if (noStore) res.setHeader('Cache-Control', 'no-store');
+      if (before !== undefined) lockHeaders(res, before);
       res.json = encodedJson;
       // JSONP would hand the body to any site's script and Express builds it with a plain
       // JSON.stringify: answer it as the same escaped, redacted JSON, never a callback.
@@ -105,4 +118,19 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
       next();
     });
   };
+}
+
+/** Sets the headers added since `before` again just before the head is written. */
+function lockHeaders(res: Response, before: ReadonlySet<string>): void {
+  const ours: [string, number | string | string[]][] = [];
+  for (const name of res.getHeaderNames()) {
+    const value = res.getHeader(name);
+    if (!before.has(name) && value !== undefined) ours.push([name, value]);
+  }
+  const writeHead = res.writeHead;
+  // Every way out (res.send, res.end, a stream's pipe) goes through writeHead once.
+  res.writeHead = function reappliedWriteHead(this: Response, ...args: unknown[]) {
+    if (!this.headersSent) for (const [name, value] of ours) this.setHeader(name, value);
+    return (writeHead as (...rest: unknown[]) => Response).apply(this, args);
+  } as Response['writeHead'];
 }
