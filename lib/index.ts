@@ -4,6 +4,8 @@ export { responseEncoder } from './response-encoder';
 export type { ResponseEncoderOptions } from './response-encoder';
 export { problemHandler } from './problem-handler';
 export type { ProblemBody, ProblemHandlerOptions, ProblemLogEntry } from './problem-handler';
+export { openStackComputeFormat, plainTextFormat, problemJsonFormat, proxyStatuses } from './error-format';
+export type { ErrorDescription, ErrorFormat, ErrorFormatter, FormattedError, StatusMap } from './error-format';
 export { notFound } from './not-found';
 export { problem, isOwnProblem } from './errors';
 export type { ProblemError, ProblemField, ProblemInit } from './errors';
