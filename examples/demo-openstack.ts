@@ -113,7 +113,8 @@ export function metadataRouter(options: OpenStackRouteOptions & { readonly secre
   });
 
   const route = router.route('/:version/password');
-  route.all(version(PASSWORD_VERSIONS), methodGuard(['GET', 'POST']));
+  // No 204 for OPTIONS either: the proxy would turn it into a 500.
+  route.all(version(PASSWORD_VERSIONS), methodGuard(['GET', 'POST'], { handleOptions: false }));
   route.get(revealSecret({ store: options.store, keys: options.keys, recordId: record, purpose: PURPOSE }), (req, res) => {
     // Exactly as posted, or an empty body: the guest agent tests the length.
     sendText(res, revealedSecret(req) ?? '');
