@@ -14,6 +14,10 @@ export { asyncMiddleware } from './async';
 export { validatedPassword, setValidatedPassword, clearValidatedPassword } from './request-password';
 export { hashAndStore, storedPassword } from './hashing-storer';
 export type { HashAndStoreOptions, StoredPassword } from './hashing-storer';
+export { encryptAndStore, revealSecret, revealedSecret, sealedSecret } from './sealing-storer';
+export type { EncryptAndStoreOptions, RevealSecretOptions, SealedSecret } from './sealing-storer';
+export { localKeyRing } from './key-ring';
+export type { KeyProvider, LocalKeyRingOptions } from './key-ring';
 export { verifyPassword, passwordVerifier, verifiedPassword } from './password-verifier';
 export type {
   CandidateReader,
