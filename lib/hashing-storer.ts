@@ -116,7 +116,8 @@ export function storedPassword(req: Request): StoredPassword | undefined {
   return storedByRequest.get(req);
 }
 
-function alreadySet(): ProblemError {
+/** The 409 of a set-once route whose id has a record; the sealing storer answers it too. */
+export function alreadySetProblem(): ProblemError {
   return problem(
     409,
     'password.already_set',
@@ -189,7 +190,7 @@ export function hashAndStore(options: HashAndStoreOptions): RequestHandler {
     // Not the set-once guarantee (setIfAbsent is): it spares the pool a hash that is
     // bound to be refused, which would otherwise be a cheap way to keep it busy.
     if (mode === 'set-once' && checkedRecord(await store.get(id)) !== undefined) {
-      next(alreadySet());
+      next(alreadySetProblem());
       return;
     }
     const hashing = limitedHash(limiter, input, cost);
@@ -203,7 +204,7 @@ export function hashAndStore(options: HashAndStoreOptions): RequestHandler {
     const record = { hash, setAt, scheme };
     const written = mode === 'set-once' ? checkedBoolean('setIfAbsent', await store.setIfAbsent(id, record)) : await put(store, id, record);
     if (!written) {
-      next(mode === 'set-once' ? alreadySet() : conflict());
+      next(mode === 'set-once' ? alreadySetProblem() : conflict());
       return;
     }
     storedByRequest.set(req, { id, setAt, scheme });

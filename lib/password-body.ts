@@ -133,6 +133,14 @@ export interface PasswordBodyOptions extends PasswordRulesOptions {
    * @default []
    */
   readonly secretFields?: readonly string[];
+  /**
+   * Read the body as the `text` password whatever its `Content-Type`, or without one:
+   * for a route behind a proxy that forwards no `Content-Type` (the OpenStack metadata
+   * proxy) and clients that send none (the cloudbase-init guest agent). Only when `from`
+   * is `'text'` alone. A `charset` other than UTF-8 is still refused.
+   * @default false
+   */
+  readonly anyContentType?: boolean;
 }
 
 interface BodyConfig {
@@ -151,6 +159,7 @@ interface BodyConfig {
   readonly repeat: string | undefined;
   /** `repeat` and `secretFields`: the fields read besides the password. */
   readonly others: readonly string[];
+  readonly anyContentType: boolean;
 }
 
 const optionKeys: KeysEnum<PasswordBodyOptions> = {
@@ -168,6 +177,7 @@ const optionKeys: KeysEnum<PasswordBodyOptions> = {
   handOff: true,
   repeat: true,
   secretFields: true,
+  anyContentType: true,
 };
 
 const FACTORY = 'passwordBody';
@@ -399,15 +409,15 @@ function declaredLength(req: Request, res: Response, config: BodyConfig): number
 
 function bodyType(req: Request, res: Response, config: BodyConfig): PasswordBodyType {
   const parsed = parseContentType(req.headers['content-type']);
-  const type = parsed === undefined ? undefined : BODY_TYPES[parsed.mediaType];
-  if (parsed === undefined || type === undefined || !config.accept.has(type)) {
+  const type = config.anyContentType ? 'text' : parsed === undefined ? undefined : BODY_TYPES[parsed.mediaType];
+  if ((parsed === undefined && !config.anyContentType) || type === undefined || !config.accept.has(type)) {
     throw refuse(req, res, config, problem(
       415,
       'body.unsupported_media_type',
       `The request body must be ${config.acceptedNames}, in UTF-8.`,
     ));
   }
-  if (parsed.charset !== undefined && parsed.charset !== 'utf-8') {
+  if (parsed?.charset !== undefined && parsed.charset !== 'utf-8') {
     throw refuse(req, res, config, problem(
       415,
       'body.charset_unsupported',
@@ -647,7 +657,13 @@ function resolveConfig(options: PasswordBodyOptions, verifying: boolean): BodyCo
   const accept = new Set([...locations].filter((location): location is PasswordBodyType => location !== 'query'));
   const methods = resolveMethods(options.methods, readsQuery);
   const query = readsQuery ? resolveQuery(FACTORY, options.query, field) : undefined;
+  assertBoolean(FACTORY, 'anyContentType', options.anyContentType);
+  const anyContentType = options.anyContentType ?? false;
+  if (anyContentType && (locations.size !== 1 || !accept.has('text'))) {
+    throw optionError(FACTORY, 'anyContentType', 'needs "from" to be "text" alone: any body is then the password.');
+  }
   return {
+    anyContentType,
     field,
     limit,
     accept,

@@ -251,6 +251,7 @@ function plan(config: MigrationConfig, record: PasswordRecord): Plan {
   switch (kind.kind) {
     case 'bcrypt':
     case 'wrapped':
+    case 'sealed':
       return { kind: 'current' };
     case 'unknown':
       return { kind: 'failed', reason: `unknown scheme "${record.scheme}"; describe it with a legacy scheme (--schemes).` };

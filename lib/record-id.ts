@@ -31,15 +31,15 @@ export const paramsId: RecordIdReader = (req) => {
 
 const ROOTS = new Set(['params', 'body', 'query']);
 
-export function resolveIdReader(factory: string, value: unknown): RecordIdReader {
+export function resolveIdReader(factory: string, value: unknown, option = 'id'): RecordIdReader {
   if (value === undefined) return paramsId;
   if (typeof value === 'function') return value as RecordIdReader;
   if (typeof value !== 'string') {
-    throw optionError(factory, 'id', `must be a function or a dotted path such as "params.id" or "body.email", got ${typeof value}.`);
+    throw optionError(factory, option, `must be a function or a dotted path such as "params.id" or "body.email", got ${typeof value}.`);
   }
-  const segments = parsePath(factory, 'id', value);
+  const segments = parsePath(factory, option, value);
   if (segments.length < 2 || !ROOTS.has(segments[0] ?? '')) {
-    throw optionError(factory, 'id', `(${JSON.stringify(value)}) must start with "params.", "body." or "query.", such as "body.email".`);
+    throw optionError(factory, option, `(${JSON.stringify(value)}) must start with "params.", "body." or "query.", such as "body.email".`);
   }
   const sentByClient = segments[0] !== 'params';
   return (req) => {
