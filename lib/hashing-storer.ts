@@ -37,8 +37,10 @@ export interface HashAndStoreOptions {
   /** Where the hash is kept: a {@link MemoryStore}, a {@link SqliteStore} or your own. Required. */
   readonly store: PasswordStore;
   /**
-   * Finds the id the password belongs to. A request for which it returns nothing gets
-   * a 500: the route is miswired, and guessing a key would write the wrong record.
+   * Finds the id the password belongs to: a function, or a dotted path such as
+   * `'params.id'` (see {@link RecordIdSource}). A request for which it finds nothing gets
+   * a 500 (400 for an id the client sends in the body or query): guessing a key would
+   * write the wrong record.
    * @default (req) => req.params.id
    */
   readonly id?: RecordIdSource;

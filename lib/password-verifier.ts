@@ -226,7 +226,9 @@ export interface PasswordVerifierOptions extends VerifyPasswordOptions {
    */
   readonly store: PasswordStore | PasswordSource;
   /**
-   * Finds the id whose password is checked. Nothing found → 500 (a miswired route).
+   * Finds the id whose password is checked: a function, or a dotted path such as
+   * `'body.email'` (see {@link RecordIdSource}). Nothing found → 500 (a miswired route),
+   * or 400 `request.id_invalid` for a `body.` or `query.` path (the client's mistake).
    * @default (req) => req.params.id
    */
   readonly id?: RecordIdSource;
@@ -289,7 +291,7 @@ export function recordVerified(req: Request, verified: VerifiedPassword): void {
  * `password.busy` with `Retry-After`. The plaintext is forgotten either way.
  *
  * Verifying must not apply the content rules of setting: a password set before the
- * blocklist grew must still verify. Mount the body reader with its rules off, or read
+ * blocklist grew must still verify. Mount `passwordBody({ purpose: 'verify' })`, or read
  * the candidate yourself with the `candidate` option.
  *
  * @example
