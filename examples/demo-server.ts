@@ -54,11 +54,12 @@ const redisUrl = env['REDIS_URL'] ?? '';
  * Otherwise the SQLite file in DATA_DIR, and guess counts in this process's memory.
  */
 async function openDemo(): Promise<Demo> {
-  // The seeded servers' private keys are written here whichever storage holds the rest.
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const options = { tokens, metadataSecret, pepper, sealingKey, keyDir: dataDir, cost, guessLimit, guessWindowMs };
+  const options = { tokens, metadataSecret, pepper, sealingKey, cost, guessLimit, guessWindowMs };
   if (redisUrl === '') {
-    return createDemoApp({ ...options, storage: sqliteStorage(resolve(dataDir, 'demo.db')), seedLegacy });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    // The seeded servers' private keys go beside the file. With Redis nothing is kept on
+    // disk (each host would make its own pair): servers made by POST /servers carry theirs.
+    return createDemoApp({ ...options, keyDir: dataDir, storage: sqliteStorage(resolve(dataDir, 'demo.db')), seedLegacy });
   }
   if (seedLegacy) throw new Error('SEED_LEGACY=1 seeds the SQLite file; unset REDIS_URL to use it.');
   // Loaded only here, so that `npm start` without REDIS_URL needs neither package.
@@ -112,7 +113,9 @@ function serve(demo: Demo): void {
         'servers: srv-alice (alice, alice-project), srv-bob (bob, bob-project)',
         `compute endpoint (python-novaclient endpoint_override, X-Auth-Token: <token>): ${url}/v2.1`,
         `metadata (behind the proxy, signed X-Instance-ID, X-Tenant-ID): ${url}/openstack`,
-        `private keys of the seeded servers (for the guest password): ${resolve(dataDir, 'srv-alice.pem')}, ${resolve(dataDir, 'srv-bob.pem')}`,
+        redisUrl === ''
+          ? `private keys of the seeded servers (for the guest password): ${resolve(dataDir, 'srv-alice.pem')}, ${resolve(dataDir, 'srv-bob.pem')}`
+          : 'seeded servers have no key pair with Redis: make one with POST /servers {"public_key": "ssh-rsa …"}',
         `metadata secret: ${metadataSecret === DEMO_METADATA_SECRET ? `${metadataSecret} (demo default; set METADATA_SECRET)` : '(from METADATA_SECRET)'}`,
         `pepper: ${pepper === DEMO_PEPPER ? `${pepper} (demo default; set PASSWORD_PEPPER)` : '(from PASSWORD_PEPPER)'}`,
         `sealing key: ${sealingKey === DEMO_SEALING_KEY ? `${sealingKey} (demo default; set SEALING_KEY to base64 of 32 random bytes)` : '(from SEALING_KEY)'}`,
