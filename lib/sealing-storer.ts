@@ -260,7 +260,8 @@ export function revealSecret(options: RevealSecretOptions): RequestHandler {
     }
     markSecret(req, opened.plaintext);
     if (rotate) {
-      const { keyId: currentId } = await currentKey(keys);
+      // Only the id here: the key itself is fetched (and checked) when a re-seal is due.
+      const currentId: unknown = await keys.currentKeyId();
       if (currentId !== opened.keyId) {
         const resealed = await sealedRecord(keys, purpose, id, opened.plaintext, record.setAt);
         markSecret(req, resealed.hash);
