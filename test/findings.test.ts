@@ -155,13 +155,13 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
       .set({ 'X-Instance-ID': 'srv-alice', 'X-Instance-ID-Signature': forged })
       .type('text')
       .send(PASSWORD)
-      .expect(401);
+      .expect(403);
     const seen = await delivered(PASSWORD, forged, real);
     expect(named(seen, 'authn_login_fail')).toEqual([
       expect.objectContaining({
         event: 'authn_login_fail:srv-alice',
         claimed: { kind: 'instance', id: 'srv-alice' },
-        status: 401,
+        status: 403,
         request_uri: '/openstack/latest/password',
       }),
     ]);
