@@ -11,6 +11,7 @@ import { readRecordId, resolveIdReader } from './record-id';
 import type { RecordIdReader } from './record-id';
 import { clearValidatedPassword, validatedPassword } from './request-password';
 import { markRevealed, markSecret, revealedFor } from './secrets';
+import { reportSecurityEvent } from './security-events';
 import { currentKey, isSealedScheme, keyById, open, seal, sealedKeyId, sealedScheme } from './sealing';
 import { assertStore, checkedBoolean, checkedRecord } from './stores/store';
 import type { PasswordRecord, PasswordStore } from './stores/store';
@@ -255,6 +256,7 @@ export function revealSecret(options: RevealSecretOptions): RequestHandler {
     const opened = await openRecord(keys, purpose, id, record);
     if ('failure' in opened) {
       // Not a problem of ours: the client gets the generic 500, the log the id and reason.
+      reportSecurityEvent(req, 'sensitive_read_fail', { resource: id });
       next(new Error(`revealSecret: the sealed record "${id}" did not open: ${opened.failure}.`));
       return;
     }
@@ -266,9 +268,10 @@ export function revealSecret(options: RevealSecretOptions): RequestHandler {
         const resealed = await sealedRecord(keys, purpose, id, opened.plaintext, record.setAt);
         markSecret(req, resealed.hash);
         // A record deleted or set again meanwhile is left as it is: the CAS refuses.
-        checkedBoolean('replace', await store.replace(id, record.hash, resealed));
+        if (checkedBoolean('replace', await store.replace(id, record.hash, resealed))) reportSecurityEvent(req, 'sensitive_update', { resource: id, action: 'rekey' });
       }
     }
+    reportSecurityEvent(req, 'sensitive_read', { resource: id, action: 'reveal' });
     markRevealed(req, opened.plaintext);
     next();
   });
