@@ -213,8 +213,9 @@ export function createDemoApp(options: DemoOptions): Demo {
 
   const app = express();
   app.disable('x-powered-by');
-  // Finding 7 for every answer, the 404s and 405s included.
-  app.use(responseEncoder());
+  // Finding 7 for every answer, the 404s and 405s included. The API answers JSON only,
+  // so the headers that act on rendered documents are left out (see docs/performance.md).
+  app.use(responseEncoder({ headerProfile: 'api' }));
 
   // The demo's stand-in for an app's own authentication (passport, a JWT check …): it
   // leaves the user on req.user, where requestUser() looks by default.

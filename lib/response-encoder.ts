@@ -25,6 +25,17 @@ export interface ResponseEncoderOptions {
    */
   readonly requireJsonAccept?: boolean;
   /**
+   * Which security headers are sent. `'helmet'`: helmet's full default set (with the CSP,
+   * `X-Frame-Options` and `Referrer-Policy` below). `'api'`: the OWASP REST Security
+   * Cheat Sheet's set for JSON responses only (CSP `default-src 'none'; frame-ancestors
+   * 'none'`, `Strict-Transport-Security`, `X-Content-Type-Options: nosniff`,
+   * `X-Frame-Options: DENY`, with `Cache-Control` and `Content-Type` from this encoder),
+   * leaving out the headers that only act on documents a browser renders or runs.
+   * Either way `helmet` below is merged over the profile.
+   * @default 'helmet'
+   */
+  readonly headerProfile?: 'helmet' | 'api';
+  /**
    * Helmet options merged over this package's JSON API defaults (CSP `default-src 'none'`
    * and `frame-ancestors 'none'`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`).
    * @default {}
@@ -37,6 +48,25 @@ const optionKeys: KeysEnum<ResponseEncoderOptions> = {
   noStore: true,
   requireJsonAccept: true,
   helmet: true,
+  headerProfile: true,
+};
+
+/**
+ * helmet's options for the `'api'` profile. What it turns off only ever acts on a
+ * document: cross-origin isolation (COOP, CORP, Origin-Agent-Cluster), the referrer a
+ * page's links send, DNS prefetching of its links, IE's download and Flash/PDF policy
+ * switches, and the retired XSS auditor. A JSON body is not rendered or run, so none
+ * of them changes what a browser does with it.
+ */
+const API_HELMET: Readonly<HelmetOptions> = {
+  crossOriginOpenerPolicy: false,
+  crossOriginResourcePolicy: false,
+  originAgentCluster: false,
+  referrerPolicy: false,
+  xDnsPrefetchControl: false,
+  xDownloadOptions: false,
+  xPermittedCrossDomainPolicies: false,
+  xXssProtection: false,
 };
 
 const JSON_TYPES = ['application/json', 'application/problem+json'];
@@ -61,6 +91,10 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
   if (options.helmet !== undefined && (typeof options.helmet !== 'object' || options.helmet === null)) {
     throw optionError('responseEncoder', 'helmet', 'must be an object of helmet options.');
   }
+  const profile = options.headerProfile === undefined ? 'helmet' : options.headerProfile;
+  if (profile !== 'helmet' && profile !== 'api') {
+    throw optionError('responseEncoder', 'headerProfile', 'must be "helmet" (helmet\'s full default set) or "api" (JSON responses only).');
+  }
   const redacted = redactionSet(redactKeys);
   const noStore = options.noStore ?? true;
   const requireJsonAccept = options.requireJsonAccept ?? true;
@@ -71,6 +105,7 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
     },
     frameguard: { action: 'deny' },
     referrerPolicy: { policy: 'no-referrer' },
+    ...(profile === 'api' ? API_HELMET : {}),
     ...options.helmet,
   } as HelmetOptions);
 
