@@ -25,7 +25,7 @@ describe('npm run bench -- --smoke', () => {
   let result: { code: number | null; output: string };
   beforeAll(async () => {
     result = await runSmoke();
-  }, 190_000);
+  }, 310_000);
 
   it('runs to completion', () => {
     if (result.code !== 0) throw new Error(`the bench exited ${result.code}:\n${result.output}`);

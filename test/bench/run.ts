@@ -30,7 +30,7 @@ const profileDir = process.env['BENCH_PROFILE'] || undefined;
 const roundsOverride = Number(process.env['BENCH_ROUNDS'] ?? 0) || undefined;
 const rounds = (full: number): number => (smoke ? 1 : (roundsOverride ?? full));
 // BENCH_DEADLINE_S lifts it on a machine too busy to finish in time.
-const DEADLINE_MS = Number(process.env['BENCH_DEADLINE_S'] ?? 0) * 1000 || (smoke ? 180_000 : 14 * 60_000);
+const DEADLINE_MS = Number(process.env['BENCH_DEADLINE_S'] ?? 0) * 1000 || (smoke ? 300_000 : 14 * 60_000);
 
 const log = (line: string): void => {
   console.log(`  ${line}`);
