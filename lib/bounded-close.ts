@@ -26,12 +26,15 @@ export function hasUnreadBody(req: IncomingMessage): boolean {
 
 /**
  * Makes the answer about to be written the last on its connection: it says
- * `Connection: close`; the rest of the upload is read and thrown away for at most
- * `drainBytes` or `drainMs`, then the socket is destroyed. Destroying at once would make
- * the kernel reset the connection while the client is still sending, and many clients
- * then lose the answer they had not read yet (nginx's lingering close exists for this);
- * draining it all is what Node and body-parser do, and is what lets a 50 MB upload cost
- * 50 MB of reading.
+ * `Connection: close`; the rest of the upload is read and thrown away up to
+ * `drainBytes`, after which reading stops; the socket is destroyed `drainMs` after the
+ * refusal (or sooner if the client goes). Destroying at once would make the kernel reset
+ * the connection while the client is still sending, and a client that had not yet read
+ * its answer then loses it (nginx's lingering close exists for this); draining it all is
+ * what Node and body-parser do, and is what lets a 50 MB upload cost 50 MB of reading.
+ * The socket stays open for the time even once the bytes are used up: on a loopback a
+ * fast client sends the allowance in well under a millisecond, and on a busy machine it
+ * may not be scheduled to read the answer for much longer than that.
  */
 export function closeAfterAnswer(req: IncomingMessage, res: ServerResponse, limits: DrainLimits): void {
   if (!res.headersSent) res.setHeader('Connection', 'close');
@@ -39,22 +42,25 @@ export function closeAfterAnswer(req: IncomingMessage, res: ServerResponse, limi
   closing.add(req);
   const socket = req.socket;
   let discarded = 0;
-  const destroy = (): void => {
-    clearTimeout(timer);
+  const timer = setTimeout(() => {
     socket.destroy();
-  };
-  const timer = setTimeout(destroy, limits.drainMs);
+  }, limits.drainMs);
   timer.unref();
   socket.once('close', () => {
     clearTimeout(timer);
   });
-  req.on('data', (chunk: Buffer) => {
+  const onData = (chunk: Buffer): void => {
     discarded += chunk.length;
-    if (discarded > limits.drainBytes) destroy();
-  });
+    if (discarded <= limits.drainBytes) return;
+    // Node's own backpressure then stops the socket: the parser stops reading once the
+    // paused request's buffer is full.
+    req.off('data', onData);
+    req.pause();
+  };
+  req.on('data', onData);
   req.resume();
   // Node's server calls destroySoon() once a "Connection: close" answer is flushed,
-  // which destroys the socket at that moment: end our side only, and let the drain
+  // which destroys the socket at that moment: end our side only, and let the timer
   // above decide when the socket goes.
   socket.destroySoon = (): void => {
     socket.end();

@@ -96,7 +96,8 @@ export interface PasswordBodyOptions extends PasswordRulesOptions {
    */
   readonly drainBytes?: number;
   /**
-   * After such a refusal, the most milliseconds the connection is kept for that drain.
+   * After such a refusal, the milliseconds the connection is kept open (reading at most
+   * `drainBytes`) before it is destroyed, so a client still sending gets to read the answer.
    * @default 2000
    */
   readonly drainMs?: number;

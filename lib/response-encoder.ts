@@ -41,6 +41,17 @@ export interface ResponseEncoderOptions {
    */
   readonly requireJsonAccept?: boolean;
   /**
+   * Which security headers are sent. `'helmet'`: helmet's full default set (with the CSP,
+   * `X-Frame-Options` and `Referrer-Policy` below). `'api'`: the OWASP REST Security
+   * Cheat Sheet's set for JSON responses only (CSP `default-src 'none'; frame-ancestors
+   * 'none'`, `Strict-Transport-Security`, `X-Content-Type-Options: nosniff`,
+   * `X-Frame-Options: DENY`, with `Cache-Control` and `Content-Type` from this encoder),
+   * leaving out the headers that only act on documents a browser renders or runs.
+   * Either way `helmet` below is merged over the profile.
+   * @default 'helmet'
+   */
+  readonly headerProfile?: 'helmet' | 'api';
+  /**
    * Helmet options merged over this package's JSON API defaults (CSP `default-src 'none'`
    * and `frame-ancestors 'none'`, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`).
    * @default {}
@@ -64,6 +75,25 @@ const optionKeys: KeysEnum<ResponseEncoderOptions> = {
   requireJsonAccept: true,
   helmet: true,
   reapplyHeaders: true,
+  headerProfile: true,
+};
+
+/**
+ * helmet's options for the `'api'` profile. What it turns off only ever acts on a
+ * document: cross-origin isolation (COOP, CORP, Origin-Agent-Cluster), the referrer a
+ * page's links send, DNS prefetching of its links, IE's download and Flash/PDF policy
+ * switches, and the retired XSS auditor. A JSON body is not rendered or run, so none
+ * of them changes what a browser does with it.
+ */
+const API_HELMET: Readonly<HelmetOptions> = {
+  crossOriginOpenerPolicy: false,
+  crossOriginResourcePolicy: false,
+  originAgentCluster: false,
+  referrerPolicy: false,
+  xDnsPrefetchControl: false,
+  xDownloadOptions: false,
+  xPermittedCrossDomainPolicies: false,
+  xXssProtection: false,
 };
 
 const JSON_TYPES = ['application/json', 'application/problem+json'];
@@ -91,21 +121,29 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
   if (options.helmet !== undefined && (typeof options.helmet !== 'object' || options.helmet === null)) {
     throw optionError('responseEncoder', 'helmet', 'must be an object of helmet options.');
   }
+  const profile = options.headerProfile === undefined ? 'helmet' : options.headerProfile;
+  if (profile !== 'helmet' && profile !== 'api') {
+    throw optionError('responseEncoder', 'headerProfile', 'must be "helmet" (helmet\'s full default set) or "api" (JSON responses only).');
+  }
   const redacted = keyRedaction({
     words: options.redactDefaults === false ? redactWords : [...DEFAULT_REDACTED_KEYS, ...redactWords],
     keep: [...DEFAULT_KEPT_KEYS, ...keep],
   });
   const noStore = options.noStore ?? true;
   const requireJsonAccept = options.requireJsonAccept ?? true;
-  const headers = helmet({
+  // Built step by step: one object literal spreading these into a cast sends tsc into
+  // minutes of union expansion over helmet's option types.
+  const helmetOptions: HelmetOptions = {
     contentSecurityPolicy: {
       useDefaults: false,
       directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
     },
     frameguard: { action: 'deny' },
     referrerPolicy: { policy: 'no-referrer' },
-    ...options.helmet,
-  } as HelmetOptions);
+  };
+  if (profile === 'api') Object.assign(helmetOptions, API_HELMET);
+  if (options.helmet !== undefined) Object.assign(helmetOptions, options.helmet);
+  const headers = helmet(helmetOptions);
 
   // One function for every response, made here rather than per request.
   const encodedJson = function encodedJson(this: Response, body: unknown): Response {

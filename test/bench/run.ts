@@ -6,6 +6,7 @@
  *
  *   npm run bench
  *   npm run bench -- --smoke
+ *   BENCH_ROUNDS=1 BENCH_DEADLINE_S=1800 npm run bench   # full sizes, one round, on a busy machine
  *   BENCH_PROFILE=/tmp/prof npm run bench   # also --cpu-prof the hardened chain servers
  *                                           # (which slows them: that run's chain ratios are not comparable)
  *
@@ -18,6 +19,7 @@ import { chainRows } from './chain';
 import { MB, formatTable } from './common';
 import type { Row } from './common';
 import { hashingRows } from './hashing';
+import { scalingRows } from './scaling';
 import { sealingRows } from './sealing';
 import { uploadRows } from './uploads';
 import { eventRows } from './events';
@@ -26,7 +28,11 @@ const smoke = process.argv.includes('--smoke') || process.env['BENCH_SMOKE'] ===
 const profileDir = process.env['BENCH_PROFILE'] || undefined;
 /** The whole command's bound: it stops with exit code 1 rather than run on. */
 // The smoke deadline stays under the smoke test's own 110 s, so the bench stops itself first.
-const DEADLINE_MS = smoke ? 100_000 : 10 * 60_000;
+/** BENCH_ROUNDS: fewer (or more) rounds in every section, for a machine too busy for a full run. */
+const roundsOverride = Number(process.env['BENCH_ROUNDS'] ?? 0) || undefined;
+const rounds = (full: number): number => (smoke ? 1 : (roundsOverride ?? full));
+// BENCH_DEADLINE_S lifts it on a machine too busy to finish in time.
+const DEADLINE_MS = Number(process.env['BENCH_DEADLINE_S'] ?? 0) * 1000 || (smoke ? 300_000 : 14 * 60_000);
 
 const log = (line: string): void => {
   console.log(`  ${line}`);
@@ -49,14 +55,16 @@ async function main(): Promise<void> {
 
   const rows: Row[] = [];
   console.log('chain overhead (autocannon in its own process against a server child)');
-  rows.push(...(await chainRows(smoke ? { rounds: 1, seconds: 1, warmupSeconds: 0, profileDir } : { rounds: 8, seconds: 3, warmupSeconds: 2, profileDir }, log)));
+  rows.push(...(await chainRows(smoke ? { rounds: 1, seconds: 1, warmupSeconds: 0, profileDir } : { rounds: rounds(5), seconds: 3, warmupSeconds: 1, profileDir }, log)));
   console.log('hashing (in a child process of its own)');
-  rows.push(...(await hashingRows(smoke ? { cost: 10, rounds: 1, perSlot: 2, burst: 40 } : { cost: 12, rounds: 5, perSlot: 4, burst: 40 }, log)));
+  rows.push(...(await hashingRows(smoke ? { cost: 10, rounds: 1, perSlot: 2, burst: 40 } : { cost: 12, rounds: rounds(5), perSlot: 4, burst: 40 }, log)));
   console.log('sealing (in a child process of its own, on a SQLite file)');
-  rows.push(...(await sealingRows(smoke ? { rounds: 1, pairs: 20 } : { rounds: 7, pairs: 300 }, log)));
+  rows.push(...(await sealingRows(smoke ? { rounds: 1, pairs: 20 } : { rounds: rounds(7), pairs: 300 }, log)));
   console.log('oversized uploads (a fresh server child per measurement)');
-  rows.push(...(await uploadRows(smoke ? { rounds: 1, size: MB, concurrency: 20, limitMs: 20_000 } : { rounds: 3, size: 50 * MB, concurrency: 20, limitMs: 60_000 }, log)));
-  rows.push(...(await eventRows(smoke ? { rounds: 1, amount: 100, warmup: 0 } : { rounds: 5, amount: 10_000, warmup: 2000 }, log)));
+  rows.push(...(await uploadRows(smoke ? { rounds: 1, size: MB, concurrency: 20, limitMs: 20_000 } : { rounds: rounds(3), size: 50 * MB, concurrency: 20, limitMs: 60_000 }, log)));
+  rows.push(...(await eventRows(smoke ? { rounds: 1, amount: 100, warmup: 0 } : { rounds: rounds(5), amount: 10_000, warmup: 2000 }, log)));
+  console.log('cost as data and processes grow (SQLite in a child; the demo on Redis in one and two children)');
+  rows.push(...(await scalingRows(smoke ? { sizes: [100, 1000], rounds: 1, ops: 50, writeOps: 20, seconds: 1 } : { sizes: [1000, 100_000, 1_000_000], rounds: rounds(3), ops: 2000, writeOps: 300, seconds: 3 }, log)));
 
   const targets = rows.filter((row) => row.verdict !== '');
   const met = targets.filter((row) => row.verdict === 'met').length;

@@ -4,9 +4,14 @@
  * and express.json with that limit) and a handler that buffers the whole body and checks
  * its length after, as the reviewed one did. Each measurement gets a fresh server child,
  * so its memory is its own; the client sends one preallocated block over and over and
- * keeps sending after the answer, as an attacker would.
+ * keeps sending after the answer, as an attacker would. A contended variant repeats
+ * passwordBody's measurement with one busy-looping process per CPU, as on a loaded
+ * machine, where a client may not read its answer for a while after it arrives.
  */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
+import { cpus } from 'node:os';
 import type { Socket } from 'node:net';
 import express from 'express';
 import type { Request, RequestHandler, Response } from 'express';
@@ -207,11 +212,40 @@ async function measure(name: Reader, framing: Framing, config: UploadConfig): Pr
   }
 }
 
+/** One busy-looping process per CPU, until the returned function stops them. */
+function busyLoops(): () => Promise<void> {
+  const loops: ChildProcess[] = cpus().map(() => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+  return async () => {
+    await Promise.all(
+      loops.map(
+        (loop) =>
+          new Promise<void>((resolve) => {
+            if (loop.exitCode !== null || loop.signalCode !== null) resolve();
+            else {
+              loop.once('exit', () => resolve());
+              loop.kill('SIGKILL');
+            }
+          }),
+      ),
+    );
+  };
+}
+
+async function measureContended(framing: Framing, config: UploadConfig): Promise<Measured> {
+  const stop = busyLoops();
+  try {
+    return await measure('passwordBody', framing, config);
+  } finally {
+    await stop();
+  }
+}
+
 const kb = (bytes: number): string => (bytes >= MB ? `${fixed(bytes / MB, 1)} MB` : `${fixed(bytes / 1024, 1)} KiB`);
 
 export async function uploadRows(config: UploadConfig, log: (line: string) => void): Promise<Row[]> {
   const keys = FRAMINGS.flatMap((framing) => READERS.map((name) => ({ framing, name })));
   const results = new Map<string, Measured[]>(keys.map(({ framing, name }) => [`${framing}/${name}`, []]));
+  const contended = new Map<Framing, Measured[]>(FRAMINGS.map((framing) => [framing, []]));
   for (let round = 0; round < config.rounds; round++) {
     for (const framing of FRAMINGS) {
       const line: string[] = [];
@@ -222,6 +256,12 @@ export async function uploadRows(config: UploadConfig, log: (line: string) => vo
         line.push(`${name} 413 ${m.answered413}/${config.concurrency}${others} after ${fixed(m.answeredMs, 0)} ms, read ${kb(m.bytesPerUpload)}, rss +${kb(m.peakRss)}`);
       }
       log(`uploads round ${round + 1}/${config.rounds} ${framing}: ${line.join('; ')}`);
+    }
+    for (const framing of FRAMINGS) {
+      const m = await measureContended(framing, config);
+      contended.get(framing)?.push(m);
+      const others = m.others.length === 0 ? '' : ` (others: ${m.others.join(', ')})`;
+      log(`uploads round ${round + 1}/${config.rounds} ${framing}, contended (${cpus().length} busy loops): passwordBody 413 ${m.answered413}/${config.concurrency}${others} after ${fixed(m.answeredMs, 0)} ms, read ${kb(m.bytesPerUpload)}, rss +${kb(m.peakRss)}`);
     }
   }
   const rows: Row[] = [];
@@ -256,6 +296,37 @@ export async function uploadRows(config: UploadConfig, log: (line: string) => vo
         verdict: name === 'passwordBody' ? verdict(bytes(name) <= READ_BOUND) : '',
       });
     }
+    const perRound = (runs: readonly Measured[]): string => runs.map((m) => m.answered413).join(', ');
+    const allRounds = (runs: readonly Measured[]): boolean => runs.length > 0 && runs.every((m) => m.answered413 >= config.concurrency - Math.floor(config.concurrency / 20));
+    const target413 = `>= ${config.concurrency - Math.floor(config.concurrency / 20)}/${config.concurrency} every round`;
+    rows.push({
+      section,
+      measure: 'passwordBody: 413s received, each round',
+      value: perRound(of('passwordBody')),
+      compared: `of ${config.concurrency}`,
+      target: target413,
+      verdict: verdict(allRounds(of('passwordBody'))),
+    });
+    const busy = contended.get(framing) ?? [];
+    rows.push({
+      section,
+      measure: `passwordBody, contended: 413s received, each round`,
+      value: perRound(busy),
+      compared: `of ${config.concurrency}; ${cpus().length} busy loops`,
+      target: target413,
+      verdict: verdict(allRounds(busy)),
+    });
+    const busyBytes = median(busy.map((m) => m.bytesPerUpload));
+    rows.push({
+      section,
+      measure: 'passwordBody, contended: bytes read per upload',
+      value: kb(busyBytes),
+      compared: `${fixed(median(busy.map((m) => m.answeredMs)), 1)} ms to 413`,
+      target: `<= ${kb(READ_BOUND)}`,
+      verdict: verdict(busyBytes <= READ_BOUND),
+    });
+    const busyRss = median(busy.map((m) => m.peakRss));
+    rows.push({ section, measure: 'passwordBody, contended: server peak RSS growth', value: `+${kb(busyRss)}`, compared: '', target: '< 32 MB', verdict: verdict(busyRss < RSS_TARGET) });
     for (const name of READERS) {
       rows.push({
         section,
