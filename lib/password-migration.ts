@@ -5,6 +5,8 @@ import { assertBoolean, assertFunction, assertKnownKeys, hasMethods, optionError
 import type { KeysEnum } from './options';
 import { BCRYPT_MAX_BYTES, bcryptInput, resolveHashing } from './password-hashing';
 import type { HashingConfig, PasswordScheme } from './password-hashing';
+import { NORMALIZATIONS } from './password-validator';
+import type { PasswordNormalization } from './password-validator';
 import { MetadataChunks } from './stores/metadata-chunks';
 import type { LegacyPasswordSource } from './stores/metadata-chunks';
 import { SqliteStore } from './stores/sqlite-store';
@@ -99,6 +101,13 @@ export interface MigratePasswordsOptions {
   readonly legacy?: readonly LegacyScheme[];
   /** Count what would be done, writing nothing. @default false */
   readonly dryRun?: boolean;
+  /**
+   * Unicode normalisation applied to a plain-text password before it is hashed: the
+   * `normalization` of the `passwordBody` in front of the verifier, so that the password
+   * its body reader produces matches. `'none'` hashes the stored code points as they are.
+   * @default 'NFC'
+   */
+  readonly normalization?: PasswordNormalization;
   /** Records hashed at once. @default 2 */
   readonly concurrency?: number;
   /** Called after each record. @default undefined */
@@ -114,6 +123,7 @@ const optionKeys: KeysEnum<MigratePasswordsOptions> = {
   pepper: true,
   legacy: true,
   dryRun: true,
+  normalization: true,
   concurrency: true,
   onProgress: true,
   onFailure: true,
@@ -121,6 +131,7 @@ const optionKeys: KeysEnum<MigratePasswordsOptions> = {
 
 interface MigrationConfig extends HashingConfig {
   readonly store: PasswordStore;
+  readonly normalize: (password: string) => string;
   readonly legacy: LegacySchemes;
   readonly dryRun: boolean;
 }
@@ -166,7 +177,12 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
   if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) {
     throw optionError('migratePasswords', 'concurrency', 'must be a whole number from 1 to 64.');
   }
+  const form = options.normalization ?? 'NFC';
+  if (!NORMALIZATIONS.includes(form)) {
+    throw optionError('migratePasswords', 'normalization', `must be one of ${NORMALIZATIONS.join(', ')}.`);
+  }
   const config: MigrationConfig = {
+    normalize: form === 'none' ? (password) => password : (password) => password.normalize(form),
     ...resolveHashing('migratePasswords', options.cost, options.pepper),
     store,
     legacy: resolveLegacy('migratePasswords', options.legacy),
@@ -269,8 +285,8 @@ function plan(config: MigrationConfig, record: PasswordRecord): Plan {
   }
 }
 
-function plainPlan(config: MigrationConfig, password: string): Plan {
-  const input = bcryptInput(password, config.scheme, config.pepper);
+function plainPlan(config: MigrationConfig, stored: string): Plan {
+  const input = bcryptInput(config.normalize(stored), config.scheme, config.pepper);
   if (input === undefined) {
     return {
       kind: 'failed',
@@ -326,7 +342,7 @@ async function moveFromSource(config: MigrationConfig, source: LegacyPasswordSou
 /** Whether `record` is a hash of `password` as the migration would have made it. */
 async function holds(config: MigrationConfig, record: PasswordRecord, password: string): Promise<boolean> {
   if (record.scheme !== 'bcrypt' && record.scheme !== 'bcrypt+hmac-sha256') return false;
-  const input = bcryptInput(password, record.scheme as PasswordScheme, config.pepper);
+  const input = bcryptInput(config.normalize(password), record.scheme as PasswordScheme, config.pepper);
   return input !== undefined && bcrypt.compare(input, record.hash);
 }
 

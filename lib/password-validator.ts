@@ -156,7 +156,7 @@ export interface PasswordRules {
   check(submitted: unknown, contextWords: readonly string[]): Promise<RuleOutcome>;
 }
 
-const NORMALIZATIONS: readonly PasswordNormalization[] = ['NFC', 'NFD', 'NFKC', 'NFKD', 'none'];
+export const NORMALIZATIONS: readonly PasswordNormalization[] = ['NFC', 'NFD', 'NFKC', 'NFKD', 'none'];
 
 // C0 (NUL, TAB, CR, LF …), DEL and C1 (U+0080–U+009F, NEL among them) are category Cc.
 // U+2028 and U+2029 are line breaks too, which the rule against CR and LF is about.

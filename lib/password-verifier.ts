@@ -3,7 +3,7 @@ import { asyncMiddleware } from './async';
 import { problem } from './errors';
 import { resolveLimiter } from './hash-limiter';
 import type { HashLimiter } from './hash-limiter';
-import { classifyScheme, resolveLegacy, verifyLegacy, wrappedInput } from './legacy-hashing';
+import { candidateForms, classifyScheme, resolveLegacy, verifyLegacy, wrappedInput } from './legacy-hashing';
 import type { LegacyScheme, LegacySchemes } from './legacy-hashing';
 import { assertBoolean, assertFunction, assertKnownKeys } from './options';
 import type { KeysEnum } from './options';
@@ -167,8 +167,14 @@ export async function verifyWith(
       match = await verifyLegacy(kind.scheme, candidate, record.hash);
       break;
     case 'wrapped': {
-      const input = await wrappedInput(kind.inner, candidate);
-      match = await compare(input ?? candidate, input === undefined ? dummyHash(hashCost(record.hash)) : record.hash);
+      // The wrapped digest was made from the code points the legacy app received: try the
+      // decomposed form too when it differs (a second compare only for such passwords).
+      match = false;
+      for (const form of candidateForms(candidate)) {
+        const input = await wrappedInput(kind.inner, form);
+        match = await compare(input ?? form, input === undefined ? dummyHash(hashCost(record.hash)) : record.hash);
+        if (match) break;
+      }
       break;
     }
     case 'bcrypt': {
