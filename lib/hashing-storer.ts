@@ -39,7 +39,7 @@ export interface HashAndStoreOptions {
   /**
    * Finds the id the password belongs to. A request for which it returns nothing gets
    * a 500: the route is miswired, and guessing a key would write the wrong record.
-   * @default (req) => req.params.id
+   * @default the `id` of the resource `requireOwnership` loaded, else `req.params.id`
    */
   readonly id?: RecordIdReader;
   /**

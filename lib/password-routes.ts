@@ -84,7 +84,7 @@ export interface PasswordRoutesOptions<P extends Principal = UserPrincipal, R = 
   /**
    * Finds the record id from the request; runs after the ownership check, so it may use
    * `ownership(req)` (the metadata-service form keys records by the signed instance).
-   * @default (req) => req.params.id
+   * @default the `id` of the resource `requireOwnership` loaded, else `req.params.id`
    */
   readonly id?: RecordIdReader;
   /** Who may use the route: {@link requireOwnership}'s options. Required. */

@@ -227,7 +227,7 @@ export interface PasswordVerifierOptions extends VerifyPasswordOptions {
   readonly store: PasswordStore;
   /**
    * Finds the id whose password is checked. Nothing found → 500 (a miswired route).
-   * @default (req) => req.params.id
+   * @default the `id` of the resource `requireOwnership` loaded, else `req.params.id`
    */
   readonly id?: RecordIdReader;
   /**

@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import { assertFunction } from './options';
+import { ownership } from './ownership';
 
 /**
  * Finds the id a password record is kept under from the request.
@@ -15,9 +16,25 @@ export const paramsId: RecordIdReader = (req) => {
   return typeof id === 'string' ? id : undefined;
 };
 
+/**
+ * The `id` of the resource `requireOwnership` loaded for this request, when it has one;
+ * else `req.params.id`. A lookup that ignores case or accents (MySQL's default collation)
+ * loads alice's server for `/servers/SRV-ALICE/…` too: keying the record by the path would
+ * give one server several records and side-step set-once. The loaded id is the one key.
+ */
+export const loadedOrParamsId: RecordIdReader = (req) => {
+  const resource = ownership(req)?.resource;
+  if (typeof resource === 'object' && resource !== null) {
+    const id: unknown = (resource as Record<string, unknown>)['id'];
+    if (typeof id === 'string' && id !== '') return id;
+    if ((typeof id === 'number' && Number.isFinite(id)) || typeof id === 'bigint') return String(id);
+  }
+  return paramsId(req);
+};
+
 export function resolveIdReader(factory: string, value: unknown): RecordIdReader {
   assertFunction(factory, 'id', value);
-  return (value as RecordIdReader | undefined) ?? paramsId;
+  return (value as RecordIdReader | undefined) ?? loadedOrParamsId;
 }
 
 /**
