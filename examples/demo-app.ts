@@ -11,6 +11,7 @@ import {
   asyncMiddleware,
   guardRoute,
   guessLimit,
+  noBody,
   notFound,
   ownership,
   passwordRoutes,
@@ -230,7 +231,8 @@ export function createDemoApp(options: DemoOptions): Demo {
   const hashing = { cost: options.cost ?? 12, pepper: options.pepper };
 
   guardRoute(app, '/servers', {
-    POST: asyncMiddleware('createServer', async (req, res, next) => {
+    // Creating a server takes no body: one still arriving is refused, not read whole.
+    POST: [noBody(), asyncMiddleware('createServer', async (req, res, next) => {
       const caller = user(req);
       if (caller === undefined) {
         next(problem(401, 'ownership.unauthenticated', 'The request does not identify its caller.', {
@@ -241,7 +243,7 @@ export function createDemoApp(options: DemoOptions): Demo {
       const id = `srv-${randomUUID()}`;
       await storage.servers.add({ id, owner: String(caller.id) });
       res.status(201).json({ id });
-    }),
+    })],
   });
 
   // The compute-API form: users set, inspect, verify and clear their servers' passwords.

@@ -5,6 +5,7 @@ export type { ResponseEncoderOptions } from './response-encoder';
 export { problemHandler } from './problem-handler';
 export type { ProblemBody, ProblemHandlerOptions, ProblemLogEntry } from './problem-handler';
 export { notFound } from './not-found';
+export { noBody } from './no-body';
 export { problem, isOwnProblem } from './errors';
 export type { ProblemError, ProblemField, ProblemInit } from './errors';
 export { markSecret } from './secrets';

@@ -18,6 +18,7 @@ import type { PasswordContextWords } from './password-validator';
 import { recordVerified, resolveVerify, verifyWith } from './password-verifier';
 import { problemHandler } from './problem-handler';
 import type { ProblemHandlerOptions } from './problem-handler';
+import { noBody } from './no-body';
 import { readRecordId, resolveIdReader } from './record-id';
 import type { RecordIdReader } from './record-id';
 import { validatedPassword, clearValidatedPassword } from './request-password';
@@ -226,7 +227,10 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
   const main = router.route(path);
   const mainMethods = options.remove === false ? ['GET', 'POST'] : ['GET', 'POST', 'DELETE'];
   main.all(...encoder, methodGuard(mainMethods, methods), guard);
+  // GET and DELETE take no body: one still arriving is refused, not read whole.
+  const bodyless = noBody();
   main.get(
+    bodyless,
     asyncMiddleware('passwordState', async (req, res) => {
       const record = checkedRecord(await store.get(recordId(req)));
       const state: PasswordState =
@@ -241,6 +245,7 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
   });
   if (options.remove !== false) {
     main.delete(
+      bodyless,
       asyncMiddleware('passwordDelete', async (req, res) => {
         await store.delete(recordId(req));
         res.status(204).end();
