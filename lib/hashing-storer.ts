@@ -2,7 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import { asyncMiddleware } from './async';
 import { problem } from './errors';
 import type { ProblemError } from './errors';
-import { resolveLimiter } from './hash-limiter';
+import { callerKey, resolveLimiter } from './hash-limiter';
 import type { HashLimiter } from './hash-limiter';
 import { assertKnownKeys } from './options';
 import type { KeysEnum } from './options';
@@ -158,7 +158,7 @@ export function hashAndStore(options: HashAndStoreOptions): RequestHandler {
       next(alreadySet());
       return;
     }
-    const hashing = limitedHash(limiter, input, cost);
+    const hashing = limitedHash(limiter, input, cost, callerKey(req));
     if (hashing === undefined) {
       next(busyProblem(limiter));
       return;

@@ -1,7 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import { asyncMiddleware } from './async';
 import { problem } from './errors';
-import { resolveLimiter } from './hash-limiter';
+import { callerKey, resolveLimiter } from './hash-limiter';
 import type { HashLimiter } from './hash-limiter';
 import { candidateForms, classifyScheme, resolveLegacy, verifyLegacy, wrappedInput } from './legacy-hashing';
 import type { LegacyScheme, LegacySchemes } from './legacy-hashing';
@@ -140,10 +140,11 @@ export async function verifyWith(
   id: string,
   candidate: string,
   secret: (value: string) => void = () => undefined,
+  caller = '',
 ): Promise<PasswordVerification> {
   const { limiter } = config;
   const compare = (input: string, hash: string): Promise<boolean> => {
-    const comparing = limitedCompare(limiter, input, hash);
+    const comparing = limitedCompare(limiter, input, hash, caller);
     if (comparing === undefined) throw busyProblem(limiter);
     return comparing;
   };
@@ -198,7 +199,7 @@ export async function verifyWith(
   if (!match || !config.rehash) return { match, rehashed: false };
 
   const upgradedInput = bcryptInput(candidate, config.scheme, config.pepper);
-  const hashing = upgradedInput === undefined ? undefined : limitedHash(limiter, upgradedInput, config.cost);
+  const hashing = upgradedInput === undefined ? undefined : limitedHash(limiter, upgradedInput, config.cost, caller);
   // A busy pool skips the upgrade rather than refuse a correct password; the next
   // successful verify tries again.
   if (hashing === undefined) return { match, rehashed: false };
@@ -323,7 +324,7 @@ export function passwordVerifier(options: PasswordVerifierOptions): RequestHandl
       next(misconfigured('The password route is misconfigured: passwordVerifier found no record id; check its id option or the route path.'));
       return;
     }
-    const { match, rehashed } = await verifyWith(config, store, id, candidate, (value) => markSecret(req, value));
+    const { match, rehashed } = await verifyWith(config, store, id, candidate, (value) => markSecret(req, value), callerKey(req));
     if (!match) {
       next(problem(403, 'password.mismatch', 'The password does not match.'));
       return;
