@@ -203,5 +203,7 @@ export function defaultHashLimiter(): HashLimiter {
 export function callerKey(req: Request): string {
   const principal = ownership(req)?.principal;
   if (principal !== undefined) return JSON.stringify(['principal', principal.kind, String(principal.id)]);
-  return JSON.stringify(['address', req.ip ?? req.socket.remoteAddress ?? '']);
+  // A request object made by hand (a test, a bench) may have no socket.
+  const socket = req.socket as Request['socket'] | undefined;
+  return JSON.stringify(['address', req.ip ?? socket?.remoteAddress ?? '']);
 }
