@@ -4,6 +4,7 @@ import type { Cluster, RedisOptions } from 'ioredis';
 import request from 'supertest';
 import type { Express, Request, Response } from 'express';
 import {
+  HashLimiter,
   RedisStore,
   hashAndStore,
   passwordVerifier,
@@ -37,7 +38,7 @@ const record: PasswordRecord = { hash: HASH, setAt: '2026-11-28T18:04:34.000Z', 
  */
 function routesOn(express: ExpressFactory, store: RedisStore, logged: ProblemLogEntry[], reached: string[]): Express {
   const app = express();
-  app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10 }), (_req: Request, res: Response) => {
+  app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10, limiter: new HashLimiter({ maxPerCaller: 32 }) }), (_req: Request, res: Response) => {
     reached.push('stored');
     res.status(204).end();
   });
