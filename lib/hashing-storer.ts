@@ -4,7 +4,7 @@ import { problem } from './errors';
 import type { ProblemError } from './errors';
 import { callerKey, resolveLimiter } from './hash-limiter';
 import type { HashLimiter } from './hash-limiter';
-import { assertKnownKeys } from './options';
+import { assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
 import {
   bcryptInput,
@@ -16,11 +16,11 @@ import {
 } from './password-hashing';
 import type { PasswordScheme } from './password-hashing';
 import { readRecordId, resolveIdReader } from './record-id';
-import type { RecordIdReader } from './record-id';
+import type { RecordIdSource } from './record-id';
 import { clearValidatedPassword, validatedPassword } from './request-password';
 import { markSecret } from './secrets';
 import { assertStore, checkedBoolean, checkedRecord } from './stores/store';
-import type { PasswordStore } from './stores/store';
+import type { PasswordRecord, PasswordStore } from './stores/store';
 
 /**
  * Options of {@link hashAndStore}.
@@ -37,11 +37,13 @@ export interface HashAndStoreOptions {
   /** Where the hash is kept: a {@link MemoryStore}, a {@link SqliteStore} or your own. Required. */
   readonly store: PasswordStore;
   /**
-   * Finds the id the password belongs to. A request for which it returns nothing gets
-   * a 500: the route is miswired, and guessing a key would write the wrong record.
+   * Finds the id the password belongs to: a function, or a dotted path such as
+   * `'params.id'` (see {@link RecordIdSource}). A request for which it finds nothing gets
+   * a 500 (400 for an id the client sends in the body or query): guessing a key would
+   * write the wrong record.
    * @default the `id` of the resource `requireOwnership` loaded, else `req.params.id`
    */
-  readonly id?: RecordIdReader;
+  readonly id?: RecordIdSource;
   /**
    * bcrypt cost (log2 of the rounds), from 10 to 31. Each step doubles the time of a
    * hash and of a guess; raising it later upgrades hashes as their owners verify.
@@ -63,6 +65,16 @@ export interface HashAndStoreOptions {
    * @default defaultHashLimiter(), one per process
    */
   readonly limiter?: HashLimiter;
+  /**
+   * `'set-once'` stores only where the id has no record (409 otherwise), the reviewed
+   * API's contract. `'replace'` sets or overwrites it, for "change my password" and
+   * "register": written with the store's compare-and-set, so of two concurrent changes
+   * each one lands whole, and never over a record deleted in the meantime by a reset
+   * that then sets a new one (a lost race after a few tries is 409 `password.conflict`).
+   * Put the checks a change needs (ownership, the current password) before it.
+   * @default 'set-once'
+   */
+  readonly mode?: 'set-once' | 'replace';
 }
 
 const optionKeys: KeysEnum<HashAndStoreOptions> = {
@@ -71,7 +83,10 @@ const optionKeys: KeysEnum<HashAndStoreOptions> = {
   cost: true,
   pepper: true,
   limiter: true,
+  mode: true,
 };
+
+const REPLACE_TRIES = 5;
 
 /**
  * What {@link hashAndStore} stored for this request, for the route's own handler. It
@@ -103,7 +118,8 @@ export function storedPassword(req: Request): StoredPassword | undefined {
   return storedByRequest.get(req);
 }
 
-function alreadySet(): ProblemError {
+/** The 409 of a set-once route whose id has a record; the sealing storer answers it too. */
+export function alreadySetProblem(): ProblemError {
   return problem(
     409,
     'password.already_set',
@@ -111,8 +127,25 @@ function alreadySet(): ProblemError {
   );
 }
 
+function conflict(): ProblemError {
+  return problem(409, 'password.conflict', 'The password was changed by another request at the same time; try again.');
+}
+
+/** Sets or overwrites the record of `id` with the store's atomic operations only. */
+async function put(store: PasswordStore, id: string, record: PasswordRecord): Promise<boolean> {
+  for (let tries = 0; tries < REPLACE_TRIES; tries++) {
+    const current = checkedRecord(await store.get(id));
+    const done =
+      current === undefined
+        ? checkedBoolean('setIfAbsent', await store.setIfAbsent(id, record))
+        : checkedBoolean('replace', await store.replace(id, current.hash, record));
+    if (done) return true;
+  }
+  return false;
+}
+
 /**
- * Hashes the validated password with bcrypt and stores only the hash, set-once (finding
+ * Hashes the validated password with bcrypt and stores only the hash, set-once by default (finding
  * 2: the reviewed handler stored it in clear, with a racy "set once" check). Mount it
  * after `passwordBody()`; on success the plaintext is forgotten, {@link storedPassword}
  * tells what was stored and `next()` runs your handler. Answers, through `next(err)`:
@@ -134,6 +167,10 @@ export function hashAndStore(options: HashAndStoreOptions): RequestHandler {
   const readId = resolveIdReader('hashAndStore', options.id);
   const { cost, pepper, scheme } = resolveHashing('hashAndStore', options.cost, options.pepper);
   const limiter = resolveLimiter('hashAndStore', options.limiter);
+  const mode = options.mode ?? 'set-once';
+  if (mode !== 'set-once' && mode !== 'replace') {
+    throw optionError('hashAndStore', 'mode', `must be 'set-once' or 'replace', got ${JSON.stringify(mode) ?? typeof mode}.`);
+  }
 
   return asyncMiddleware('hashAndStore', async (req, _res, next) => {
     const password = validatedPassword(req);
@@ -154,8 +191,8 @@ export function hashAndStore(options: HashAndStoreOptions): RequestHandler {
     }
     // Not the set-once guarantee (setIfAbsent is): it spares the pool a hash that is
     // bound to be refused, which would otherwise be a cheap way to keep it busy.
-    if (checkedRecord(await store.get(id)) !== undefined) {
-      next(alreadySet());
+    if (mode === 'set-once' && checkedRecord(await store.get(id)) !== undefined) {
+      next(alreadySetProblem());
       return;
     }
     const hashing = limitedHash(limiter, input, cost, callerKey(req));
@@ -166,8 +203,10 @@ export function hashAndStore(options: HashAndStoreOptions): RequestHandler {
     const hash = await hashing;
     markSecret(req, hash);
     const setAt = new Date().toISOString();
-    if (!checkedBoolean('setIfAbsent', await store.setIfAbsent(id, { hash, setAt, scheme }))) {
-      next(alreadySet());
+    const record = { hash, setAt, scheme };
+    const written = mode === 'set-once' ? checkedBoolean('setIfAbsent', await store.setIfAbsent(id, record)) : await put(store, id, record);
+    if (!written) {
+      next(mode === 'set-once' ? alreadySetProblem() : conflict());
       return;
     }
     storedByRequest.set(req, { id, setAt, scheme });

@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 import { assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
+import { parsePath, readPath } from './object-path';
 
 /**
  * The id a principal or an owner is known by. Ids are compared with `===`: `'1'` is not
@@ -75,13 +76,17 @@ export function isPrincipalId(value: unknown): value is PrincipalId {
  */
 export interface RequestUserOptions {
   /**
-   * The property of `req` where your authentication middleware leaves the signed-in
-   * user: passport's `req.user`, or `auth` for express-jwt's `req.auth`.
+   * Where your authentication left the signed-in user: a property of `req` or a dotted
+   * path below it (passport's `req.user`, `'auth'` for express-jwt's `req.auth`), or a
+   * function that finds it
+   * for a request, for an app that keeps it elsewhere (a token map, a session store).
+   * A path is checked at start-up; the function must be synchronous, and a throw is a 500.
    * @default 'user'
    */
-  readonly property?: string;
+  readonly property?: string | ((req: Request) => unknown);
   /**
-   * The field of that user object holding its id (a non-empty string or a number).
+   * The field of that user object holding its id (a non-empty string or a number), or a
+   * dotted path into it such as `'data.id'` for a JWT whose claims nest the user.
    * @default 'id'
    */
   readonly idField?: string;
@@ -98,28 +103,46 @@ const requestUserKeys: KeysEnum<RequestUserOptions> = { property: true, idField:
  *
  * @example
  * requireOwnership({ principal: requestUser<Account>({ idField: 'accountId' }), load, owner: 'ownerId' });
+ * // A JWT the app verifies itself, with its claims as { data: { id: 2 } }:
+ * requestUser({ property: (req) => tokens.get(bearer(req)), idField: 'data.id' });
  */
 export function requestUser<U = unknown>(
   options: RequestUserOptions = {},
 ): (req: Request) => UserPrincipal<U> | undefined {
   assertKnownKeys('requestUser', options, requestUserKeys);
-  const property = nonEmptyName('requestUser', 'property', options.property, 'user');
-  const idField = nonEmptyName('requestUser', 'idField', options.idField, 'id');
+  const property = options.property === undefined ? 'user' : options.property;
+  const findUser: (req: Request) => unknown =
+    typeof property === 'function' ? property : pathReader(parsePath('requestUser', 'property', property));
+  const where = typeof property === 'function' ? 'the user the "property" function found' : `req.${property}`;
+  const idField = options.idField === undefined ? 'id' : options.idField;
+  const idPath = parsePath('requestUser', 'idField', idField);
 
-  return function requestUser(req: Request): UserPrincipal<U> | undefined {
-    const user: unknown = (req as unknown as Record<string, unknown>)[property];
+  const principalOf = (user: unknown): UserPrincipal<U> | undefined => {
     if (user === undefined || user === null || user === false) return undefined;
     if (typeof user !== 'object') {
-      throw new TypeError(`requestUser: req.${property} is set but is not an object.`);
+      throw new TypeError(`requestUser: ${where} is set but is not an object.`);
     }
-    const id: unknown = (user as Record<string, unknown>)[idField];
+    const id = readPath(user, idPath);
     if (!isPrincipalId(id)) {
       throw new TypeError(
-        `requestUser: req.${property}.${idField} is not a non-empty string or a finite number; set the "idField" option.`,
+        `requestUser: ${where}.${idField} is not a non-empty string or a finite number; set the "idField" option.`,
       );
     }
     return { kind: 'user', id, user: user as U };
   };
+
+  return function requestUser(req: Request): UserPrincipal<U> | undefined {
+    const user = findUser(req);
+    if (user instanceof Promise) {
+      // Callers such as passwordRoutes' context read the principal synchronously.
+      throw new TypeError('requestUser: the "property" function returned a promise; it must return the user itself.');
+    }
+    return principalOf(user);
+  };
+}
+
+function pathReader(segments: readonly string[]): (req: Request) => unknown {
+  return (req) => readPath(req, segments);
 }
 
 /**
@@ -221,12 +244,4 @@ function headerName(option: string, value: unknown, fallback: string): string {
     throw optionError('signedInstanceIdentity', option, 'must be an HTTP header name, such as "X-Instance-ID".');
   }
   return value.toLowerCase();
-}
-
-function nonEmptyName(factory: string, option: string, value: unknown, fallback: string): string {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string' || value.length === 0) {
-    throw optionError(factory, option, `must be a non-empty string, such as "${fallback}".`);
-  }
-  return value;
 }

@@ -12,9 +12,20 @@ export interface MethodGuardOptions {
    * @default true
    */
   readonly handleOptions?: boolean;
+  /**
+   * Mounted with `app.use(path, …)` (or `router.use(path, …)`), Express runs a middleware
+   * for every path below `path` too: `false` guards `path` itself only and passes the
+   * paths below it on, as a route would; `true` guards the whole subtree. A guard on a
+   * route (`app.all`, `router.route(path).all`) or at the root of the app guards exactly
+   * what it matched either way. A guard added with `router.use(guard)`, without a path,
+   * to a router mounted below the root is seen as mounted at that router's path: give
+   * it `subtree: true` there.
+   * @default false
+   */
+  readonly subtree?: boolean;
 }
 
-const optionKeys: KeysEnum<MethodGuardOptions> = { handleOptions: true };
+const optionKeys: KeysEnum<MethodGuardOptions> = { handleOptions: true, subtree: true };
 
 // RFC 9110 §5.6.2: a method is a token.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -38,6 +49,8 @@ export function methodGuard(
 ): RequestHandler {
   assertKnownKeys('methodGuard', options, optionKeys);
   assertBoolean('methodGuard', 'handleOptions', options.handleOptions);
+  assertBoolean('methodGuard', 'subtree', options.subtree);
+  const subtree = options.subtree ?? false;
   const handleOptions = options.handleOptions ?? true;
   const allowed = allowedMethods(methods, handleOptions);
   const allow = allowed.join(', ');
@@ -48,6 +61,12 @@ export function methodGuard(
   const passesOptions = !handleOptions;
 
   return function methodGuard(req: Request, res: Response, next: NextFunction): void {
+    // Mounted at a path with use(): req.path is what lies below that path ('/' for the
+    // path itself); on a route req.route is set and the match was already exact.
+    if (!subtree && req.route === undefined && req.baseUrl !== '' && req.path !== '/') {
+      next();
+      return;
+    }
     if (answersOptions && req.method === 'OPTIONS') {
       res.setHeader('Allow', allow);
       if (hasUnreadBody(req)) closeAfterAnswer(req, res, DEFAULT_DRAIN);

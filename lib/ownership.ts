@@ -85,6 +85,14 @@ export interface RequireOwnershipOptions<P extends Principal = UserPrincipal, R 
    * @default 'Bearer realm="api"'
    */
   readonly challenge?: string;
+  /**
+   * How a principal id is compared with an owner id. `'strict'` is `===`: the user `'2'`
+   * (a JWT claim, a route parameter) does not own a row whose owner column holds `2`.
+   * `'normalized'` compares a finite number as its shortest decimal string, so `2` and
+   * `'2'` match while `'02'`, `'2.0'` and `' 2'` still do not; kinds still have to match.
+   * @default 'strict'
+   */
+  readonly matchIds?: 'strict' | 'normalized';
 }
 
 const optionKeys: KeysEnum<RequireOwnershipOptions<Principal, unknown>> = {
@@ -94,6 +102,7 @@ const optionKeys: KeysEnum<RequireOwnershipOptions<Principal, unknown>> = {
   allow: true,
   deniedStatus: true,
   challenge: true,
+  matchIds: true,
 };
 
 /**
@@ -136,7 +145,7 @@ const UNAUTHENTICATED_DETAIL = 'The request does not identify its caller.';
  * wrote the password of whatever instance id it was given). No caller → 401
  * `ownership.unauthenticated` with `WWW-Authenticate`; a missing resource and someone
  * else's → one status (404, or 403 by option) and one identical `ownership.denied` body.
- * Owner ids are compared with `===`, kind and id both. A resolver or loader that throws
+ * Owner ids are compared with `===` (or `matchIds: 'normalized'`), kind and id both. A resolver or loader that throws
  * or rejects → 500, never a pass. Works on Express 4 and 5.
  *
  * @example
@@ -163,6 +172,7 @@ export function requireOwnership<P extends Principal = UserPrincipal, R = unknow
   const allow = options.allow;
   const deniedStatus = resolveDeniedStatus(options.deniedStatus);
   const challenge = resolveChallenge(options.challenge);
+  const sameId = resolveMatchIds(options.matchIds);
   const passed = new WeakMap<Request, OwnedBy<P, R>>();
 
   const guard = asyncMiddleware(
@@ -178,7 +188,7 @@ export function requireOwnership<P extends Principal = UserPrincipal, R = unknow
       if (resource === undefined || resource === null) {
         next(problem(deniedStatus, 'ownership.denied', DENIED_DETAIL));
         return;
-      } else if (isOwner(principal, owners(resource))) {
+      } else if (isOwner(principal, owners(resource), sameId)) {
         via = 'owner';
       } else if (allow !== undefined && (await allow(principal, resource)) === true) {
         via = 'allow';
@@ -213,7 +223,19 @@ function checkedPrincipal<P extends Principal>(value: P | null | undefined): P |
   return value;
 }
 
-function isOwner(principal: Principal, owners: unknown): boolean {
+type SameId = (a: Principal['id'], b: Principal['id']) => boolean;
+
+const strictId: SameId = (a, b) => a === b;
+// String(n) of a finite number is its shortest round-trip form: 2 → "2", 1e21 → "1e+21".
+const normalizedId: SameId = (a, b) => String(a) === String(b);
+
+function resolveMatchIds(value: unknown): SameId {
+  if (value === undefined || value === 'strict') return strictId;
+  if (value === 'normalized') return normalizedId;
+  throw optionError('requireOwnership', 'matchIds', `must be 'strict' or 'normalized', got ${JSON.stringify(value) ?? typeof value}.`);
+}
+
+function isOwner(principal: Principal, owners: unknown, sameId: SameId): boolean {
   if (owners === undefined || owners === null) return false;
   const list: readonly unknown[] = Array.isArray(owners) ? owners : [owners];
   let match = false;
@@ -228,7 +250,7 @@ function isOwner(principal: Principal, owners: unknown): boolean {
       // refuse every owner in silence.
       throw new TypeError('requireOwnership: an owner id is neither a string nor a finite number.');
     }
-    if (kind === principal.kind && id === principal.id) match = true;
+    if (kind === principal.kind && sameId(id, principal.id)) match = true;
   }
   return match;
 }

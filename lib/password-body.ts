@@ -4,13 +4,13 @@ import { asyncMiddleware } from './async';
 import { closeAfterAnswer, DEFAULT_DRAIN } from './bounded-close';
 import { problem } from './errors';
 import type { ProblemError } from './errors';
-import { assertKnownKeys, optionError } from './options';
+import { assertBoolean, assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
-import { readQueryPassword, resolveQuery } from './password-query';
-import type { PasswordQueryOptions, QueryConfig } from './password-query';
+import { handQueryBack, readQueryPasswords, resolveQuery } from './password-query';
+import type { PasswordQueryOptions, QueryConfig, QueryPasswords } from './password-query';
 import { compilePasswordRules, integerOption, passwordRuleKeys } from './password-validator';
 import type { PasswordRulesOptions } from './password-validator';
-import { setValidatedPassword } from './request-password';
+import { setSubmittedPasswords, setValidatedPassword } from './request-password';
 import { markSecret } from './secrets';
 import { decodePairs, UrlencodedError } from './urlencoded';
 
@@ -100,6 +100,47 @@ export interface PasswordBodyOptions extends PasswordRulesOptions {
    * @default 2000
    */
   readonly drainMs?: number;
+  /**
+   * `'set'` reads a new password and applies the content rules. `'verify'` reads a
+   * candidate to compare with a stored one (a login, a current password): any password
+   * that could have been stored must get through, so no content rule applies (setting one
+   * throws), only the decoding, the control-character check and `normalization`; `from`
+   * then defaults to every body type and `limit` to 8192 bytes.
+   * @default 'set'
+   */
+  readonly purpose?: 'set' | 'verify';
+  /**
+   * Hand-off mode, for a retrofit in front of a handler that still reads the password
+   * itself: after validation `req.body` (or `req.query`, for a password from the query)
+   * holds the validated, normalised password in its field, and the other password fields
+   * too, as a body parser would have left them. The URL is scrubbed all the same. With
+   * `false` they leave `req.body` and `req.query`: only {@link validatedPassword} holds it.
+   * @default false
+   */
+  readonly handOff?: boolean;
+  /**
+   * A field that must hold the same password again (`'repeat'`, `'passwordRepeat'`),
+   * read where the password is and compared after normalisation: missing or different
+   * → the same 422 `password.invalid`, with a `repeat_missing` or `repeat_mismatch` entry.
+   * @default undefined (no repeat)
+   */
+  readonly repeat?: string;
+  /**
+   * Other fields that hold passwords, such as the current one on a change form: not
+   * validated, but read where the password is, normalised, taken out of `req.body`,
+   * `req.query` and the URL like it, and kept for {@link submittedPassword} and
+   * {@link requireCurrentPassword}.
+   * @default []
+   */
+  readonly secretFields?: readonly string[];
+  /**
+   * Read the body as the `text` password whatever its `Content-Type`, or without one:
+   * for a route behind a proxy that forwards no `Content-Type` (the OpenStack metadata
+   * proxy) and clients that send none (the cloudbase-init guest agent). Only when `from`
+   * is `'text'` alone. A `charset` other than UTF-8 is still refused.
+   * @default false
+   */
+  readonly anyContentType?: boolean;
 }
 
 interface BodyConfig {
@@ -114,6 +155,11 @@ interface BodyConfig {
   readonly readTimeout: number;
   readonly drainBytes: number;
   readonly drainMs: number;
+  readonly handOff: boolean;
+  readonly repeat: string | undefined;
+  /** `repeat` and `secretFields`: the fields read besides the password. */
+  readonly others: readonly string[];
+  readonly anyContentType: boolean;
 }
 
 const optionKeys: KeysEnum<PasswordBodyOptions> = {
@@ -127,6 +173,11 @@ const optionKeys: KeysEnum<PasswordBodyOptions> = {
   readTimeout: true,
   drainBytes: true,
   drainMs: true,
+  purpose: true,
+  handOff: true,
+  repeat: true,
+  secretFields: true,
+  anyContentType: true,
 };
 
 const FACTORY = 'passwordBody';
@@ -142,6 +193,7 @@ const MEDIA_TYPE_NAMES: Readonly<Record<PasswordBodyType, string>> = {
   text: 'text/plain',
 };
 const LOCATIONS: readonly PasswordLocation[] = ['json', 'form', 'text', 'query'];
+const VERIFY_LIMIT = 8192;
 
 // RFC 9110 §8.3.1 (media type) and §5.6.2 (token), §5.6.4 (quoted-string).
 const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
@@ -177,8 +229,12 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
  */
 export function passwordBody(options: PasswordBodyOptions = {}): RequestHandler {
   assertKnownKeys(FACTORY, options, optionKeys);
-  const config = resolveConfig(options);
-  const rules = compilePasswordRules(FACTORY, options, config.field, config.limit, missingText(config));
+  const verifying = resolvePurpose(options);
+  const config = resolveConfig(options, verifying);
+  const ruleOptions: PasswordRulesOptions = verifying
+    ? { normalization: options.normalization, minLength: 1, maxLength: config.limit, maxBytes: config.limit, commonPasswords: false, composition: false }
+    : options;
+  const rules = compilePasswordRules(FACTORY, ruleOptions, config.field, config.limit, missingText(config));
   // Once every option is known good: a middleware that throws at start-up reads nothing.
   config.query?.announce();
   const invalid = (count: number): string =>
@@ -189,26 +245,84 @@ export function passwordBody(options: PasswordBodyOptions = {}): RequestHandler 
       next();
       return;
     }
-    const { password, rest } = await readSubmission(req, res, config);
+    const submission = await readSubmission(req, res, config);
+    const { password, rest, others } = submission;
     if (typeof password === 'string') markSecret(req, password);
+    // As body-parser marks it, so that a parser further on (the app's own) skips the
+    // stream this one consumed instead of failing on it.
+    if (submission.bodyRead) (req as { _body?: boolean })._body = true;
     // The password leaves req.body here: only validatedPassword(req) will hold it.
     if (rest !== undefined) req.body = rest;
+    const normalized = new Map<string, string>();
+    for (const [name, value] of others) {
+      if (typeof value !== 'string') continue;
+      markSecret(req, value);
+      normalized.set(name, rules.normalize(value));
+    }
+    setSubmittedPasswords(req, normalized);
     const words = typeof password === 'string' ? await rules.contextWords(req) : [];
     const outcome = await rules.check(password, words);
-    if (!outcome.ok) {
-      next(problem(422, 'password.invalid', invalid(outcome.errors.length), { errors: outcome.errors }));
+    const errors = outcome.ok ? [] : [...outcome.errors];
+    if (config.repeat !== undefined) {
+      const again = normalized.get(config.repeat);
+      if (again === undefined) {
+        errors.push({ field: config.repeat, code: 'repeat_missing', message: `The "${config.repeat}" field must repeat the password.` });
+      } else if (typeof password !== 'string' || again !== rules.normalize(password)) {
+        errors.push({ field: config.repeat, code: 'repeat_mismatch', message: `The "${config.repeat}" field is not the same password as "${config.field}".` });
+      }
+    }
+    if (!outcome.ok || errors.length > 0) {
+      next(problem(422, 'password.invalid', invalid(errors.length), { errors }));
       return;
     }
     setValidatedPassword(req, outcome.password);
+    if (config.handOff) handBack(req, config, submission, outcome.password, normalized);
     next();
   });
+}
+
+/** Hand-off mode: the fields back where the handler reads them, as a parser leaves them. */
+function handBack(
+  req: Request,
+  config: BodyConfig,
+  submission: Submission,
+  password: string,
+  others: ReadonlyMap<string, string>,
+): void {
+  const values = new Map<string, unknown>([[config.field, password]]);
+  for (const [name, value] of submission.others) values.set(name, others.get(name) ?? value);
+  switch (submission.location) {
+    case 'text':
+      req.body = password;
+      break;
+    case 'query':
+      handQueryBack(req, new Map([...values].map(([name, value]) => [name === config.field ? (config.query?.parameter ?? name) : name, String(value)])));
+      break;
+    case 'json':
+    case 'form': {
+      const body: Record<string, unknown> = { ...(submission.rest ?? {}) };
+      for (const [name, value] of values) body[name] = value;
+      req.body = body;
+      break;
+    }
+    case undefined:
+      break;
+  }
 }
 
 interface Submission {
   readonly password: unknown;
   /** What `req.body` becomes; `undefined` leaves it as it is (a password from the query). */
   readonly rest: Record<string, unknown> | undefined;
+  /** The other password fields sent (`repeat`, `secretFields`), as submitted. */
+  readonly others: ReadonlyMap<string, unknown>;
+  /** Where the password was; `undefined` when nothing was sent. */
+  readonly location: PasswordLocation | undefined;
+  /** Whether the body stream was consumed here. */
+  readonly bodyRead: boolean;
 }
+
+const NOTHING: ReadonlyMap<string, unknown> = new Map();
 
 async function readSubmission(req: Request, res: Response, config: BodyConfig): Promise<Submission> {
   if (req.destroyed) throw aborted();
@@ -224,12 +338,13 @@ async function readSubmission(req: Request, res: Response, config: BodyConfig): 
   const chunked = req.headers['transfer-encoding'] !== undefined;
   const hasBody = chunked || (declared !== undefined && declared > 0);
   if (config.query !== undefined) {
-    let fromQuery: string | undefined;
+    let found: QueryPasswords | undefined;
     try {
-      fromQuery = readQueryPassword(req, res, config.query, config.limit);
+      found = readQueryPasswords(req, res, config.query, config.limit, config.others);
     } catch (error) {
       throw hasBody ? refuse(req, res, config, error as ProblemError) : error;
     }
+    const fromQuery = found?.password;
     if (fromQuery !== undefined) {
       if (hasBody) {
         throw refuse(req, res, config, problem(
@@ -238,10 +353,14 @@ async function readSubmission(req: Request, res: Response, config: BodyConfig): 
           `The password was sent both in the request body and in the "${config.query.parameter}" query parameter; send it once, in the body.`,
         ));
       }
-      return { password: fromQuery, rest: undefined };
+      return { password: fromQuery, rest: undefined, others: found?.others ?? NOTHING, location: 'query', bodyRead: false };
+    }
+    if (!hasBody && found !== undefined) {
+      // Only other fields came: no password, but the repeat or current one still counts.
+      return { password: undefined, rest: readsBody ? {} : undefined, others: found.others, location: 'query', bodyRead: false };
     }
   }
-  if (!hasBody) return { password: undefined, rest: readsBody ? {} : undefined };
+  if (!hasBody) return { password: undefined, rest: readsBody ? {} : undefined, others: NOTHING, location: undefined, bodyRead: false };
   if (!readsBody) {
     throw refuse(req, res, config, problem(
       415,
@@ -271,10 +390,10 @@ async function readSubmission(req: Request, res: Response, config: BodyConfig): 
   } catch {
     throw problem(400, 'body.invalid_utf8', 'The request body is not valid UTF-8.');
   }
-  if (text.length === 0) return { password: undefined, rest: {} };
-  if (type === 'text') return { password: text, rest: {} };
-  if (type === 'form') return formSubmission(text, config.field);
-  return jsonSubmission(text, config.field);
+  if (text.length === 0) return { password: undefined, rest: {}, others: NOTHING, location: type, bodyRead: true };
+  if (type === 'text') return { password: text, rest: {}, others: NOTHING, location: 'text', bodyRead: true };
+  if (type === 'form') return formSubmission(text, config.field, config.others);
+  return jsonSubmission(text, config.field, config.others);
 }
 
 function declaredLength(req: Request, res: Response, config: BodyConfig): number | undefined {
@@ -290,15 +409,15 @@ function declaredLength(req: Request, res: Response, config: BodyConfig): number
 
 function bodyType(req: Request, res: Response, config: BodyConfig): PasswordBodyType {
   const parsed = parseContentType(req.headers['content-type']);
-  const type = parsed === undefined ? undefined : BODY_TYPES[parsed.mediaType];
-  if (parsed === undefined || type === undefined || !config.accept.has(type)) {
+  const type = config.anyContentType ? 'text' : parsed === undefined ? undefined : BODY_TYPES[parsed.mediaType];
+  if ((parsed === undefined && !config.anyContentType) || type === undefined || !config.accept.has(type)) {
     throw refuse(req, res, config, problem(
       415,
       'body.unsupported_media_type',
       `The request body must be ${config.acceptedNames}, in UTF-8.`,
     ));
   }
-  if (parsed.charset !== undefined && parsed.charset !== 'utf-8') {
+  if (parsed?.charset !== undefined && parsed.charset !== 'utf-8') {
     throw refuse(req, res, config, problem(
       415,
       'body.charset_unsupported',
@@ -387,7 +506,7 @@ function aborted(): ProblemError {
   return problem(400, 'body.aborted', 'The request body was not received in full.');
 }
 
-function jsonSubmission(text: string, field: string): Submission {
+function jsonSubmission(text: string, field: string, otherFields: readonly string[]): Submission {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -411,10 +530,16 @@ function jsonSubmission(text: string, field: string): Submission {
   const password = Object.prototype.hasOwnProperty.call(object, field) ? object[field] : undefined;
   const rest: Record<string, unknown> = { ...object };
   delete rest[field];
-  return { password, rest };
+  const others = new Map<string, unknown>();
+  for (const name of otherFields) {
+    if (!Object.prototype.hasOwnProperty.call(rest, name)) continue;
+    others.set(name, rest[name]);
+    delete rest[name];
+  }
+  return { password, rest, others, location: 'json', bodyRead: true };
 }
 
-function formSubmission(text: string, field: string): Submission {
+function formSubmission(text: string, field: string, otherFields: readonly string[]): Submission {
   let decoded: ReturnType<typeof decodePairs>;
   try {
     decoded = decodePairs(text, field, true);
@@ -431,7 +556,16 @@ function formSubmission(text: string, field: string): Submission {
   }
   // fromEntries defines own properties, so a "__proto__" field stays a plain field.
   const rest: Record<string, unknown> = Object.fromEntries(groupValues(decoded.others));
-  return { password: decoded.values[0], rest };
+  const others = new Map<string, unknown>();
+  for (const name of otherFields) {
+    if (!Object.prototype.hasOwnProperty.call(rest, name)) continue;
+    if (Array.isArray(rest[name])) {
+      throw problem(400, 'body.repeated_field', `The form has the "${name}" field more than once; send it once.`);
+    }
+    others.set(name, rest[name]);
+    delete rest[name];
+  }
+  return { password: decoded.values[0], rest, others, location: 'form', bodyRead: true };
 }
 
 /** Other form fields as `req.body` holds them: a string, or every value of a repeated one. */
@@ -471,13 +605,51 @@ function refuse(req: Request, res: Response, config: BodyConfig, error: ProblemE
   return error;
 }
 
-function resolveConfig(options: PasswordBodyOptions): BodyConfig {
+function resolvePurpose(options: PasswordBodyOptions): boolean {
+  const purpose = options.purpose ?? 'set';
+  if (purpose !== 'set' && purpose !== 'verify') {
+    throw optionError(FACTORY, 'purpose', `must be 'set' or 'verify', got ${describeOption(purpose)}.`);
+  }
+  if (purpose === 'verify') {
+    const rule = Object.keys(passwordRuleKeys).find(
+      (key) => key !== 'normalization' && (options as Record<string, unknown>)[key] !== undefined,
+    );
+    if (rule !== undefined) {
+      throw optionError(
+        FACTORY,
+        rule,
+        "is a content rule, and purpose 'verify' applies none: a password stored before the rule existed must still verify. Remove it.",
+      );
+    }
+  }
+  return purpose === 'verify';
+}
+
+function resolveConfig(options: PasswordBodyOptions, verifying: boolean): BodyConfig {
   const field = options.field ?? 'password';
   if (typeof field !== 'string' || field.length === 0) {
     throw optionError(FACTORY, 'field', 'must be a non-empty string, such as "password".');
   }
-  const limit = integerOption(FACTORY, 'limit', options.limit, 1, MAX_LIMIT) ?? 1020;
-  const locations = resolveLocations(options);
+  const limit = integerOption(FACTORY, 'limit', options.limit, 1, MAX_LIMIT) ?? (verifying ? VERIFY_LIMIT : 1020);
+  const locations = resolveLocations(options, verifying);
+  assertBoolean(FACTORY, 'handOff', options.handOff);
+  const repeat = options.repeat;
+  if (repeat !== undefined && (typeof repeat !== 'string' || repeat.length === 0)) {
+    throw optionError(FACTORY, 'repeat', 'must be a non-empty field name, such as "passwordRepeat".');
+  }
+  const secretFields: unknown = options.secretFields ?? [];
+  if (!Array.isArray(secretFields) || secretFields.some((name) => typeof name !== 'string' || name.length === 0)) {
+    throw optionError(FACTORY, 'secretFields', 'must be an array of non-empty field names, such as ["current"].');
+  }
+  const others = [...(repeat === undefined ? [] : [repeat]), ...(secretFields as string[])];
+  const named = [field, ...others];
+  const twice = named.find((name, index) => named.indexOf(name) !== index);
+  if (twice !== undefined) {
+    throw optionError(FACTORY, repeat === twice ? 'repeat' : 'secretFields', `names "${twice}" twice: the password, its repeat and the secret fields must be different fields.`);
+  }
+  if (others.length > 0 && !['json', 'form', 'query'].some((location) => locations.has(location as PasswordLocation))) {
+    throw optionError(FACTORY, repeat === undefined ? 'secretFields' : 'repeat', 'needs "json", "form" or "query" in "from": a text body holds one password only.');
+  }
   const readsQuery = locations.has('query');
   if (options.query !== undefined && !readsQuery) {
     throw optionError(FACTORY, 'query', 'is set but "from" does not list "query": add it to "from", or remove "query".');
@@ -485,7 +657,13 @@ function resolveConfig(options: PasswordBodyOptions): BodyConfig {
   const accept = new Set([...locations].filter((location): location is PasswordBodyType => location !== 'query'));
   const methods = resolveMethods(options.methods, readsQuery);
   const query = readsQuery ? resolveQuery(FACTORY, options.query, field) : undefined;
+  assertBoolean(FACTORY, 'anyContentType', options.anyContentType);
+  const anyContentType = options.anyContentType ?? false;
+  if (anyContentType && (locations.size !== 1 || !accept.has('text'))) {
+    throw optionError(FACTORY, 'anyContentType', 'needs "from" to be "text" alone: any body is then the password.');
+  }
   return {
+    anyContentType,
     field,
     limit,
     accept,
@@ -495,16 +673,19 @@ function resolveConfig(options: PasswordBodyOptions): BodyConfig {
     readTimeout: integerOption(FACTORY, 'readTimeout', options.readTimeout, 1, 600_000) ?? 10_000,
     drainBytes: integerOption(FACTORY, 'drainBytes', options.drainBytes, 0, 16 * 1024 * 1024) ?? DEFAULT_DRAIN.drainBytes,
     drainMs: integerOption(FACTORY, 'drainMs', options.drainMs, 0, 60_000) ?? DEFAULT_DRAIN.drainMs,
+    handOff: options.handOff ?? false,
+    repeat,
+    others,
   };
 }
 
-function resolveLocations(options: PasswordBodyOptions): ReadonlySet<PasswordLocation> {
+function resolveLocations(options: PasswordBodyOptions, verifying: boolean): ReadonlySet<PasswordLocation> {
   if (options.from !== undefined && options.accept !== undefined) {
     throw optionError(FACTORY, 'accept', 'is the older name of "from": set one of them, not both.');
   }
   const name = options.accept === undefined ? 'from' : 'accept';
   const allowed = name === 'from' ? LOCATIONS : LOCATIONS.filter((location) => location !== 'query');
-  const option: unknown = options.from ?? options.accept ?? ['json', 'text'];
+  const option: unknown = options.from ?? options.accept ?? (verifying ? ['json', 'form', 'text'] : ['json', 'text']);
   const list: unknown[] = typeof option === 'string' && name === 'from' ? [option] : Array.isArray(option) ? option : [];
   if (list.length === 0 || !list.every((location) => (allowed as readonly unknown[]).includes(location))) {
     throw optionError(

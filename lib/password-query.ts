@@ -124,13 +124,26 @@ function dateOption(factory: string, name: string, value: unknown): Date | undef
 // unless its lenient parser is on, and then it must not reach the decoder as Latin-1.
 const NOT_URL_TEXT = /[^\x21-\x7e]/;
 
+/** What {@link readQueryPasswords} found: the password, and the other password parameters sent. */
+export interface QueryPasswords {
+  readonly password: string | undefined;
+  readonly others: ReadonlyMap<string, string>;
+}
+
 /**
- * Reads the password parameter of `req`'s query string: `undefined` when there is none.
- * Once it is found the response is marked deprecated and the parameter is removed from
- * `req.url`, `req.originalUrl` and `req.query`, before any check can fail, so an access
- * logger running later in this process never sees it.
+ * Reads the password parameter of `req`'s query string, and the `others` (a repeat, the
+ * current password): `undefined` when none of them is there. Once one is found the
+ * response is marked deprecated and every one of them is removed from `req.url`,
+ * `req.originalUrl` and `req.query`, before any check can fail, so an access logger
+ * running later in this process never sees any of them.
  */
-export function readQueryPassword(req: Request, res: Response, config: QueryConfig, limit: number): string | undefined {
+export function readQueryPasswords(
+  req: Request,
+  res: Response,
+  config: QueryConfig,
+  limit: number,
+  others: readonly string[] = [],
+): QueryPasswords | undefined {
   const url = req.url;
   const start = url.indexOf('?');
   if (start === -1) return undefined;
@@ -138,7 +151,8 @@ export function readQueryPassword(req: Request, res: Response, config: QueryConf
   const pairs = encodedPairs(query);
   if (pairs.length === 0) return undefined;
   if (NOT_URL_TEXT.test(query)) throw queryProblem('parse_failed');
-  const matches: string[] = [];
+  const names = [config.parameter, ...others];
+  const matches = new Map<string, string[]>();
   for (const pair of pairs) {
     let name: string;
     try {
@@ -146,35 +160,36 @@ export function readQueryPassword(req: Request, res: Response, config: QueryConf
     } catch (error) {
       throw queryProblem(error);
     }
-    if (name === config.parameter) matches.push(pair.value ?? '');
+    if (!names.includes(name)) continue;
+    const values = matches.get(name) ?? [];
+    values.push(pair.value ?? '');
+    matches.set(name, values);
   }
-  if (matches.length === 0) return undefined;
+  if (matches.size === 0) return undefined;
 
-  for (const encoded of matches) markSecret(req, encoded);
+  for (const values of matches.values()) for (const encoded of values) markSecret(req, encoded);
   markDeprecated(res, config);
-  forgetParameter(req, config.parameter);
-  if (matches.length > 1) {
-    throw problem(
-      400,
-      'query.repeated_parameter',
-      `The query string has the "${config.parameter}" parameter more than once; send it once.`,
-    );
+  forgetParameters(req, names);
+  const decoded = new Map<string, string>();
+  for (const [name, values] of matches) {
+    if (values.length > 1) {
+      throw problem(400, 'query.repeated_parameter', `The query string has the "${name}" parameter more than once; send it once.`);
+    }
+    let value: string;
+    try {
+      value = decodeComponent(values[0] ?? '');
+    } catch (error) {
+      throw queryProblem(error);
+    }
+    markSecret(req, value);
+    if (Buffer.byteLength(value, 'utf8') > limit) {
+      throw problem(414, 'query.too_large', `The "${name}" query parameter is larger than the limit of ${limit} bytes.`);
+    }
+    decoded.set(name, value);
   }
-  let value: string;
-  try {
-    value = decodeComponent(matches[0] ?? '');
-  } catch (error) {
-    throw queryProblem(error);
-  }
-  markSecret(req, value);
-  if (Buffer.byteLength(value, 'utf8') > limit) {
-    throw problem(
-      414,
-      'query.too_large',
-      `The "${config.parameter}" query parameter is larger than the limit of ${limit} bytes.`,
-    );
-  }
-  return value;
+  const password = decoded.get(config.parameter);
+  decoded.delete(config.parameter);
+  return { password, others: decoded };
 }
 
 function markDeprecated(res: Response, config: QueryConfig): void {
@@ -190,8 +205,8 @@ function queryProblem(error: unknown): Error {
     : problem(400, 'query.invalid_utf8', 'The query string is not valid UTF-8 once percent-decoded.');
 }
 
-/** `url` without the pairs named `parameter`, and without `?` when nothing is left. */
-function withoutParameter(url: string, parameter: string): string {
+/** `url` without the pairs named in `parameters`, and without `?` when nothing is left. */
+function withoutParameters(url: string, parameters: readonly string[]): string {
   const start = url.indexOf('?');
   if (start === -1) return url;
   const kept = url
@@ -201,7 +216,7 @@ function withoutParameter(url: string, parameter: string): string {
       const equals = segment.indexOf('=');
       const name = equals === -1 ? segment : segment.slice(0, equals);
       try {
-        return decodeComponent(name) !== parameter;
+        return !parameters.includes(decodeComponent(name));
       } catch {
         return true;
       }
@@ -210,13 +225,27 @@ function withoutParameter(url: string, parameter: string): string {
   return url.slice(0, start) + (rest === '' ? '' : `?${rest}`);
 }
 
-function forgetParameter(req: Request, parameter: string): void {
-  req.url = withoutParameter(req.url, parameter);
-  if (typeof req.originalUrl === 'string') req.originalUrl = withoutParameter(req.originalUrl, parameter);
+function forgetParameters(req: Request, parameters: readonly string[]): void {
+  req.url = withoutParameters(req.url, parameters);
+  if (typeof req.originalUrl === 'string') req.originalUrl = withoutParameters(req.originalUrl, parameters);
   // Express 4 parsed req.query once, into an own property; Express 5 parses it again
-  // from req.url on each read, which no longer has the parameter.
+  // from req.url on each read, which no longer has the parameters.
   const parsed: unknown = Object.getOwnPropertyDescriptor(req, 'query')?.value;
-  if (parsed !== null && typeof parsed === 'object' && Object.prototype.hasOwnProperty.call(parsed, parameter)) {
-    delete (parsed as Record<string, unknown>)[parameter];
+  if (parsed !== null && typeof parsed === 'object') {
+    for (const parameter of parameters) {
+      if (Object.prototype.hasOwnProperty.call(parsed, parameter)) delete (parsed as Record<string, unknown>)[parameter];
+    }
   }
+}
+
+/**
+ * Hands query parameters back to the handlers after the scrub, on `req.query` only (the
+ * URL keeps them out): an own property on Express 4 and 5 alike, since Express 5's
+ * `req.query` is a getter that parses the scrubbed URL again on each read.
+ */
+export function handQueryBack(req: Request, values: ReadonlyMap<string, string>): void {
+  const current: unknown = req.query;
+  const query: Record<string, unknown> = { ...(typeof current === 'object' && current !== null ? current : {}) };
+  for (const [name, value] of values) query[name] = value;
+  Object.defineProperty(req, 'query', { value: query, writable: true, configurable: true, enumerable: true });
 }

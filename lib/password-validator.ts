@@ -154,6 +154,8 @@ export interface PasswordRules {
   /** Normalised, lower-cased context words of `req` (none when `context` is unset). */
   contextWords(req: Request): Promise<readonly string[]>;
   check(submitted: unknown, contextWords: readonly string[]): Promise<RuleOutcome>;
+  /** The configured Unicode normalisation, for the other password fields of a form. */
+  normalize(text: string): string;
 }
 
 export const NORMALIZATIONS: readonly PasswordNormalization[] = ['NFC', 'NFD', 'NFKC', 'NFKD', 'none'];
@@ -394,6 +396,7 @@ export function compilePasswordRules(
   const rules: ValidationChain = chain;
 
   return {
+    normalize,
     contextWords: contextWords ?? (() => Promise.resolve([])),
     async check(submitted, words) {
       const input: RuleInput = { body: { [KEY]: submitted }, contextWords: words };

@@ -19,11 +19,12 @@ import {
 } from './password-hashing';
 import type { HashingConfig, PasswordScheme } from './password-hashing';
 import { readRecordId, resolveIdReader } from './record-id';
-import type { RecordIdReader } from './record-id';
+import type { RecordIdSource } from './record-id';
 import { clearValidatedPassword, validatedPassword } from './request-password';
 import { markSecret } from './secrets';
-import { assertStore, checkedBoolean, checkedRecord } from './stores/store';
-import type { PasswordStore } from './stores/store';
+import { wrongMechanism } from './sealing-storer';
+import { assertSource, assertStore, checkedBoolean, checkedRecord } from './stores/store';
+import type { PasswordSource, PasswordStore } from './stores/store';
 
 /**
  * Options of {@link verifyPassword}; {@link passwordVerifier} takes them too.
@@ -136,7 +137,7 @@ export async function verifyPassword(
  */
 export async function verifyWith(
   config: VerifyConfig,
-  store: PasswordStore,
+  store: PasswordSource,
   id: string,
   candidate: string,
   secret: (value: string) => void = () => undefined,
@@ -159,6 +160,8 @@ export async function verifyWith(
   const kind = classifyScheme(scheme, config.legacy);
   let match: boolean;
   switch (kind.kind) {
+    case 'sealed':
+      throw wrongMechanism(`The password route is misconfigured: record "${id}" was encrypted (scheme "${scheme}"), not hashed; a sealed secret is revealed with revealSecret, never verified.`);
     case 'unknown':
       throw misconfigured(`The password route is misconfigured: a stored password has scheme "${scheme}", which this verifier cannot check; give it in the legacy option.`);
     case 'legacy':
@@ -196,7 +199,7 @@ export async function verifyWith(
       break;
     }
   }
-  if (!match || !config.rehash) return { match, rehashed: false };
+  if (!match || !config.rehash || store.replace === undefined) return { match, rehashed: false };
 
   const upgradedInput = bcryptInput(candidate, config.scheme, config.pepper);
   const hashing = upgradedInput === undefined ? undefined : limitedHash(limiter, upgradedInput, config.cost, caller);
@@ -224,13 +227,18 @@ export type CandidateReader = (req: Request) => string | undefined;
  * const options: PasswordVerifierOptions = { store, cost: 12, id: (req) => req.params.serverId };
  */
 export interface PasswordVerifierOptions extends VerifyPasswordOptions {
-  /** Where the hashes are: the storer's store. Required. */
-  readonly store: PasswordStore;
   /**
-   * Finds the id whose password is checked. Nothing found → 500 (a miswired route).
+   * Where the hashes are: the storer's store, or a read-only {@link PasswordSource} such
+   * as an app's existing user table (then nothing is rehashed). Required.
+   */
+  readonly store: PasswordStore | PasswordSource;
+  /**
+   * Finds the id whose password is checked: a function, or a dotted path such as
+   * `'body.email'` (see {@link RecordIdSource}). Nothing found → 500 (a miswired route),
+   * or 400 `request.id_invalid` for a `body.` or `query.` path (the client's mistake).
    * @default the `id` of the resource `requireOwnership` loaded, else `req.params.id`
    */
-  readonly id?: RecordIdReader;
+  readonly id?: RecordIdSource;
   /**
    * Finds the password to check. A custom reader that returns nothing gets 400
    * `password.missing`; it must normalise as the validator did when the password was set.
@@ -290,7 +298,7 @@ export function recordVerified(req: Request, verified: VerifiedPassword): void {
  * `password.busy` with `Retry-After`. The plaintext is forgotten either way.
  *
  * Verifying must not apply the content rules of setting: a password set before the
- * blocklist grew must still verify. Mount the body reader with its rules off, or read
+ * blocklist grew must still verify. Mount `passwordBody({ purpose: 'verify' })`, or read
  * the candidate yourself with the `candidate` option.
  *
  * @example
@@ -301,7 +309,10 @@ export function recordVerified(req: Request, verified: VerifiedPassword): void {
 export function passwordVerifier(options: PasswordVerifierOptions): RequestHandler {
   assertKnownKeys('passwordVerifier', options, verifierKeys);
   const { store } = options;
-  assertStore('passwordVerifier', 'store', store);
+  assertSource('passwordVerifier', 'store', store);
+  if (options.rehash === true && store.replace === undefined) {
+    throw new TypeError('passwordVerifier: option "rehash" is true but the store has no replace method to write the upgraded hash; give a full store or leave rehash unset.');
+  }
   const readId = resolveIdReader('passwordVerifier', options.id);
   assertFunction('passwordVerifier', 'candidate', options.candidate);
   const readCandidate = options.candidate;

@@ -1,5 +1,7 @@
 import type { Request } from 'express';
-import { assertFunction } from './options';
+import { problem } from './errors';
+import { parsePath, readPath } from './object-path';
+import { optionError } from './options';
 import { ownership } from './ownership';
 
 /**
@@ -9,6 +11,18 @@ import { ownership } from './ownership';
  * const id: RecordIdReader = (req) => `${req.params.tenant}/${req.params.id}`;
  */
 export type RecordIdReader = (req: Request) => string | undefined;
+
+/**
+ * A {@link RecordIdReader}, or where the id is as a dotted path below the request:
+ * `'params.id'`, `'body.email'`, `'query.user'`. A path is checked at start-up. An id the
+ * client sends (`body.…`, `query.…`) that is missing, empty, or neither a string nor a
+ * number is the client's mistake: 400 `request.id_invalid`. A missing `params.…` one is
+ * the route's: 500. A number is read as its decimal string.
+ *
+ * @example
+ * const login: RecordIdSource = 'body.email';
+ */
+export type RecordIdSource = RecordIdReader | string;
 
 /** `req.params.id`: the `:id` of `/servers/:id/password`, the reviewed API's route. */
 export const paramsId: RecordIdReader = (req) => {
@@ -32,9 +46,27 @@ export const loadedOrParamsId: RecordIdReader = (req) => {
   return paramsId(req);
 };
 
-export function resolveIdReader(factory: string, value: unknown): RecordIdReader {
-  assertFunction(factory, 'id', value);
-  return (value as RecordIdReader | undefined) ?? loadedOrParamsId;
+const ROOTS = new Set(['params', 'body', 'query']);
+
+export function resolveIdReader(factory: string, value: unknown, option = 'id'): RecordIdReader {
+  if (value === undefined) return loadedOrParamsId;
+  if (typeof value === 'function') return value as RecordIdReader;
+  if (typeof value !== 'string') {
+    throw optionError(factory, option, `must be a function or a dotted path such as "params.id" or "body.email", got ${typeof value}.`);
+  }
+  const segments = parsePath(factory, option, value);
+  if (segments.length < 2 || !ROOTS.has(segments[0] ?? '')) {
+    throw optionError(factory, option, `(${JSON.stringify(value)}) must start with "params.", "body." or "query.", such as "body.email".`);
+  }
+  const sentByClient = segments[0] !== 'params';
+  return (req) => {
+    const id = readPath(req, segments);
+    if (typeof id === 'string' && id.length > 0) return id;
+    if (typeof id === 'number' && Number.isFinite(id)) return String(id);
+    if (!sentByClient) return undefined;
+    // Only the path goes into the detail: the value may be anything the client sent.
+    throw problem(400, 'request.id_invalid', `The request must name its account in "${value}", as a non-empty string.`);
+  };
 }
 
 /**

@@ -5,6 +5,7 @@ import { problem } from './errors';
 import { DEFAULT_KEPT_KEYS, DEFAULT_REDACTED_KEYS, keyRedaction, safeJson } from './json';
 import { assertBoolean, assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
+import { revealedFor } from './secrets';
 
 /** Options of {@link responseEncoder}. */
 export interface ResponseEncoderOptions {
@@ -45,6 +46,14 @@ export interface ResponseEncoderOptions {
    * @default {}
    */
   readonly helmet?: Readonly<HelmetOptions>;
+  /**
+   * Set this middleware's headers (helmet's and `Cache-Control`) again when the response
+   * headers are written, so that middleware running later (an app's own helmet with
+   * `X-Frame-Options: SAMEORIGIN`, a handler's `Cache-Control: public`) cannot weaken
+   * them. Headers passed to `res.writeHead(status, headers)` itself still win.
+   * @default false
+   */
+  readonly reapplyHeaders?: boolean;
 }
 
 const optionKeys: KeysEnum<ResponseEncoderOptions> = {
@@ -54,6 +63,7 @@ const optionKeys: KeysEnum<ResponseEncoderOptions> = {
   noStore: true,
   requireJsonAccept: true,
   helmet: true,
+  reapplyHeaders: true,
 };
 
 const JSON_TYPES = ['application/json', 'application/problem+json'];
@@ -62,7 +72,9 @@ const JSON_TYPES = ['application/json', 'application/problem+json'];
  * Output encoding for a JSON password API (finding 7): security headers from helmet,
  * `no-store`, and a `res.json` that writes `charset=utf-8` JSON with `<`, `>`, `&`,
  * U+2028 and U+2029 escaped and secret-naming keys removed, so a reflected value is
- * never markup and a handler that forgets cannot leak a password or a hash.
+ * never markup and a handler that forgets cannot leak a password or a hash. The one
+ * exception is the value {@link revealSecret} opened for this request, after its
+ * ownership check: it passes under a redacted key, exactly as opened (`""` when none is stored).
  *
  * @example
  * app.use('/servers', responseEncoder({ redact: ['sessionId'], keep: ['token'] }));
@@ -71,6 +83,8 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
   assertKnownKeys('responseEncoder', options, optionKeys);
   assertBoolean('responseEncoder', 'noStore', options.noStore);
   assertBoolean('responseEncoder', 'requireJsonAccept', options.requireJsonAccept);
+  assertBoolean('responseEncoder', 'reapplyHeaders', options.reapplyHeaders);
+  const reapply = options.reapplyHeaders ?? false;
   assertBoolean('responseEncoder', 'redactDefaults', options.redactDefaults);
   const redactWords = keyNames('redact', options.redact);
   const keep = keyNames('keep', options.keep);
@@ -96,16 +110,19 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
   // One function for every response, made here rather than per request.
   const encodedJson = function encodedJson(this: Response, body: unknown): Response {
     if (!this.get('Content-Type')) this.setHeader('Content-Type', 'application/json; charset=utf-8');
-    return this.send(safeJson(body, redacted) ?? '');
+    const revealed = revealedFor(this.req);
+    return this.send(safeJson(body, redacted, revealed === undefined ? undefined : (revealed.value ?? '')) ?? '');
   };
 
   return function responseEncoder(req: Request, res: Response, next: NextFunction): void {
+    const before = reapply ? new Set(res.getHeaderNames()) : undefined;
     headers(req, res, (error?: unknown) => {
       if (error !== undefined && error !== null) {
         next(error);
         return;
       }
       if (noStore) res.setHeader('Cache-Control', 'no-store');
+      if (before !== undefined) lockHeaders(res, before);
       res.json = encodedJson;
       // JSONP would hand the body to any site's script and Express builds it with a plain
       // JSON.stringify: answer it as the same escaped, redacted JSON, never a callback.
@@ -132,4 +149,19 @@ function keyNames(option: string, value: unknown): readonly string[] {
     throw optionError('responseEncoder', option, 'must be an array of key names, each with a letter or digit.');
   }
   return value as readonly string[];
+}
+
+/** Sets the headers added since `before` again just before the head is written. */
+function lockHeaders(res: Response, before: ReadonlySet<string>): void {
+  const ours: [string, number | string | string[]][] = [];
+  for (const name of res.getHeaderNames()) {
+    const value = res.getHeader(name);
+    if (!before.has(name) && value !== undefined) ours.push([name, value]);
+  }
+  const writeHead = res.writeHead;
+  // Every way out (res.send, res.end, a stream's pipe) goes through writeHead once.
+  res.writeHead = function reappliedWriteHead(this: Response, ...args: unknown[]) {
+    if (!this.headersSent) for (const [name, value] of ours) this.setHeader(name, value);
+    return (writeHead as (...rest: unknown[]) => Response).apply(this, args);
+  } as Response['writeHead'];
 }

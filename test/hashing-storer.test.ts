@@ -210,7 +210,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     const store: PasswordStore = {
       setIfAbsent: (_id: string, record: PasswordRecord) => Promise.reject(new Error(`disk full writing ${record.hash}`)),
       get: () => undefined,
-      replace: () => false,
+      replace: (_id: string, _expected: string, _record: PasswordRecord) => false,
       delete: () => false,
     };
     const app = express();
@@ -231,7 +231,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     const store = {
       setIfAbsent: () => 'yes',
       get: () => undefined,
-      replace: () => false,
+      replace: (_id: string, _expected: string, _record: unknown) => false,
       delete: () => false,
     } as unknown as PasswordStore;
     const app = passwordApp(express, { store, cost: 10 });
@@ -356,6 +356,11 @@ describe('hashAndStore options', () => {
       { get: () => undefined, setIfAbsent: () => true, delete: () => true, replace: (_id: string, _record: unknown) => true },
       /replace is replace\(id, expectedHash, record\), a compare-and-set/,
     ],
+    // Issue 17, point 6: a zero-argument stub claimed writes it never made and passed.
+    [
+      { get: () => undefined, setIfAbsent: () => true, delete: () => true, replace: () => true },
+      /replace with 0 declared parameters; a password store's replace is replace\(id, expectedHash, record\)/,
+    ],
   ])('store %p is refused', (bad, message) => {
     expect(() => hashAndStore({ store: bad } as never)).toThrow(message);
   });
@@ -369,7 +374,7 @@ describe('hashAndStore options', () => {
   });
 
   test('id and limiter are checked', () => {
-    expect(() => hashAndStore({ store, id: 'id' } as never)).toThrow(/option "id" must be a function/);
+    expect(() => hashAndStore({ store, id: 'id' } as never)).toThrow(/option "id" (must be a function|\("id"\) must start with)/);
     expect(() => hashAndStore({ store, limiter: { maxConcurrent: 1 } } as never)).toThrow(/option "limiter" must be a HashLimiter/);
   });
 

@@ -11,8 +11,9 @@ export type MaybePromise<T> = T | Promise<T>;
 
 /**
  * What a store keeps for one id: the bcrypt hash, which carries its own algorithm
- * version, cost and salt, and when the password was set. Nothing else secret, and never
- * the password.
+ * version, cost and salt (or, for a secret that must be handed back, its AES-256-GCM
+ * sealed value), and when the password was set. Nothing else secret, and never the
+ * password.
  *
  * @example
  * const record: PasswordRecord = {
@@ -22,7 +23,10 @@ export type MaybePromise<T> = T | Promise<T>;
  * };
  */
 export interface PasswordRecord {
-  /** The bcrypt hash (`$2b$<cost>$<salt><checksum>`), or a legacy record's stored value. */
+  /**
+   * The bcrypt hash (`$2b$<cost>$<salt><checksum>`), a legacy record's stored value, or
+   * a sealed value (`v1.<nonce>.<ciphertext>.<tag>`, see {@link encryptAndStore}).
+   */
   readonly hash: string;
   /**
    * When the password was set, as an ISO 8601 UTC string (`Date#toISOString()`): a
@@ -36,8 +40,10 @@ export interface PasswordRecord {
    * Records of an app's earlier scheme (see {@link LegacyScheme}) name it: `'plain'`
    * (`hash` holds the password itself), `'md5'`, `'sha1'`, `'sha256'` (lowercase hex
    * digest) or yours; once {@link migratePasswords} wrapped them, `'bcrypt+md5'` and so
-   * on (bcrypt over that digest). A plain string, not a union, so that a store keeps
-   * any of them; the verifier refuses a scheme it does not know.
+   * on (bcrypt over that digest). `'aes-256-gcm:<key id>'` for a value sealed by
+   * {@link encryptAndStore}, which is revealed, never verified. A plain string, not a
+   * union, so that a store keeps any of them; the verifier refuses a scheme it does not
+   * know.
    */
   readonly scheme: string;
 }
@@ -82,7 +88,57 @@ export interface PasswordStore {
   ids?(): Iterable<string> | AsyncIterable<string>;
 }
 
+/**
+ * Where a verifier reads the records it checks, when it never writes them: an app's
+ * existing user table, read-only. `replace` is optional; without it nothing is upgraded
+ * (a read-only source cannot take a rehash). A full {@link PasswordStore} is one too.
+ *
+ * @example
+ * const users: PasswordSource = {
+ *   get: (email) => {
+ *     const row = db.prepare('SELECT password FROM users WHERE email = ?').get(email);
+ *     return row === undefined ? undefined : { hash: row.password, scheme: 'md5', setAt: '1970-01-01T00:00:00.000Z' };
+ *   },
+ * };
+ */
+export interface PasswordSource {
+  /** The record of `id`, or `undefined`. */
+  get(id: string): MaybePromise<PasswordRecord | undefined>;
+  /** As {@link PasswordStore.replace}; only needed for rehashing on a match. */
+  replace?(id: string, expectedHash: string, record: PasswordRecord): MaybePromise<boolean>;
+}
+
 const STORE_METHODS = ['setIfAbsent', 'get', 'replace', 'delete'] as const;
+
+/**
+ * Throws a `TypeError` naming the option unless `source` has `get` (and, when it has a
+ * `replace`, a three-parameter one). Factories that only read records call it.
+ */
+export function assertSource(factory: string, option: string, source: unknown): asserts source is PasswordSource {
+  if (typeof source !== 'object' || source === null || typeof (source as PasswordSource).get !== 'function') {
+    throw new TypeError(
+      `${factory}: option "${option}" must be a password store, or a read-only source with a get(id) method, got ${source === null ? 'null' : typeof source}${typeof source === 'object' && source !== null ? ' without get' : ''}.`,
+    );
+  }
+  const replace: unknown = (source as Record<string, unknown>)['replace'];
+  if (replace !== undefined) {
+    if (typeof replace !== 'function') {
+      throw new TypeError(`${factory}: option "${option}" has a replace that is not a function.`);
+    }
+    assertReplaceArity(factory, option, replace);
+  }
+}
+
+function assertReplaceArity(factory: string, option: string, replace: Function): void {
+  // Fewer than three declared parameters is almost surely not the compare-and-set: (id,
+  // record) would write the expected hash as a record, and () => true is a stub that
+  // claims writes it never made. A wrapper must name its three parameters.
+  if (replace.length < 3) {
+    throw new TypeError(
+      `${factory}: option "${option}" has replace with ${replace.length} declared parameter${replace.length === 1 ? '' : 's'}; a password store's replace is replace(id, expectedHash, record), a compare-and-set. A store that only reads is a password source: give an object with get only.`,
+    );
+  }
+}
 
 /**
  * Throws a `TypeError` naming the option unless `store` has every method of a
@@ -101,13 +157,7 @@ export function assertStore(factory: string, option: string, store: unknown): as
   if (missing.length > 0) {
     throw new TypeError(`${factory}: option "${option}" is not a password store: it has no ${missing.join(', ')} method.`);
   }
-  // A two-parameter replace is almost surely (id, record), without the compare-and-set:
-  // called as (id, expectedHash, record) it would write the expected hash as a record.
-  if ((store as PasswordStore).replace.length === 2) {
-    throw new TypeError(
-      `${factory}: option "${option}" has replace(id, record); a password store's replace is replace(id, expectedHash, record), a compare-and-set.`,
-    );
-  }
+  assertReplaceArity(factory, option, (store as PasswordStore).replace);
 }
 
 /**
