@@ -135,6 +135,8 @@ export interface DemoOptions {
   readonly guessLimit?: number;
   /** The guess-limit window in ms. @default 60000 */
   readonly guessWindowMs?: number;
+  /** Sets, and deletes, allowed per caller and server per minute. @default 30 */
+  readonly setLimit?: number;
   /** Where 5xx are logged. @default console.error */
   readonly log?: ((entry: ProblemLogEntry) => void) | false;
   /**
@@ -335,6 +337,10 @@ export function createDemoApp(options: DemoOptions): Demo {
         ...(storage.guesses === undefined ? {} : { store: storage.guesses }),
       }),
     ],
+    // One caller looping set and delete on his own server must not keep the hash pool
+    // busy for everyone: a bounded number of sets and deletes per caller and server per minute.
+    beforeSet: [guessLimit({ limit: options.setLimit ?? 30, windowMs: 60_000 })],
+    beforeDelete: [guessLimit({ limit: options.setLimit ?? 30, windowMs: 60_000 })],
     encoder: false,
     errors: false,
   });

@@ -8,24 +8,17 @@ import Redis from 'ioredis';
 import { RedisStore as RateLimitRedisStore } from 'rate-limit-redis';
 import type { RedisReply } from 'rate-limit-redis';
 import { RedisStore } from '../lib';
+import { maskRedisUrl } from '../lib/redis-url';
 import { DEMO_SERVERS } from './demo-app';
 import type { DemoServer, DemoServers, DemoStorage } from './demo-app';
 
 /** Every key the demo writes starts with this. */
 export const DEMO_REDIS_PREFIX = 'epg-demo:';
 
-/** `url` without its password, for messages. */
+/** `url` without its password or any other credential ioredis reads from it, for messages. */
 export function redactRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    // ioredis also reads the password from the query string.
-    if (parsed.password === '' && !parsed.searchParams.has('password')) return url;
-    if (parsed.password !== '') parsed.password = '***';
-    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
-    return parsed.toString();
-  } catch {
-    return '(an unparsable REDIS_URL)';
-  }
+  const masked = maskRedisUrl(url);
+  return masked === '(an invalid URL)' ? '(an unparsable REDIS_URL)' : masked;
 }
 
 export interface DemoRedisStorage extends DemoStorage {

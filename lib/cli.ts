@@ -11,6 +11,7 @@ import { migratePasswords } from './password-migration';
 import type { MigrationFailure, MigrationProgress, MigrationSummary } from './password-migration';
 import { MetadataChunks } from './stores/metadata-chunks';
 import type { LegacyPasswordSource } from './stores/metadata-chunks';
+import { maskRedisUrl, redisUrlHasCredential } from './redis-url';
 import { RedisStore } from './stores/redis-store';
 import type { RedisStoreClient } from './stores/redis-store';
 import { SqliteStore } from './stores/sqlite-store';
@@ -27,7 +28,11 @@ nothing.
 
 Store (exactly one):
   --sqlite <file>               a SqliteStore file
-  --redis <url>                 a RedisStore (needs the ioredis package)
+  --redis <url>                 a RedisStore (needs the ioredis package); a URL that
+                                holds a password is refused here (any local user
+                                reads a command line): use --redis-env or --redis-file
+  --redis-env <VAR>             the Redis URL from environment variable VAR
+  --redis-file <file>           the Redis URL from a file (its first line)
   --module <file>               a module exporting a store with ids(): as default
                                 export, as "store", or a function returning one
   --table <name>                the SqliteStore table (default password_records)
@@ -84,6 +89,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       options: {
         sqlite: { type: 'string' },
         redis: { type: 'string' },
+        'redis-env': { type: 'string' },
+        'redis-file': { type: 'string' },
         module: { type: 'string' },
         table: { type: 'string' },
         prefix: { type: 'string' },
@@ -220,10 +227,11 @@ function readKeyRing(variable: string | undefined, file: string | undefined): Ke
 type Values = Record<string, string | boolean | undefined>;
 
 async function openStore(values: Values): Promise<Opened> {
-  const chosen = (['sqlite', 'redis', 'module'] as const).filter((flag) => values[flag] !== undefined);
-  if (chosen.length !== 1) {
-    throw new UsageError(chosen.length === 0 ? 'give a store: --sqlite <file>, --redis <url> or --module <file>.' : `give one store, not ${chosen.map((f) => `--${f}`).join(' and ')}.`);
+  const given = (['sqlite', 'redis', 'redis-env', 'redis-file', 'module'] as const).filter((flag) => values[flag] !== undefined);
+  if (given.length !== 1) {
+    throw new UsageError(given.length === 0 ? 'give a store: --sqlite <file>, --redis <url> (or --redis-env / --redis-file) or --module <file>.' : `give one store, not ${given.map((f) => `--${f}`).join(' and ')}.`);
   }
+  const chosen = given.map((flag) => (flag.startsWith('redis') ? 'redis' : flag)) as Array<'sqlite' | 'redis' | 'module'>;
   const text = (flag: string): string | undefined => {
     const value = values[flag];
     return typeof value === 'string' ? value : undefined;
@@ -249,7 +257,7 @@ async function openStore(values: Values): Promise<Opened> {
     let label: string;
     let storeDb: BetterSqlite3.Database | undefined;
     const sqlite = text('sqlite');
-    const redis = text('redis');
+    const redis = redisUrl(text('redis'), text('redis-env'), text('redis-file'));
     const moduleFile = text('module');
     if (sqlite !== undefined) {
       // An existing file and table only: a typo must not migrate a new, empty one and say "done".
@@ -279,7 +287,7 @@ async function openStore(values: Values): Promise<Opened> {
       const client = await connectRedis(redis);
       closers.push(() => client.quit());
       store = new RedisStore({ client, ...(text('prefix') === undefined ? {} : { prefix: text('prefix') }) });
-      label = `Redis store ${redactUrl(redis)} (prefix ${(store as RedisStore).prefix})`;
+      label = `Redis store ${maskRedisUrl(redis)} (prefix ${(store as RedisStore).prefix})`;
     } else {
       store = await loadStore(moduleFile as string);
       const closable = store as PasswordStore & { close?: () => unknown };
@@ -373,22 +381,36 @@ async function connectRedis(url: string): Promise<RedisStoreClient & { quit(): P
     await client.connect();
   } catch (error) {
     client.disconnect();
-    throw new Error(`cannot connect to Redis at ${redactUrl(url)}: ${(error as Error).message}`);
+    throw new Error(`cannot connect to Redis at ${maskRedisUrl(url)}: ${(error as Error).message}`);
   }
   return client;
 }
 
-/** The URL without its password, fit to print. */
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    // ioredis also reads the password from the query string.
-    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
-    return parsed.toString();
-  } catch {
-    return '(an invalid URL)';
+/**
+ * The Redis URL from the one flag that gives it. Never a password on the command line:
+ * any user of the host reads it in /proc/<pid>/cmdline, as the pepper would be.
+ */
+function redisUrl(direct: string | undefined, variable: string | undefined, file: string | undefined): string | undefined {
+  if (direct !== undefined) {
+    if (redisUrlHasCredential(direct)) {
+      throw new UsageError(
+        '--redis: the URL holds a password, which any user of this host can read on the command line; give the URL with --redis-env <VAR> or --redis-file <file>.',
+      );
+    }
+    return direct;
   }
+  if (variable !== undefined) {
+    const value = process.env[variable];
+    if (value === undefined || value.trim() === '') throw new UsageError(`--redis-env ${variable}: that environment variable is not set.`);
+    return value.trim();
+  }
+  if (file !== undefined) {
+    if (!existsSync(file)) throw new UsageError(`--redis-file ${file}: no such file.`);
+    const line = readFileSync(file, 'utf8').split(/\r?\n/, 1)[0]?.trim() ?? '';
+    if (line === '') throw new UsageError(`--redis-file ${file}: the file is empty; put the Redis URL on its first line.`);
+    return line;
+  }
+  return undefined;
 }
 
 async function loadModule(file: string, flag: string): Promise<Record<string, unknown>> {

@@ -50,7 +50,7 @@ export interface GuessLimitOptions {
    * Finds the id of the record being guessed at, the second half of the default key.
    * A request it finds none for is keyed by its caller alone (one budget for all its
    * targets), never left unlimited.
-   * @default (req) => req.params.id
+   * @default the `id` of the resource `requireOwnership` loaded, else `req.params.id`
    */
   readonly id?: RecordIdReader;
   /**

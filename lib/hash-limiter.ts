@@ -1,4 +1,6 @@
 import { performance } from 'node:perf_hooks';
+import type { Request } from 'express';
+import { ownership } from './ownership';
 import { assertKnownKeys, hasMethods, optionError } from './options';
 import type { KeysEnum } from './options';
 
@@ -22,9 +24,17 @@ export interface HashLimiterOptions {
    * @default 32
    */
   readonly maxQueue?: number;
+  /**
+   * Hashes one caller may have running or waiting at once. Past it that caller is
+   * refused while others still get in, and waiting hashes are started one caller at a
+   * time in turn, so one caller's flood cannot deny everyone else (a caller is the
+   * principal `requireOwnership` let through, else the client address).
+   * @default Math.max(1, Math.ceil(maxQueue / 8)): 4 with the default queue
+   */
+  readonly maxPerCaller?: number;
 }
 
-const optionKeys: KeysEnum<HashLimiterOptions> = { maxConcurrent: true, maxQueue: true };
+const optionKeys: KeysEnum<HashLimiterOptions> = { maxConcurrent: true, maxQueue: true, maxPerCaller: true };
 
 /** libuv reads UV_THREADPOOL_SIZE once, when the pool starts; 4 when unset, at most 1024. */
 export function threadPoolSize(env: NodeJS.ProcessEnv = process.env): number {
@@ -49,14 +59,21 @@ export class HashLimiter {
   readonly maxConcurrent: number;
   /** Hashes that may wait for a slot. */
   readonly maxQueue: number;
+  /** Hashes one caller may have running or waiting. */
+  readonly maxPerCaller: number;
   #active = 0;
-  readonly #waiting: Array<() => void> = [];
+  #queued = 0;
+  /** Waiting tasks by caller, in the order the callers take turns (a Map keeps insertion order). */
+  readonly #waiting = new Map<string, Array<() => void>>();
+  /** Running plus waiting tasks of each caller that has any. */
+  readonly #perCaller = new Map<string, number>();
   #averageMs: number | undefined;
 
   constructor(options: HashLimiterOptions = {}) {
     assertKnownKeys('HashLimiter', options, optionKeys);
     this.maxConcurrent = count('maxConcurrent', options.maxConcurrent, Math.max(1, threadPoolSize() - 1), 1);
     this.maxQueue = count('maxQueue', options.maxQueue, 32, 0);
+    this.maxPerCaller = count('maxPerCaller', options.maxPerCaller, Math.max(1, Math.ceil(this.maxQueue / 8)), 1);
   }
 
   /** Tasks running now. */
@@ -66,20 +83,35 @@ export class HashLimiter {
 
   /** Tasks waiting for a slot now. */
   get queued(): number {
-    return this.#waiting.length;
+    return this.#queued;
   }
 
   /**
    * Runs `task` now or when a slot frees up, and settles as it does; or returns
    * `undefined` at once, without calling `task`, when every slot is taken and the
-   * queue is full.
+   * queue is full, or when `caller` already has `maxPerCaller` tasks running or waiting.
+   * Waiting tasks start one caller at a time, in turn.
    */
-  tryRun<T>(task: () => Promise<T>): Promise<T> | undefined {
-    if (this.#active < this.maxConcurrent) return this.#start(task);
-    if (this.#waiting.length >= this.maxQueue) return undefined;
+  tryRun<T>(task: () => Promise<T>, caller?: string): Promise<T> | undefined {
+    // No caller given (a direct call, not a request): no share to keep, one lane of its own.
+    const key = caller === undefined ? '' : `:${caller}`;
+    const mine = this.#perCaller.get(key) ?? 0;
+    if (caller !== undefined && mine >= this.maxPerCaller) return undefined;
+    if (this.#active < this.maxConcurrent) {
+      this.#perCaller.set(key, mine + 1);
+      return this.#start(task, key);
+    }
+    if (this.#queued >= this.maxQueue) return undefined;
+    this.#perCaller.set(key, mine + 1);
     return new Promise<T>((resolve, reject) => {
-      this.#waiting.push(() => {
-        this.#start(task).then(resolve, reject);
+      let line = this.#waiting.get(key);
+      if (line === undefined) {
+        line = [];
+        this.#waiting.set(key, line);
+      }
+      this.#queued++;
+      line.push(() => {
+        this.#start(task, key).then(resolve, reject);
       });
     });
   }
@@ -90,11 +122,25 @@ export class HashLimiter {
    */
   retryAfterSeconds(): number {
     if (this.#averageMs === undefined) return 1;
-    const ahead = (this.#active + this.#waiting.length) / this.maxConcurrent;
+    const ahead = (this.#active + this.#queued) / this.maxConcurrent;
     return Math.max(1, Math.ceil((ahead * this.#averageMs) / 1000));
   }
 
-  #start<T>(task: () => Promise<T>): Promise<T> {
+  /** Starts the first waiting task of the caller whose turn it is, then sends that caller to the back. */
+  #next(): void {
+    for (const [caller, line] of this.#waiting) {
+      const start = line.shift();
+      this.#waiting.delete(caller);
+      if (line.length > 0) this.#waiting.set(caller, line);
+      if (start !== undefined) {
+        this.#queued--;
+        start();
+        return;
+      }
+    }
+  }
+
+  #start<T>(task: () => Promise<T>, caller: string): Promise<T> {
     this.#active++;
     const started = performance.now();
     let running: Promise<T>;
@@ -107,7 +153,10 @@ export class HashLimiter {
       const elapsed = performance.now() - started;
       this.#averageMs = this.#averageMs === undefined ? elapsed : this.#averageMs * 0.8 + elapsed * 0.2;
       this.#active--;
-      this.#waiting.shift()?.();
+      const left = (this.#perCaller.get(caller) ?? 1) - 1;
+      if (left > 0) this.#perCaller.set(caller, left);
+      else this.#perCaller.delete(caller);
+      this.#next();
     });
   }
 }
@@ -145,4 +194,16 @@ let processLimiter: HashLimiter | undefined;
 export function defaultHashLimiter(): HashLimiter {
   processLimiter ??= new HashLimiter();
   return processLimiter;
+}
+
+/**
+ * Who a hash is done for, for {@link HashLimiter}'s per-caller share: the principal
+ * `requireOwnership` let through, else the client address.
+ */
+export function callerKey(req: Request): string {
+  const principal = ownership(req)?.principal;
+  if (principal !== undefined) return JSON.stringify(['principal', principal.kind, String(principal.id)]);
+  // A request object made by hand (a test, a bench) may have no socket.
+  const socket = req.socket as Request['socket'] | undefined;
+  return JSON.stringify(['address', req.ip ?? socket?.remoteAddress ?? '']);
 }

@@ -2,7 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import { asyncMiddleware } from './async';
 import { problem } from './errors';
 import type { ProblemError } from './errors';
-import { resolveLimiter } from './hash-limiter';
+import { callerKey, resolveLimiter } from './hash-limiter';
 import type { HashLimiter } from './hash-limiter';
 import { assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
@@ -42,7 +42,7 @@ export interface HashAndStoreOptions {
    * `'params.id'` (see {@link RecordIdSource}). A request for which it finds nothing gets
    * a 500 (400 for an id the client sends in the body or query): guessing a key would
    * write the wrong record.
-   * @default (req) => req.params.id
+   * @default the `id` of the resource `requireOwnership` loaded, else `req.params.id`
    */
   readonly id?: RecordIdSource;
   /**
@@ -196,7 +196,7 @@ export function hashAndStore(options: HashAndStoreOptions): RequestHandler {
       next(alreadySetProblem());
       return;
     }
-    const hashing = limitedHash(limiter, input, cost);
+    const hashing = limitedHash(limiter, input, cost, callerKey(req));
     if (hashing === undefined) {
       next(busyProblem(limiter));
       return;

@@ -7,6 +7,7 @@ export type { ProblemBody, ProblemHandlerOptions, ProblemLogEntry } from './prob
 export { openStackComputeFormat, plainTextFormat, problemJsonFormat, proxyStatuses } from './error-format';
 export type { ErrorDescription, ErrorFormat, ErrorFormatter, FormattedError, StatusMap } from './error-format';
 export { notFound } from './not-found';
+export { noBody } from './no-body';
 export { refusalLog } from './refusal-log';
 export type { RefusalEntry } from './refusal-log';
 export { problem, isOwnProblem } from './errors';

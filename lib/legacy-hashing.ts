@@ -57,7 +57,12 @@ const NAME = /^[a-z0-9][a-z0-9._-]{0,31}$/;
 export type LegacySchemes = ReadonlyMap<string, LegacyScheme>;
 
 const builtIns: ReadonlyArray<LegacyScheme> = [
-  { name: PLAIN_SCHEME, verify: (password, stored) => equalStrings(password, stored) },
+  // Canonically equivalent texts are one password: an app that stored what the client
+  // sent may hold `e` + U+0301 where the body reader now gives `é`.
+  {
+    name: PLAIN_SCHEME,
+    verify: (password, stored) => equalStrings(password.normalize('NFC'), stored.normalize('NFC')),
+  },
   ...(Object.keys(HEX_DIGESTS) as HexDigest[]).map((algorithm) => ({
     name: algorithm,
     digest: (password: string) => createHash(algorithm).update(password, 'utf8').digest('hex'),
@@ -153,6 +158,25 @@ export async function legacyDigest(scheme: LegacyScheme, password: string): Prom
  * cannot be of its scheme is a corrupt record: a 500, never a guess.
  */
 export async function verifyLegacy(scheme: LegacyScheme, candidate: string, stored: string): Promise<boolean> {
+  let match = false;
+  // Every form is tried whatever the first answer, so the time does not depend on which matched.
+  for (const form of candidateForms(candidate)) {
+    if (await verifyLegacyForm(scheme, form, stored)) match = true;
+  }
+  return match;
+}
+
+/**
+ * The forms of `candidate` a legacy record may have been made from: as given (the body
+ * reader's NFC by default), then NFC and NFD when they differ. The legacy app hashed the
+ * code points its client sent, and a client may send decomposed text (macOS file names
+ * and some input methods do); the body reader now always composes it.
+ */
+export function candidateForms(candidate: string): string[] {
+  return [...new Set([candidate, candidate.normalize('NFC'), candidate.normalize('NFD')])];
+}
+
+async function verifyLegacyForm(scheme: LegacyScheme, candidate: string, stored: string): Promise<boolean> {
   if (scheme.digest !== undefined) {
     // A custom digest is compared exactly as stored; a built-in hex digest in either case.
     const expected = hexLengthOf(scheme.name) === undefined ? stored : storedDigest(scheme, stored);

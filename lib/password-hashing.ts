@@ -140,13 +140,13 @@ export function misconfigured(detail: string): ProblemError {
 }
 
 /** `bcrypt.hash` through `limiter`, or `undefined` at once when it is full. */
-export function limitedHash(limiter: HashLimiter, input: string, cost: number): Promise<string> | undefined {
-  return limiter.tryRun(() => bcrypt.hash(input, cost));
+export function limitedHash(limiter: HashLimiter, input: string, cost: number, caller?: string): Promise<string> | undefined {
+  return limiter.tryRun(() => bcrypt.hash(input, cost), caller);
 }
 
 /** `bcrypt.compare` through `limiter`, or `undefined` at once when it is full. */
-export function limitedCompare(limiter: HashLimiter, input: string, hash: string): Promise<boolean> | undefined {
-  return limiter.tryRun(() => bcrypt.compare(input, hash));
+export function limitedCompare(limiter: HashLimiter, input: string, hash: string, caller?: string): Promise<boolean> | undefined {
+  return limiter.tryRun(() => bcrypt.compare(input, hash), caller);
 }
 
 /** The cost a stored hash was made with (bcrypt keeps it in the hash). */

@@ -5,6 +5,8 @@ import { assertBoolean, assertFunction, assertKnownKeys, hasMethods, optionError
 import type { KeysEnum } from './options';
 import { BCRYPT_MAX_BYTES, bcryptInput, resolveHashing } from './password-hashing';
 import type { HashingConfig, PasswordScheme } from './password-hashing';
+import { NORMALIZATIONS } from './password-validator';
+import type { PasswordNormalization } from './password-validator';
 import { assertKeyProvider } from './key-ring';
 import type { KeyProvider } from './key-ring';
 import { currentKey, sealedKeyId } from './sealing';
@@ -117,6 +119,13 @@ export interface MigratePasswordsOptions {
   readonly purpose?: string;
   /** Count what would be done, writing nothing. @default false */
   readonly dryRun?: boolean;
+  /**
+   * Unicode normalisation applied to a plain-text password before it is hashed: the
+   * `normalization` of the `passwordBody` in front of the verifier, so that the password
+   * its body reader produces matches. `'none'` hashes the stored code points as they are.
+   * @default 'NFC'
+   */
+  readonly normalization?: PasswordNormalization;
   /** Records hashed at once. @default 2 */
   readonly concurrency?: number;
   /** Called after each record. @default undefined */
@@ -134,6 +143,7 @@ const optionKeys: KeysEnum<MigratePasswordsOptions> = {
   keys: true,
   purpose: true,
   dryRun: true,
+  normalization: true,
   concurrency: true,
   onProgress: true,
   onFailure: true,
@@ -141,6 +151,7 @@ const optionKeys: KeysEnum<MigratePasswordsOptions> = {
 
 interface MigrationConfig extends HashingConfig {
   readonly store: PasswordStore;
+  readonly normalize: (password: string) => string;
   readonly legacy: LegacySchemes;
   readonly keys: KeyProvider | undefined;
   readonly purpose: string;
@@ -189,8 +200,13 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
   if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) {
     throw optionError('migratePasswords', 'concurrency', 'must be a whole number from 1 to 64.');
   }
+  const form = options.normalization ?? 'NFC';
+  if (!NORMALIZATIONS.includes(form)) {
+    throw optionError('migratePasswords', 'normalization', `must be one of ${NORMALIZATIONS.join(', ')}.`);
+  }
   if (options.keys !== undefined) assertKeyProvider('migratePasswords', 'keys', options.keys);
   const config: MigrationConfig = {
+    normalize: form === 'none' ? (password) => password : (password) => password.normalize(form),
     ...resolveHashing('migratePasswords', options.cost, options.pepper),
     store,
     legacy: resolveLegacy('migratePasswords', options.legacy),
@@ -308,8 +324,8 @@ function plan(config: MigrationConfig, record: PasswordRecord): Plan {
   }
 }
 
-function plainPlan(config: MigrationConfig, password: string): Extract<Plan, { kind: 'failed' | 'hash' }> {
-  const input = bcryptInput(password, config.scheme, config.pepper);
+function plainPlan(config: MigrationConfig, stored: string): Extract<Plan, { kind: 'failed' | 'hash' }> {
+  const input = bcryptInput(config.normalize(stored), config.scheme, config.pepper);
   if (input === undefined) {
     return {
       kind: 'failed',
@@ -384,7 +400,7 @@ async function moveFromSource(config: MigrationConfig, source: LegacyPasswordSou
 /** Whether `record` is a hash of `password` as the migration would have made it. */
 async function holds(config: MigrationConfig, record: PasswordRecord, password: string): Promise<boolean> {
   if (record.scheme !== 'bcrypt' && record.scheme !== 'bcrypt+hmac-sha256') return false;
-  const input = bcryptInput(password, record.scheme as PasswordScheme, config.pepper);
+  const input = bcryptInput(config.normalize(password), record.scheme as PasswordScheme, config.pepper);
   return input !== undefined && bcrypt.compare(input, record.hash);
 }
 

@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, IRouter, Request, RequestHandler } from 'expr
 import { asyncMiddleware } from './async';
 import { problem } from './errors';
 import { hashAndStore } from './hashing-storer';
+import { callerKey } from './hash-limiter';
 import type { HashLimiter } from './hash-limiter';
 import { resolveLegacy } from './legacy-hashing';
 import type { LegacyScheme } from './legacy-hashing';
@@ -18,6 +19,7 @@ import type { PasswordContextWords } from './password-validator';
 import { recordVerified, resolveVerify, verifyWith } from './password-verifier';
 import { problemHandler } from './problem-handler';
 import type { ProblemHandlerOptions } from './problem-handler';
+import { noBody } from './no-body';
 import { readRecordId, resolveIdReader } from './record-id';
 import type { RecordIdReader } from './record-id';
 import { validatedPassword, clearValidatedPassword } from './request-password';
@@ -85,7 +87,7 @@ export interface PasswordRoutesOptions<P extends Principal = UserPrincipal, R = 
   /**
    * Finds the record id from the request; runs after the ownership check, so it may use
    * `ownership(req)` (the metadata-service form keys records by the signed instance).
-   * @default (req) => req.params.id
+   * @default the `id` of the resource `requireOwnership` loaded, else `req.params.id`
    */
   readonly id?: RecordIdReader;
   /** Who may use the route: {@link requireOwnership}'s options. Required. */
@@ -116,6 +118,19 @@ export interface PasswordRoutesOptions<P extends Principal = UserPrincipal, R = 
    * @default []
    */
   readonly beforeVerify?: readonly RequestHandler[];
+  /**
+   * Middlewares run on the set route after the ownership check and before the body is
+   * read: a rate limit (`guessLimit({ limit: 10 })`), so that one caller looping set and
+   * delete cannot keep the hash pool busy.
+   * @default []
+   */
+  readonly beforeSet?: readonly RequestHandler[];
+  /**
+   * Middlewares run on the delete route after the ownership check: the same rate limit
+   * as `beforeSet`, since a delete is what makes the next set possible.
+   * @default []
+   */
+  readonly beforeDelete?: readonly RequestHandler[];
   /** {@link responseEncoder}'s options, or `false` when the app already encodes. @default {} */
   readonly encoder?: ResponseEncoderOptions | false;
   /**
@@ -138,6 +153,8 @@ const optionKeys: KeysEnum<PasswordRoutesOptions<Principal, unknown>> = {
   verify: true,
   remove: true,
   beforeVerify: true,
+  beforeSet: true,
+  beforeDelete: true,
   encoder: true,
   errors: true,
   methods: true,
@@ -194,10 +211,16 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
   assertKnownKeys('passwordRoutes: option "hashing"', hashing, hashingKeys);
   assertBoolean('passwordRoutes', 'verify', options.verify);
   assertBoolean('passwordRoutes', 'remove', options.remove);
-  const beforeVerify = options.beforeVerify ?? [];
-  if (!Array.isArray(beforeVerify) || beforeVerify.some((m) => typeof m !== 'function')) {
-    throw optionError('passwordRoutes', 'beforeVerify', 'must be an array of middleware functions.');
-  }
+  const middlewares = (option: 'beforeVerify' | 'beforeSet' | 'beforeDelete'): readonly RequestHandler[] => {
+    const value: unknown = options[option] ?? [];
+    if (!Array.isArray(value) || value.some((m) => typeof m !== 'function')) {
+      throw optionError('passwordRoutes', option, 'must be an array of middleware functions.');
+    }
+    return value as readonly RequestHandler[];
+  };
+  const beforeVerify = middlewares('beforeVerify');
+  const beforeSet = middlewares('beforeSet');
+  const beforeDelete = middlewares('beforeDelete');
 
   const guard = requireOwnership(options.ownership);
   const recordId = (req: Request): string => {
@@ -227,7 +250,10 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
   const main = router.route(path);
   const mainMethods = options.remove === false ? ['GET', 'POST'] : ['GET', 'POST', 'DELETE'];
   main.all(...encoder, methodGuard(mainMethods, methods), guard);
+  // GET and DELETE take no body: one still arriving is refused, not read whole.
+  const bodyless = noBody();
   main.get(
+    bodyless,
     asyncMiddleware('passwordState', async (req, res) => {
       const record = checkedRecord(await store.get(recordId(req)));
       const state: PasswordState =
@@ -237,11 +263,13 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
       res.json(state);
     }),
   );
-  main.post(setBody, store_, (_req, res) => {
+  main.post(...beforeSet, setBody, store_, (_req, res) => {
     res.status(204).end();
   });
   if (options.remove !== false) {
     main.delete(
+      ...beforeDelete,
+      bodyless,
       asyncMiddleware('passwordDelete', async (req, res) => {
         const id = recordId(req);
         await store.delete(id);
@@ -278,7 +306,7 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
           throw problem(500, 'password.misconfigured', 'The verify route is misconfigured: no password reached it.');
         }
         const id = recordId(req);
-        const { match, rehashed } = await verifyWith(verifyConfig, store, id, candidate, (value) => markSecret(req, value));
+        const { match, rehashed } = await verifyWith(verifyConfig, store, id, candidate, (value) => markSecret(req, value), callerKey(req));
         // Lets a guess limiter give back the attempts of callers who knew the password.
         if (match) recordVerified(req, { id, rehashed });
         reportSecurityEvent(req, match ? 'authn_login_success' : 'authn_login_fail', { resource: id, action: 'verify', ...(match ? { rehashed } : {}) });

@@ -158,11 +158,52 @@ export interface PasswordRules {
   normalize(text: string): string;
 }
 
-const NORMALIZATIONS: readonly PasswordNormalization[] = ['NFC', 'NFD', 'NFKC', 'NFKD', 'none'];
+export const NORMALIZATIONS: readonly PasswordNormalization[] = ['NFC', 'NFD', 'NFKC', 'NFKD', 'none'];
 
 // C0 (NUL, TAB, CR, LF …), DEL and C1 (U+0080–U+009F, NEL among them) are category Cc.
 // U+2028 and U+2029 are line breaks too, which the rule against CR and LF is about.
 const CONTROL = /[\p{Cc}\u2028\u2029]/u;
+
+// Format characters (Cf) are invisible or reorder text: a zero-width space, a soft hyphen,
+// a byte-order mark, a right-to-left override or a tag character makes a listed password
+// look new and makes the password on screen differ from the one stored. The zero-width
+// joiner and non-joiner stay allowed: emoji sequences and Persian and Indic spelling need
+// them; they are removed before the blocklist and context comparisons instead.
+const FORMAT = /(?![\u200c\u200d])\p{Cf}/u;
+const JOINERS = /[\u200c\u200d]/g;
+
+/**
+ * The form compared with the blocklist and the context words, whatever `normalization`
+ * keeps: NFKC folds fullwidth, ligature and other compatibility lookalikes onto the
+ * letters they stand for, then case is folded.
+ */
+function comparable(text: string): string {
+  return text.normalize('NFKC').toLowerCase().normalize('NFKC').replace(JOINERS, '');
+}
+
+/**
+ * zxcvbn's work grows faster than the length of its input (1,020 digits took 10 s): it
+ * sees the first this many code points only. A longer password is judged by its
+ * beginning: a strong beginning is enough, a weak one is refused whatever follows.
+ */
+const STRENGTH_INPUT_LIMIT = 32;
+
+/**
+ * zxcvbn's l33t matcher tries every combination of substitutable characters; past a few
+ * it costs most of the estimate. Applied only when this package configures zxcvbn.
+ */
+const L33T_MAX_SUBSTITUTIONS = 8;
+
+function strengthInput(text: string): string {
+  let end = 0;
+  let count = 0;
+  for (const char of text) {
+    if (count === STRENGTH_INPUT_LIMIT) break;
+    end += char.length;
+    count++;
+  }
+  return text.slice(0, end);
+}
 
 const CLASSES = {
   lowercase: { pattern: /\p{Ll}/gu, name: ['lower-case letter', 'lower-case letters'] },
@@ -206,7 +247,13 @@ function prepareStrength(): void {
   // zxcvbn-ts keeps its options in one process-wide object: leave dictionaries an
   // application configured alone, and supply the common ones only when there are none.
   const configured = Object.keys(zxcvbnOptions.dictionary).some((name) => name !== 'userInputs');
-  if (!configured) zxcvbnOptions.setOptions({ dictionary: { ...dictionary }, graphs: adjacencyGraphs });
+  if (!configured) {
+    zxcvbnOptions.setOptions({
+      dictionary: { ...dictionary },
+      graphs: adjacencyGraphs,
+      l33tMaxSubstitutions: L33T_MAX_SUBSTITUTIONS,
+    });
+  }
   strengthReady = true;
 }
 
@@ -276,7 +323,7 @@ export function compilePasswordRules(
   const refuseCommon = options.commonPasswords ?? true;
   const minScore = integerOption(factory, 'minScore', options.minScore, 0, 4);
   const normalize = normalizer(form);
-  const contextWords = resolveContext(factory, options.context, normalize);
+  const contextWords = resolveContext(factory, options.context);
 
   if (refuseCommon) commonPasswords();
   if (minScore !== undefined) prepareStrength();
@@ -307,6 +354,13 @@ export function compilePasswordRules(
         'control_character',
         'The password must not contain control characters (such as NUL, tab, CR, LF or U+0085) or line separators.',
       ),
+    )
+    .custom((value: string) => !FORMAT.test(value))
+    .withMessage(
+      fault(
+        'format_character',
+        'The password must not contain invisible formatting characters (such as a zero-width space, a soft hyphen, a byte-order mark or a direction override).',
+      ),
     );
   for (const [name, least] of composition) {
     const { pattern, name: names } = CLASSES[name];
@@ -317,12 +371,12 @@ export function compilePasswordRules(
   if (refuseCommon) {
     const blocklist = commonPasswords();
     chain = chain
-      .custom((value: string) => !blocklist.has(value.toLowerCase()))
+      .custom((value: string) => !blocklist.has(comparable(value)))
       .withMessage(fault('common_password', 'The password is on a list of commonly used passwords; choose another.'));
   }
   if (contextWords !== undefined) {
     chain = chain
-      .custom((value: string, meta: Meta) => !containsContextWord(value.toLowerCase(), inputOf(meta).contextWords))
+      .custom((value: string, meta: Meta) => !containsContextWord(comparable(value), inputOf(meta).contextWords))
       .withMessage(
         fault(
           'context_word',
@@ -332,7 +386,9 @@ export function compilePasswordRules(
   }
   if (minScore !== undefined) {
     chain = chain
-      .custom((value: string, meta: Meta) => zxcvbn(value, [...inputOf(meta).contextWords]).score >= minScore)
+      .custom(
+        (value: string, meta: Meta) => zxcvbn(strengthInput(value), [...inputOf(meta).contextWords]).score >= minScore,
+      )
       .withMessage(
         fault('weak', `The password is too easy to guess: it must reach a strength score of ${minScore} out of 4.`),
       );
@@ -393,11 +449,7 @@ function resolveComposition(factory: string, option: unknown): [CompositionClass
   return rules;
 }
 
-function resolveContext(
-  factory: string,
-  option: unknown,
-  normalize: (text: string) => string,
-): ((req: Request) => Promise<readonly string[]>) | undefined {
+function resolveContext(factory: string, option: unknown): ((req: Request) => Promise<readonly string[]>) | undefined {
   if (option === undefined) return undefined;
   if (typeof option === 'function') {
     const find = option as (req: Request) => unknown;
@@ -410,13 +462,13 @@ function resolveContext(
           `The context option of ${factory}() must return an array of strings (null and undefined are skipped).`,
         );
       }
-      return contextWordList(values, normalize);
+      return contextWordList(values);
     };
   }
   if (!isWordList(option)) {
     throw optionError(factory, 'context', 'must be an array of strings or a function (req) => string[] | Promise<string[]>.');
   }
-  const words = contextWordList(option, normalize);
+  const words = contextWordList(option);
   return () => Promise.resolve(words);
 }
 
@@ -428,11 +480,11 @@ function isWordList(value: unknown): value is PasswordContextWords {
   );
 }
 
-function contextWordList(values: PasswordContextWords, normalize: (text: string) => string): string[] {
+function contextWordList(values: PasswordContextWords): string[] {
   const words = new Set<string>();
   for (const value of values.flat()) {
     if (value === null || value === undefined) continue;
-    const lower = normalize(value).toLowerCase();
+    const lower = comparable(value);
     if (lower.length > 0) words.add(lower);
     for (const run of lower.match(/[\p{L}\p{N}]+/gu) ?? []) {
       if (codePoints(run) >= MIN_CONTEXT_WORD) words.add(run);

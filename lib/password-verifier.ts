@@ -1,9 +1,9 @@
 import type { Request, RequestHandler } from 'express';
 import { asyncMiddleware } from './async';
 import { problem } from './errors';
-import { resolveLimiter } from './hash-limiter';
+import { callerKey, resolveLimiter } from './hash-limiter';
 import type { HashLimiter } from './hash-limiter';
-import { classifyScheme, resolveLegacy, verifyLegacy, wrappedInput } from './legacy-hashing';
+import { candidateForms, classifyScheme, resolveLegacy, verifyLegacy, wrappedInput } from './legacy-hashing';
 import type { LegacyScheme, LegacySchemes } from './legacy-hashing';
 import { assertBoolean, assertFunction, assertKnownKeys } from './options';
 import type { KeysEnum } from './options';
@@ -142,10 +142,11 @@ export async function verifyWith(
   id: string,
   candidate: string,
   secret: (value: string) => void = () => undefined,
+  caller = '',
 ): Promise<PasswordVerification> {
   const { limiter } = config;
   const compare = (input: string, hash: string): Promise<boolean> => {
-    const comparing = limitedCompare(limiter, input, hash);
+    const comparing = limitedCompare(limiter, input, hash, caller);
     if (comparing === undefined) throw busyProblem(limiter);
     return comparing;
   };
@@ -171,8 +172,14 @@ export async function verifyWith(
       match = await verifyLegacy(kind.scheme, candidate, record.hash);
       break;
     case 'wrapped': {
-      const input = await wrappedInput(kind.inner, candidate);
-      match = await compare(input ?? candidate, input === undefined ? dummyHash(hashCost(record.hash)) : record.hash);
+      // The wrapped digest was made from the code points the legacy app received: try the
+      // decomposed form too when it differs (a second compare only for such passwords).
+      match = false;
+      for (const form of candidateForms(candidate)) {
+        const input = await wrappedInput(kind.inner, form);
+        match = await compare(input ?? form, input === undefined ? dummyHash(hashCost(record.hash)) : record.hash);
+        if (match) break;
+      }
       break;
     }
     case 'bcrypt': {
@@ -196,7 +203,7 @@ export async function verifyWith(
   if (!match || !config.rehash || store.replace === undefined) return { match, rehashed: false };
 
   const upgradedInput = bcryptInput(candidate, config.scheme, config.pepper);
-  const hashing = upgradedInput === undefined ? undefined : limitedHash(limiter, upgradedInput, config.cost);
+  const hashing = upgradedInput === undefined ? undefined : limitedHash(limiter, upgradedInput, config.cost, caller);
   // A busy pool skips the upgrade rather than refuse a correct password; the next
   // successful verify tries again.
   if (hashing === undefined) return { match, rehashed: false };
@@ -230,7 +237,7 @@ export interface PasswordVerifierOptions extends VerifyPasswordOptions {
    * Finds the id whose password is checked: a function, or a dotted path such as
    * `'body.email'` (see {@link RecordIdSource}). Nothing found → 500 (a miswired route),
    * or 400 `request.id_invalid` for a `body.` or `query.` path (the client's mistake).
-   * @default (req) => req.params.id
+   * @default the `id` of the resource `requireOwnership` loaded, else `req.params.id`
    */
   readonly id?: RecordIdSource;
   /**
@@ -329,7 +336,7 @@ export function passwordVerifier(options: PasswordVerifierOptions): RequestHandl
       next(misconfigured('The password route is misconfigured: passwordVerifier found no record id; check its id option or the route path.'));
       return;
     }
-    const { match, rehashed } = await verifyWith(config, store, id, candidate, (value) => markSecret(req, value));
+    const { match, rehashed } = await verifyWith(config, store, id, candidate, (value) => markSecret(req, value), callerKey(req));
     if (!match) {
       next(problem(403, 'password.mismatch', 'The password does not match.'));
       return;

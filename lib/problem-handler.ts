@@ -30,8 +30,10 @@ export interface ProblemHandlerOptions {
    */
   readonly typeBase?: string;
   /**
-   * Called for every 5xx, with the stack scrubbed of this request's secrets. `false`
-   * logs nothing.
+   * Called for every 5xx, with the stack scrubbed of this request's secrets; `false`
+   * logs nothing. A `503 password.busy` (the hash limiter refusing work under load) is
+   * not a fault: those are counted and reported in one entry, with no stack, at most
+   * once per minute.
    * @default an entry written with `console.error`
    */
   readonly log?: ((entry: ProblemLogEntry) => void) | false;
@@ -116,6 +118,7 @@ export function problemHandler(options: ProblemHandlerOptions = {}): ErrorReques
   const format = resolveFormat('problemHandler', options.format);
   const mapStatus = resolveStatusMap('problemHandler', options.statusMap);
   const redacted = keyRedaction({ words: DEFAULT_REDACTED_KEYS, keep: DEFAULT_KEPT_KEYS });
+  const overload = overloadCounter();
 
   return function problemHandler(error: unknown, req: Request, res: Response, next: NextFunction): void {
     if (res.headersSent) {
@@ -125,7 +128,9 @@ export function problemHandler(options: ProblemHandlerOptions = {}): ErrorReques
     const { body, headers } = describe(error, req, typeBase);
     const status = mappedStatus(mapStatus, body.status);
     reportRefusal(req, error, status, body.code);
-    if ((body.status >= 500 || status >= 500) && log !== false) {
+    if (body.status === 503 && body.code === 'password.busy') {
+      if (log !== false) overload.refused(req, log);
+    } else if ((body.status >= 500 || status >= 500) && log !== false) {
       log({
         status,
         code: body.code,
@@ -243,4 +248,32 @@ function defaultLog(entry: ProblemLogEntry): void {
   console.error(
     `express-password-guard: ${entry.status} ${entry.code} on ${entry.method} ${entry.path}\n${entry.error}`,
   );
+}
+
+const OVERLOAD_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * Counts busy refusals and logs them as one entry per interval: a flood of 503s is the
+ * limiter doing its job, and a stack trace per refusal would flood the log with it.
+ */
+function overloadCounter(): { refused(req: Request, log: (entry: ProblemLogEntry) => void): void } {
+  let lastLogged = -Infinity;
+  let unlogged = 0;
+  return {
+    refused(req, log) {
+      unlogged++;
+      const now = Date.now();
+      if (now - lastLogged < OVERLOAD_LOG_INTERVAL_MS) return;
+      const since = lastLogged === -Infinity ? '' : ` in the last ${Math.round((now - lastLogged) / 1000)} s`;
+      log({
+        status: 503,
+        code: 'password.busy',
+        method: req.method,
+        path: req.originalUrl.split('?', 1)[0] ?? '/',
+        error: `${unlogged} request${unlogged === 1 ? '' : 's'} refused${since}: the hash limiter was full (overload, not a fault).`,
+      });
+      lastLogged = now;
+      unlogged = 0;
+    },
+  };
 }

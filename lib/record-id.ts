@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import { problem } from './errors';
 import { parsePath, readPath } from './object-path';
 import { optionError } from './options';
+import { ownership } from './ownership';
 
 /**
  * Finds the id a password record is kept under from the request.
@@ -29,10 +30,26 @@ export const paramsId: RecordIdReader = (req) => {
   return typeof id === 'string' ? id : undefined;
 };
 
+/**
+ * The `id` of the resource `requireOwnership` loaded for this request, when it has one;
+ * else `req.params.id`. A lookup that ignores case or accents (MySQL's default collation)
+ * loads alice's server for `/servers/SRV-ALICE/…` too: keying the record by the path would
+ * give one server several records and side-step set-once. The loaded id is the one key.
+ */
+export const loadedOrParamsId: RecordIdReader = (req) => {
+  const resource = ownership(req)?.resource;
+  if (typeof resource === 'object' && resource !== null) {
+    const id: unknown = (resource as Record<string, unknown>)['id'];
+    if (typeof id === 'string' && id !== '') return id;
+    if ((typeof id === 'number' && Number.isFinite(id)) || typeof id === 'bigint') return String(id);
+  }
+  return paramsId(req);
+};
+
 const ROOTS = new Set(['params', 'body', 'query']);
 
 export function resolveIdReader(factory: string, value: unknown, option = 'id'): RecordIdReader {
-  if (value === undefined) return paramsId;
+  if (value === undefined) return loadedOrParamsId;
   if (typeof value === 'function') return value as RecordIdReader;
   if (typeof value !== 'string') {
     throw optionError(factory, option, `must be a function or a dotted path such as "params.id" or "body.email", got ${typeof value}.`);

@@ -104,7 +104,10 @@ withRedis('two demo processes on one Redis', () => {
     const answers = await Promise.all(attempts.map(({ base, password }) => call(base, 'POST', '/servers/srv-alice/password', ALICE, { password })));
     const statuses = answers.map((answer) => answer.status);
     expect(statuses.filter((status) => status === 204)).toHaveLength(1);
-    expect(statuses.filter((status) => status === 409)).toHaveLength(9);
+    // Five at once per process by one caller: past her share of the hash pool a few may be
+    // refused busy (503) instead of 409; none is stored either way.
+    expect(statuses.filter((status) => status === 409 || status === 503)).toHaveLength(9);
+    expect(statuses.filter((status) => status === 409).length).toBeGreaterThanOrEqual(2);
     for (const answer of answers.filter((x) => x.status === 409)) {
       expect(answer.headers.get('content-type')).toMatch(PROBLEM_JSON);
     }

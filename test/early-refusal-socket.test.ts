@@ -1,5 +1,5 @@
 import type { Express, Request } from 'express';
-import { MemoryStore, methodGuard, notFound, passwordRoutes, problemHandler, requestUser } from '../lib';
+import { MemoryStore, methodGuard, noBody, notFound, passwordRoutes, problemHandler, requestUser } from '../lib';
 import type { UserPrincipal } from '../lib';
 import { expressVersions } from './helpers/express';
 import type { ExpressFactory } from './helpers/express';
@@ -33,6 +33,9 @@ function appWith(express: ExpressFactory): Express {
   });
   app.use('/health', methodGuard(['GET']), (_req, res) => {
     res.json({ ok: true });
+  });
+  app.post('/servers', noBody(), (_req, res) => {
+    res.status(201).json({ id: 'srv-new' });
   });
   app.use(notFound());
   app.use(problemHandler({ log: false }));
@@ -109,6 +112,24 @@ describe.each(expressVersions)('refusals before the body is read, on %s', (_name
       expect(res.sent).toBeLessThan(SIZE);
     },
   );
+
+  // Issue 14 defect 8: these answered 200/201/204 after reading all 50 MB.
+  test.each([
+    ['GET of the password state by its owner', 'GET', '/servers/s1/password'],
+    ['DELETE of the password by its owner', 'DELETE', '/servers/s1/password'],
+    ['an app route behind noBody()', 'POST', '/servers'],
+  ])('a 50 MB upload on %s, a route that takes no body, is refused with 413 while the server reads under 1 MB', async (_label, method, path) => {
+    for (const framing of ['Content-Length', 'chunked'] as const) {
+      const before = totalRead(server);
+      const res = await upload(method, path, { 'X-User': 'alice' }, framing);
+      expect(res.status).toBe(413);
+      expect(firstHead(res.text)).toMatch(/\r\nConnection: close(\r\n|$)/i);
+      expect(JSON.parse(bodyOf(res.text))).toMatchObject({ status: 413, code: 'body.too_large' });
+      expect(res.closed).toBe(true);
+      expect(totalRead(server) - before).toBeLessThan(MiB);
+      expect(res.sent).toBeLessThan(SIZE);
+    }
+  });
 
   test.each([
     ['401', 'POST', '/servers/s1/password', 401],

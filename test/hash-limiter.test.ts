@@ -25,6 +25,32 @@ describe('HashLimiter', () => {
     expect(limiter.maxQueue).toBe(32);
   });
 
+  // Issue 14 defect 2: one FIFO queue let a single caller's flood refuse everyone else.
+  test('one caller gets at most maxPerCaller slots; others still get in and waiting callers take turns', async () => {
+    const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 8 });
+    expect(limiter.maxPerCaller).toBe(1);
+    const fair = new HashLimiter({ maxConcurrent: 1, maxQueue: 8, maxPerCaller: 3 });
+    const gate = deferred();
+    const order: string[] = [];
+    const task = (name: string) => () => {
+      order.push(name);
+      return name === 'm1' ? gate.promise : Promise.resolve();
+    };
+    const runs = [fair.tryRun(task('m1'), 'mallory'), fair.tryRun(task('m2'), 'mallory'), fair.tryRun(task('m3'), 'mallory')];
+    // Mallory's fourth is refused at once although the queue has room…
+    expect(fair.tryRun(task('m4'), 'mallory')).toBeUndefined();
+    // …and alice and bob, arriving after her, are let in and served before her queued ones.
+    runs.push(fair.tryRun(task('a1'), 'alice'), fair.tryRun(task('b1'), 'bob'));
+    expect(runs.every((run) => run !== undefined)).toBe(true);
+    expect([fair.active, fair.queued]).toEqual([1, 4]);
+    gate.resolve();
+    await Promise.all(runs);
+    expect(order).toEqual(['m1', 'm2', 'a1', 'b1', 'm3']);
+    // Her share is free again once her tasks are done.
+    expect(fair.tryRun(() => Promise.resolve(), 'mallory')).toBeDefined();
+    expect(() => new HashLimiter({ maxPerCaller: 0 })).toThrow(/option "maxPerCaller" must be a whole number, 1 or more/);
+  });
+
   test('runs at most maxConcurrent at once, queues in order, refuses past maxQueue without calling', async () => {
     const limiter = new HashLimiter({ maxConcurrent: 2, maxQueue: 2 });
     const gates = [deferred(), deferred(), deferred(), deferred()];

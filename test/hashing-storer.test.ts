@@ -79,7 +79,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
       replace: (id, expected, record) => inner.replace(id, expected, record),
       delete: (id) => inner.delete(id),
     };
-    const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 3, maxQueue: 20 }) });
+    const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 3, maxQueue: 20, maxPerCaller: 20 }) });
     const server = createServer(app).listen(0);
     try {
       const { port } = server.address() as AddressInfo;
@@ -241,7 +241,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
   describe('backpressure', () => {
     test('a burst past the cap gets 503 + Retry-After at once, without hashing; the rest succeed', async () => {
       const store = new MemoryStore();
-      const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 1 });
+      const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 1, maxPerCaller: 4 });
       const hash = jest.spyOn(bcrypt, 'hash');
       const app = passwordApp(express, { store, cost: 10, limiter });
       // Something else holds the only slot, so exactly one request can queue.
@@ -282,7 +282,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
 
     test('a burst within the cap all succeeds', async () => {
       const store = new MemoryStore();
-      const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 2, maxQueue: 2 }) });
+      const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 2, maxQueue: 2, maxPerCaller: 4 }) });
       const server = createServer(app).listen(0);
       try {
         const { port } = server.address() as AddressInfo;
@@ -300,7 +300,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
 
     test('the event loop keeps turning while hashes run', async () => {
       const store = new MemoryStore();
-      const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 2, maxQueue: 10 }) });
+      const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 2, maxQueue: 10, maxPerCaller: 12 }) });
       let ticks = 0;
       const timer = setInterval(() => {
         ticks += 1;

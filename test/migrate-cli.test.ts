@@ -302,13 +302,30 @@ describe('npx express-password-guard migrate', () => {
     expect(stderr).toContain('--redis needs the ioredis package, which is not installed: run "npm install ioredis" in your project.');
   });
 
+  // Issue 14 defect 6: a password in --redis sat in /proc/<pid>/cmdline.
+  test.each([
+    'redis://:s3cret-cmdline@127.0.0.1:1',
+    'redis://user:s3cret-cmdline@127.0.0.1:1/0',
+    'redis://127.0.0.1:1/?password=s3cret-cmdline',
+    'redis://127.0.0.1:1/?sentinelPassword=s3cret-cmdline',
+    '/tmp/redis.sock?password=s3cret-cmdline',
+  ])('--redis %s is refused before connecting: a password never goes on the command line', async (url) => {
+    const result = await run(['migrate', '--redis', url]);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/--redis: the URL holds a password, .* give the URL with --redis-env <VAR> or --redis-file <file>/);
+    expect(result.stderr + result.stdout).not.toContain('s3cret-cmdline');
+  });
+
   test('usage errors exit 2 with a clear message; --help exits 0', async () => {
     const file = join(dir, 'app.db');
     seed(file, 1);
     const cases: Array<[string[], RegExp, Record<string, string>?]> = [
       [[], /no command given/],
       [['migrat'], /unknown command "migrat"/],
-      [['migrate'], /give a store: --sqlite <file>, --redis <url> or --module <file>/],
+      [['migrate'], /give a store: --sqlite <file>, --redis <url> \(or --redis-env \/ --redis-file\) or --module <file>/],
+      [['migrate', '--redis-env', 'NOT_SET_ANYWHERE'], /--redis-env NOT_SET_ANYWHERE: that environment variable is not set/],
+      [['migrate', '--redis-file', join(dir, 'no-url.txt')], /--redis-file .*no-url\.txt: no such file/],
+      [['migrate', '--redis', 'redis://127.0.0.1:1', '--redis-env', 'X'], /give one store, not --redis and --redis-env/],
       [['migrate', '--sqlite', file, '--redis', 'redis://127.0.0.1:1'], /give one store, not --sqlite and --redis/],
       [['migrate', '--sqlite', join(dir, 'typo.db')], /--sqlite .*typo\.db: no such file/],
       [['migrate', '--sqlite', file, '--table', 'pasword_records'], /has no table "pasword_records"\./],
@@ -338,7 +355,8 @@ describe('npx express-password-guard migrate', () => {
     const help = await run(['--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('Usage: express-password-guard migrate [options]');
-  });
+    // One child process per case, each a few seconds on a loaded machine.
+  }, 120_000);
 
   test('re-seals values sealed under k1 with the key ring from the environment or a file: dry run first, then for real, then nothing to do', async () => {
     const file = join(dir, 'secrets.db');
@@ -477,16 +495,24 @@ const binary = redisServerFor('the migrate command on Redis');
     expect(summary((await run(args)).stdout)).toEqual({ seen: 2, upgraded: 0, current: 2, failed: 0 });
   });
 
-  test('a Redis that cannot be reached is a clear error and exit 1, with no password of the URL printed', async () => {
+  test('--redis-file and --redis-env take a URL with a password; the output masks every credential ioredis reads', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'epg-redis-url-')), 'redis-url');
+    writeFileSync(file, `${server.url}\n`);
+    const fromFile = await run(['migrate', '--redis-file', file, '--prefix', 'file:pw:', '--cost', '10']);
+    expect(fromFile.status).toBe(0);
+    expect(fromFile.stdout).toContain(`Redis store ${server.url}`);
+
     const port = await freePort();
-    const result = await run(['migrate', '--redis', `redis://:s3cret-pass@127.0.0.1:${port}`]);
-    expect(result.status).toBe(1);
-    expect(result.stderr).toMatch(new RegExp(`cannot connect to Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}`));
-    expect(result.stderr).not.toContain('s3cret-pass');
-    // ioredis also takes the password from the query string.
-    const inQuery = await run(['migrate', '--redis', `redis://127.0.0.1:${port}/?password=s3cret-query`]);
-    expect(inQuery.status).toBe(1);
-    expect(inQuery.stderr).toMatch(/cannot connect to Redis at/);
-    expect(inQuery.stderr).not.toContain('s3cret-query');
+    const urls = [
+      `redis://:s3cret-pass@127.0.0.1:${port}`,
+      `redis://127.0.0.1:${port}/?password=s3cret-query`,
+      `redis://127.0.0.1:${port}/?sentinelPassword=s3cret-sentinel&db=0`,
+    ];
+    for (const url of urls) {
+      const result = await run(['migrate', '--redis-env', 'MIGRATE_REDIS_URL'], { MIGRATE_REDIS_URL: url });
+      expect(result.status).toBe(1);
+      expect(result.stderr).toMatch(/cannot connect to Redis at redis:\/\/.*\*\*\*/);
+      expect(result.stderr + result.stdout).not.toMatch(/s3cret/);
+    }
   });
 });

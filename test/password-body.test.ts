@@ -277,6 +277,41 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       }
     });
 
+    // Issue 14 defect 5: invisible format characters (Unicode category Cf) were accepted.
+    test.each([
+      ['ZERO WIDTH SPACE', 'pass\u200bword-long-enough'],
+      ['SOFT HYPHEN', 'pass\u00adword-long-enough'],
+      ['BYTE ORDER MARK', 'pass\ufeffword-long-enough'],
+      ['RIGHT-TO-LEFT OVERRIDE', 'pass\u202eword-long-enough'],
+      ['a tag character', 'password-long-enough\u{e0041}'],
+      ['WORD JOINER', 'pass\u2060word-long-enough'],
+    ])('%s is refused as format_character, as JSON and as text', async (_label, password) => {
+      for (const res of [await json(app, { password }), await text(app, password)]) {
+        expect(res.status).toBe(422);
+        expect(codes(res)).toEqual(['format_character']);
+        expectNoLeak(res, password);
+      }
+    });
+
+    test('the zero-width joiner of an emoji sequence is accepted; joiners do not hide a listed password', async () => {
+      const family = 'family \u{1f468}\u200d\u{1f469}\u200d\u{1f467} photo';
+      expect((await json(app, { password: family })).status).toBe(200);
+      expect(codes(await json(app, { password: 'pass\u200dword' }))).toEqual(['common_password']);
+      expect(codes(await json(app, { password: 'pass\u200cword' }))).toEqual(['common_password']);
+    });
+
+    test('fullwidth and other compatibility lookalikes are compared with the blocklist and context after NFKC', async () => {
+      expect(codes(await json(app, { password: '\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44' }))).toEqual(['common_password']);
+      expect(codes(await json(app, { password: '\uff30\uff21\uff33\uff33\uff37\uff2f\uff32\uff24' }))).toEqual(['common_password']);
+      const withUser = passwordApp(express, { context: ['alice'] });
+      const res = await json(withUser, { password: '\uff41\uff4c\uff49\uff43\uff45' + '12345' });
+      expect(codes(res)).toEqual(['context_word']);
+      // The stored form stays as submitted under the chosen normalisation (NFC keeps fullwidth).
+      const fine = await json(app, { password: '\uff41\uff4c\uff49\uff43\uff45 strolls 12345' });
+      expect(fine.status).toBe(200);
+      expect((fine.body as { seen: Seen }).seen.password).toBe('\uff41\uff4c\uff49\uff43\uff45 strolls 12345');
+    });
+
     test.each([
       ['spaces', 'correct horse battery staple'],
       ['a leading and a trailing space', ' padded passphrase '],
@@ -404,6 +439,26 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       expect(codes(weak)).toEqual(['weak']);
       expectNoLeak(weak, 'aaaaaaaaaaaa');
       expect((await text(scored, 'vq7#Lm2!xRt9@pWz')).status).toBe(200);
+    });
+
+    // Issue 14 defect 4: zxcvbn ran on the whole password, 10.6 s for 1,020 digits.
+    test('minScore: the strength estimate of a 1,020-character password costs a few tens of milliseconds', async () => {
+      const long = passwordApp(express, { minScore: 4, commonPasswords: false, maxLength: 1020 });
+      const worst = ['1'.repeat(1020), '0123456789'.repeat(102), '19901990'.repeat(128).slice(0, 1020), '4@3$1!0|'.repeat(128).slice(0, 1020)];
+      for (const password of worst) {
+        let fastest = Infinity;
+        // The fastest of five: this machine's other load is not the estimator's cost.
+        for (let run = 0; run < 5; run++) {
+          const started = performance.now();
+          const res = await text(long, password);
+          fastest = Math.min(fastest, performance.now() - started);
+          expect(codes(res)).toEqual(['weak']);
+        }
+        expect(fastest).toBeLessThan(80);
+      }
+      // Judged by its first 32 code points: a strong beginning passes, a weak one does not.
+      expect((await text(long, `vq7#Lm2!xRt9@pWz${'1'.repeat(1000)}`)).status).toBe(200);
+      expect(codes(await text(long, `${'1'.repeat(32)}vq7#Lm2!xRt9@pWz`))).toEqual(['weak']);
     });
 
     test('every failure is reported at once, in one 422', async () => {

@@ -122,6 +122,42 @@ describe('migratePasswords', () => {
     expect(await bcrypt.compare('tangerine lantern 42', inner.get('srv-1')?.hash ?? '')).toBe(true);
   });
 
+  // Issue 14 defect 7: a decomposed legacy password never matched the NFC form the body reader produces.
+  test('a legacy password stored decomposed verifies with its NFC form before and after migration', async () => {
+    const decomposed = 'cafe\u0301 au lait 42';
+    const composed = decomposed.normalize('NFC');
+    expect(composed).not.toBe(decomposed);
+    const store = new MemoryStore();
+    store.setIfAbsent('plain', record(decomposed, 'plain'));
+    store.setIfAbsent('plain-2', record(decomposed, 'plain'));
+    store.setIfAbsent('md5', record(hex('md5', decomposed), 'md5'));
+    store.setIfAbsent('md5-2', record(hex('md5', decomposed), 'md5'));
+    // Before migration, read as legacy records (rehash off, so they stay legacy).
+    for (const id of ['plain', 'md5']) {
+      expect(await verifyPassword(store, id, composed, { cost: 10, rehash: false })).toEqual({ match: true, rehashed: false });
+      expect((await verifyPassword(store, id, 'cafe au lait 42', { cost: 10, rehash: false })).match).toBe(false);
+    }
+    const summary = await migratePasswords({ store, cost: 10 });
+    expect(summary.upgraded).toBe(4);
+    expect(store.get('plain')?.scheme).toBe('bcrypt');
+    expect(store.get('md5')?.scheme).toBe('bcrypt+md5');
+    for (const id of ['plain', 'md5']) {
+      expect((await verifyPassword(store, id, 'cafe au lait 42', { cost: 10, rehash: false })).match).toBe(false);
+      expect(await verifyPassword(store, id, composed, { cost: 10, rehash: false })).toEqual({ match: true, rehashed: false });
+    }
+    // A match on the wrapped record upgrades it to a bcrypt hash of the NFC form.
+    expect(await verifyPassword(store, 'md5-2', composed, { cost: 10 })).toEqual({ match: true, rehashed: true });
+    expect(await bcrypt.compare(composed, store.get('md5-2')?.hash ?? '')).toBe(true);
+    expect(await bcrypt.compare(composed, store.get('plain-2')?.hash ?? '')).toBe(true);
+  });
+
+  test("normalization: 'none' hashes the stored code points as they are", async () => {
+    const store = new MemoryStore();
+    store.setIfAbsent('plain', record('cafe\u0301 au lait 42', 'plain'));
+    await migratePasswords({ store, cost: 10, normalization: 'none' });
+    expect(await bcrypt.compare('cafe\u0301 au lait 42', store.get('plain')?.hash ?? '')).toBe(true);
+  });
+
   test('bad options throw a TypeError naming the option', async () => {
     const store = new MemoryStore();
     const { ids: _ids, ...unlisted } = asyncStore(store);
@@ -131,6 +167,7 @@ describe('migratePasswords', () => {
     await expect(migratePasswords({ store, dryrun: true } as never)).rejects.toThrow(/unknown option "dryrun". Did you mean "dryRun"/);
     await expect(migratePasswords({ store, source: {} as never })).rejects.toThrow(/option "source"/);
     await expect(migratePasswords({ store, pepper: 'short' })).rejects.toThrow(/option "pepper"/);
+    await expect(migratePasswords({ store, normalization: 'nfc' as never })).rejects.toThrow(/option "normalization" must be one of NFC/);
   });
 });
 

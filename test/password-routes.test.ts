@@ -59,6 +59,26 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
     store = new MemoryStore();
   });
 
+  // Issue 14: the record id re-read req.params.id instead of the loaded resource's id.
+  test('a case-insensitive lookup keys one record per resource: the loaded id, not the path', async () => {
+    const app = appWith(express, store, {
+      ownership: {
+        principal: requestUser<Account>(),
+        // As MySQL's default collation would: SRV-ALICE finds s1's row.
+        load: (req) => SERVERS.get(String(req.params['id']).toLowerCase()),
+        owner: 'owner',
+      },
+    });
+    const alice = { 'X-User': 'alice' };
+    await request(app).post('/servers/s1/password').set(alice).send({ password: PASSWORD }).expect(204);
+    const variant = await request(app).post('/servers/S1/password').set(alice).send({ password: 'a second secret here' });
+    expect(variant.status).toBe(409);
+    expect([...store.ids()]).toEqual(['s1']);
+    expect((await request(app).post('/servers/S1/password/verify').set(alice).send({ password: PASSWORD })).body).toEqual({ match: true });
+    await request(app).delete('/servers/S1/password').set(alice).expect(204);
+    expect([...store.ids()]).toEqual([]);
+  });
+
   test('state, set, conflict, verify and delete, in that order of a life', async () => {
     const app = appWith(express, store);
     const alice = { 'X-User': 'alice' };

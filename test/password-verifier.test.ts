@@ -126,7 +126,7 @@ describe('verifyPassword', () => {
 
   test('a full limiter rejects with a 503 password.busy problem without comparing', async () => {
     const store = await storeWith('srv-1', 'correct horse');
-    const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 0 });
+    const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 0, maxPerCaller: 2 });
     let release = (): void => undefined;
     const held = limiter.tryRun(() => new Promise<void>((resolve) => { release = resolve; }));
     const compare = jest.spyOn(bcrypt, 'compare');
@@ -246,7 +246,7 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
 
   test('a full limiter gets 503 with Retry-After', async () => {
     const store = await storeWith('srv-1', 'correct horse');
-    const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 0 });
+    const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 0, maxPerCaller: 2 });
     let release = (): void => undefined;
     const held = limiter.tryRun(() => new Promise<void>((resolve) => { release = resolve; }));
     const app = passwordApp(express, { store, cost: 10, limiter });

@@ -73,6 +73,27 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
     expect(logged[0]?.error).not.toContain('S3cret-pass');
   });
 
+  // Issue 14 defect 2: every busy 503 wrote a stack trace to the log.
+  test('busy refusals (503 password.busy) are counted and logged once per interval, with no stack', async () => {
+    const logged: ProblemLogEntry[] = [];
+    const app = failingApp(
+      express,
+      (_req, _res, next) => {
+        next(problem(503, 'password.busy', 'Too many passwords are being hashed right now; retry in 1 second.', { headers: { 'Retry-After': '1' } }));
+      },
+      (entry) => logged.push(entry),
+    );
+    for (let i = 0; i < 20; i++) {
+      const res = await request(app).get('/r');
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('1');
+    }
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ status: 503, code: 'password.busy' });
+    expect(logged[0]?.error).toBe('1 request refused: the hash limiter was full (overload, not a fault).');
+    expect(logged[0]?.error).not.toMatch(/\n\s+at /);
+  });
+
   test('a 5xx http-error does not show its message, even when exposed', async () => {
     const app = failingApp(express, (_req, _res, next) => {
       next(createError(503, 'pool exhausted on host db-7', { expose: true }));

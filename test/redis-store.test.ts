@@ -4,6 +4,7 @@ import type { Cluster, RedisOptions } from 'ioredis';
 import request from 'supertest';
 import type { Express, Request, Response } from 'express';
 import {
+  HashLimiter,
   RedisStore,
   hashAndStore,
   passwordVerifier,
@@ -37,7 +38,7 @@ const record: PasswordRecord = { hash: HASH, setAt: '2026-11-28T18:04:34.000Z', 
  */
 function routesOn(express: ExpressFactory, store: RedisStore, logged: ProblemLogEntry[], reached: string[]): Express {
   const app = express();
-  app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10 }), (_req: Request, res: Response) => {
+  app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10, limiter: new HashLimiter({ maxPerCaller: 32 }) }), (_req: Request, res: Response) => {
     reached.push('stored');
     res.status(204).end();
   });
@@ -100,6 +101,20 @@ withRedis('RedisStore on a redis-server of its own', () => {
     expect(await redis.type('epg:password:srv-layout')).toBe('string');
     expect(JSON.parse((await redis.get('epg:password:srv-layout')) ?? '')).toEqual(record);
     expect(await redis.ttl('epg:password:srv-layout')).toBe(-1);
+  });
+
+  test('keys are injective: nesting prefixes on two clients (two processes) never share a key; ids with ":" and "%" round-trip', async () => {
+    const outer = new RedisStore({ client: redis, prefix: 'epg-test:nest:' });
+    const inner = new RedisStore({ client: other, prefix: 'epg-test:nest:b:' });
+    expect(await outer.setIfAbsent('b:x', record)).toBe(true);
+    expect(await inner.setIfAbsent('x', { ...record, scheme: 'bcrypt+hmac-sha256' })).toBe(true);
+    expect((await outer.get('b:x'))?.scheme).toBe('bcrypt');
+    expect((await inner.get('x'))?.scheme).toBe('bcrypt+hmac-sha256');
+    expect(await outer.setIfAbsent('50%:off', record)).toBe(true);
+    expect(await outer.get('50%3Aoff')).toBeUndefined();
+    const listed: string[] = [];
+    for await (const id of outer.ids()) listed.push(id);
+    expect(listed.sort()).toEqual(['50%:off', 'b:x']);
   });
 
   test('two connections (two processes) share records, set-once and compare-and-set', async () => {
@@ -324,7 +339,15 @@ describe('RedisStore options', () => {
   test('prefix must be a string, and unknown options throw with a suggestion', () => {
     expect(() => new RedisStore({ client: idle(), prefix: 42 } as never)).toThrow(/option "prefix" must be a string/);
     expect(() => new RedisStore({ client: idle(), prefx: 'a:' } as never)).toThrow(/unknown option "prefx"\. Did you mean "prefix"\?/);
-    expect(new RedisStore({ client: idle(), prefix: '' }).key('x')).toBe('x');
+    // Issue 14: keys were prefix + id, so nesting prefixes could collide.
+    expect(() => new RedisStore({ client: idle(), prefix: '' })).toThrow(/option "prefix" must end with ":"/);
+    expect(() => new RedisStore({ client: idle(), prefix: 'app' })).toThrow(/option "prefix" must end with ":"/);
+    const client = idle();
+    new RedisStore({ client, prefix: 'app:' });
+    expect(new RedisStore({ client, prefix: 'app:' }).key('x')).toBe('app:x');
+    expect(() => new RedisStore({ client, prefix: 'app:users:' })).toThrow(/option "prefix" "app:users:" nests with the prefix "app:"/);
+    expect(() => new RedisStore({ client: idle(), prefix: 'app:users:' }).key('a:b%c')).not.toThrow();
+    expect(new RedisStore({ client: idle(), prefix: 'p:' }).key('a:b%3A')).toBe('p:a%3Ab%253A');
   });
 
   test('it is a password store the middlewares accept', () => {

@@ -43,7 +43,11 @@ export interface RedisStoreOptions {
   readonly client: RedisStoreClient;
   /**
    * Prepended to each id to make its key, so the records stay apart from the app's other
-   * keys (and from other stores' records). An `ioredis` `keyPrefix` applies on top.
+   * keys (and from other stores' records). It must end with `:`; an id's own `:` and `%`
+   * are written `%3A` and `%25`, so a key has exactly one reading (prefix up to its last
+   * `:`, then the id) and stores whose prefixes nest (`app:` and `app:users:`) can never
+   * share a key. A prefix that nests with another store's on the same client is refused.
+   * An `ioredis` `keyPrefix` applies on top.
    * @default 'epg:password:'
    */
   readonly prefix?: string;
@@ -65,7 +69,7 @@ const REPLACE_SHA = createHash('sha1').update(REPLACE_SCRIPT).digest('hex');
 
 /**
  * A {@link PasswordStore} in Redis, for an app that runs on several processes or hosts.
- * Each record is one string key, `prefix + id`, holding the JSON of `{ hash, setAt,
+ * Each record is one string key, `prefix + id` (with `:` and `%` in the id escaped), holding the JSON of `{ hash, setAt,
  * scheme }` and no expiry. Set-once is `SET key value NX`, so Redis itself decides
  * between concurrent sets from any number of processes; the compare-and-set of `replace`
  * is a Lua script (`EVALSHA`, loaded on first use and after a Redis restart). A command
@@ -98,12 +102,30 @@ export class RedisStore implements PasswordStore {
     if (typeof prefix !== 'string') {
       throw optionError('RedisStore', 'prefix', `must be a string, such as 'epg:password:', got ${typeof prefix}.`);
     }
+    if (!prefix.endsWith(':')) {
+      throw optionError('RedisStore', 'prefix', `must end with ":" (such as 'epg:password:'), got ${JSON.stringify(prefix)}.`);
+    }
+    let prefixes = prefixesByClient.get(this.#client);
+    if (prefixes === undefined) {
+      prefixes = new Set();
+      prefixesByClient.set(this.#client, prefixes);
+    }
+    for (const other of prefixes) {
+      if (other !== prefix && (other.startsWith(prefix) || prefix.startsWith(other))) {
+        throw optionError(
+          'RedisStore',
+          'prefix',
+          `${JSON.stringify(prefix)} nests with the prefix ${JSON.stringify(other)} of another store on this client: one store's listing would read the other's keys; give them prefixes that do not start one another.`,
+        );
+      }
+    }
+    prefixes.add(prefix);
     this.prefix = prefix;
   }
 
   /** The Redis key the record of `id` is kept under (before any `ioredis` `keyPrefix`). */
   key(id: string): string {
-    return this.prefix + id;
+    return this.prefix + encodeId(id);
   }
 
   async setIfAbsent(id: string, record: PasswordRecord): Promise<boolean> {
@@ -169,14 +191,35 @@ export class RedisStore implements PasswordStore {
     do {
       const [next, keys] = await client.scan(cursor, 'MATCH', `${globEscape(full)}*`, 'COUNT', 500);
       for (const key of keys) {
-        const id = key.slice(full.length);
-        if (!key.startsWith(full) || seen.has(id)) continue;
+        // A key with another ":" after the prefix belongs to a store with a longer prefix.
+        const id = key.startsWith(full) ? decodeId(key.slice(full.length)) : undefined;
+        if (id === undefined || seen.has(id)) continue;
         seen.add(id);
         yield id;
       }
       cursor = next;
     } while (cursor !== '0');
   }
+}
+
+const prefixesByClient = new WeakMap<object, Set<string>>();
+
+// Only ":" (the separator) and "%" (the escape) are written escaped, so the key of any
+// other id is prefix + id as it always was.
+function encodeId(id: string): string {
+  return id.replace(/[%:]/g, (char) => (char === '%' ? '%25' : '%3A'));
+}
+
+function decodeId(encoded: string): string | undefined {
+  if (encoded.includes(':')) return undefined;
+  let valid = true;
+  const id = encoded.replace(/%(..)?/g, (_match, code: string | undefined) => {
+    if (code === '25') return '%';
+    if (code === '3A') return ':';
+    valid = false;
+    return '';
+  });
+  return valid ? id : undefined;
 }
 
 // SCAN's MATCH is a glob: a prefix holding *, ?, [ or \\ must match itself only.

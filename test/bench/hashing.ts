@@ -46,7 +46,8 @@ function storerBurst(count: number, limiter: HashLimiter, cost: number, prefix: 
   const storer = hashAndStore({ store: new MemoryStore(), cost, limiter });
   return Promise.all(
     Array.from({ length: count }, (_, i) => {
-      const req = { params: { id: `${prefix}-${i}` }, method: 'POST', originalUrl: '/servers/x/password' } as unknown as Request;
+      // Each from a client of its own: the burst is many callers, as the limiter's per-caller share expects.
+      const req = { params: { id: `${prefix}-${i}` }, ip: `10.0.${i >> 8}.${i & 255}`, method: 'POST', originalUrl: '/servers/x/password' } as unknown as Request;
       setValidatedPassword(req, `benchmark password ${prefix} ${i}`);
       return new Promise<number>((resolve) => {
         const next: NextFunction = (err?: unknown) => {
