@@ -1,38 +1,194 @@
-/** Secret-naming keys removed from every JSON body by default. */
+/**
+ * Words that name a secret. A key is redacted when one of its words (or a run of its
+ * words read together, so `api_key` and `apiKey` match `apikey`) is one of these, or one
+ * of these with a plural `s`/`es`.
+ */
 export const DEFAULT_REDACTED_KEYS: readonly string[] = [
   'password',
-  'passwordHash',
-  'hash',
+  'passwd',
+  'pwd',
+  'pass',
+  'passphrase',
   'secret',
   'token',
+  'hash',
+  'pepper',
+  'salt',
+  'authorization',
+  'credential',
+  'apikey',
+  'privatekey',
 ];
 
 /**
- * `passwordHash`, `password_hash` and `PASSWORD-HASH` name the same secret, and the
- * reviewed API stores its password under `password_0` … `password_3`: compare keys
- * without case, separators or a trailing chunk number so none of those slips through.
+ * Keys that contain a secret word but carry none: the state the package's own `GET`
+ * route answers (`passwordSet`) and a published policy.
+ */
+export const DEFAULT_KEPT_KEYS: readonly string[] = ['passwordSet', 'passwordPolicy'];
+
+/**
+ * A key read as words: its ASCII letters and digits lower-cased with every other character
+ * dropped (`chars`), and where each word starts (`starts[i]` is 1 when a word starts at
+ * `chars[i]`, and `starts[length]` is 1). Words split at `_`, `-`, `.`, spaces and any other
+ * character that is not an ASCII letter or digit, at each lower-to-upper step
+ * (`adminPass`), before the last capital of a run of capitals that starts a word
+ * (`APIKey` → `api`, `key`), and between letters and digits (`password0`). One pass, no
+ * regular expression and no string per word, so a hostile key costs time in proportion
+ * to its length.
+ */
+interface ScannedKey {
+  readonly chars: Uint8Array;
+  readonly starts: Uint8Array;
+  readonly length: number;
+}
+
+function scanKey(name: string): ScannedKey {
+  // Fullwidth and other compatibility forms of ASCII letters read as the letters.
+  const key = NON_ASCII.test(name) ? name.normalize('NFKC') : name;
+  const chars = new Uint8Array(key.length);
+  const starts = new Uint8Array(key.length + 1);
+  let length = 0;
+  let previous = Kind.Other;
+  for (let i = 0; i < key.length; i++) {
+    const code = key.charCodeAt(i);
+    const kind = charKind(code);
+    if (kind === Kind.Other) {
+      previous = kind;
+      continue;
+    }
+    if (kind !== previous && !(previous === Kind.Upper && kind === Kind.Lower)) starts[length] = 1;
+    // "APIKey": the K belongs to "Key", so a word starts one character earlier.
+    if (previous === Kind.Upper && kind === Kind.Lower && length > 1 && starts[length - 1] !== 1) {
+      starts[length - 1] = 1;
+    }
+    chars[length++] = kind === Kind.Upper ? code + 32 : code;
+    previous = kind;
+  }
+  starts[length] = 1;
+  return { chars, starts, length };
+}
+
+/** The lower-case words of a key, as {@link keyRedaction} reads them. */
+export function keyWords(key: string): string[] {
+  const { chars, starts, length } = scanKey(key);
+  const words: string[] = [];
+  let from = 0;
+  for (let i = 1; i <= length; i++) {
+    if (starts[i] === 1) {
+      words.push(String.fromCharCode(...chars.subarray(from, i)));
+      from = i;
+    }
+  }
+  return words;
+}
+
+const NON_ASCII = /[^\u0000-\u007f]/;
+
+const enum Kind {
+  Other,
+  Lower,
+  Upper,
+  Digit,
+}
+
+function charKind(code: number): Kind {
+  if (code >= 97 && code <= 122) return Kind.Lower;
+  if (code >= 65 && code <= 90) return Kind.Upper;
+  if (code >= 48 && code <= 57) return Kind.Digit;
+  return Kind.Other;
+}
+
+/**
+ * `passwordHash`, `password_hash` and `PASSWORD-HASH` are one key: its words joined,
+ * without case or separators. Used to compare a key with the kept list.
  */
 export function normalizeKey(key: string): string {
-  return key.toLowerCase().replace(/[^a-z0-9]/g, '').replace(/[0-9]+$/, '');
+  return keyWords(key).join('');
 }
 
-export function redactionSet(keys: readonly string[]): ReadonlySet<string> {
-  return new Set(keys.map(normalizeKey));
+/** Decides, once per key name, whether a JSON key names a secret. */
+export interface KeyRedaction {
+  readonly redacts: (key: string) => boolean;
 }
 
-// An API answers with the same few keys again and again: normalise each once. Bounded,
-// because keys can come from request data; past the bound they are normalised each time.
-const NORMALIZED_KEYS = new Map<string, string>();
+export interface KeyRedactionInit {
+  /** Secret words, each compared with the words of a key (`api_key` is the word `apikey`). */
+  readonly words: readonly string[];
+  /** Key names never redacted, compared as {@link normalizeKey} writes them. */
+  readonly keep?: readonly string[];
+}
+
+interface TrieNode {
+  readonly next: Map<number, TrieNode>;
+  /** A secret word ends here. */
+  word: boolean;
+}
+
 const MAX_CACHED_KEYS = 1000;
 const MAX_CACHED_KEY_LENGTH = 64;
+const S = 115;
+const E = 101;
 
-function cachedNormalizeKey(key: string): string {
-  let normalized = NORMALIZED_KEYS.get(key);
-  if (normalized === undefined) {
-    normalized = normalizeKey(key);
-    if (NORMALIZED_KEYS.size < MAX_CACHED_KEYS && key.length <= MAX_CACHED_KEY_LENGTH) NORMALIZED_KEYS.set(key, normalized);
+export function keyRedaction({ words, keep = [] }: KeyRedactionInit): KeyRedaction {
+  const root: TrieNode = { next: new Map(), word: false };
+  for (const word of new Set(words.map(normalizeKey))) {
+    if (word === '') continue;
+    let node = root;
+    for (let i = 0; i < word.length; i++) {
+      const code = word.charCodeAt(i);
+      let child = node.next.get(code);
+      if (child === undefined) {
+        child = { next: new Map(), word: false };
+        node.next.set(code, child);
+      }
+      node = child;
+    }
+    node.word = true;
   }
-  return normalized;
+  const kept = new Set(keep.map(normalizeKey));
+  let longestKept = 0;
+  for (const name of kept) longestKept = Math.max(longestKept, name.length);
+
+  const isKept = (scanned: ScannedKey): boolean =>
+    scanned.length <= longestKept && kept.has(String.fromCharCode(...scanned.chars.subarray(0, scanned.length)));
+
+  // From each word start, walk the secret words' trie: a run of whole words (plus a plural
+  // `s` or `es`) that spells a secret word is a match. Each walk stops at the first
+  // character no secret word continues with, so the work per key is its length times the
+  // longest secret word at worst.
+  const hasSecretWord = (key: string): boolean => {
+    const scanned = scanKey(key);
+    if (isKept(scanned)) return false;
+    const { chars, starts, length } = scanned;
+    for (let from = 0; from < length; from++) {
+      if (starts[from] !== 1) continue;
+      let node: TrieNode | undefined = root;
+      for (let i = from; node !== undefined && i < length; ) {
+        node = node.next.get(chars[i] ?? 0);
+        i++;
+        if (node?.word === true) {
+          if (starts[i] === 1) return true;
+          if (chars[i] === S && starts[i + 1] === 1) return true;
+          if (chars[i] === E && chars[i + 1] === S && starts[i + 2] === 1) return true;
+        }
+      }
+    }
+    return false;
+  };
+
+  // An API answers with the same few keys again and again: decide each once. Bounded,
+  // because keys can come from request data; past the bound they are decided each time.
+  const cache = new Map<string, boolean>();
+  return {
+    redacts(key: string): boolean {
+      let redacted = cache.get(key);
+      if (redacted === undefined) {
+        redacted = hasSecretWord(key);
+        if (cache.size < MAX_CACHED_KEYS && key.length <= MAX_CACHED_KEY_LENGTH) cache.set(key, redacted);
+      }
+      return redacted;
+    },
+  };
 }
 
 const UNSAFE_IN_HTML_OR_SCRIPT = /[<>&\u2028\u2029]/g;
@@ -47,9 +203,9 @@ function escapeChar(char: string): string {
  * read as markup or break out of a script block if a browser is tricked into sniffing it.
  * These characters can only occur inside JSON strings, so a global replace is exact.
  */
-export function safeJson(value: unknown, redacted: ReadonlySet<string>): string | undefined {
+export function safeJson(value: unknown, redaction: KeyRedaction): string | undefined {
   const text = JSON.stringify(value, (key, inner: unknown) =>
-    key !== '' && redacted.has(cachedNormalizeKey(key)) ? undefined : inner,
+    key !== '' && redaction.redacts(key) ? undefined : inner,
   ) as string | undefined;
   return text === undefined ? undefined : text.replace(UNSAFE_IN_HTML_OR_SCRIPT, escapeChar);
 }

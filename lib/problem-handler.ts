@@ -3,7 +3,7 @@ import type { ErrorRequestHandler, NextFunction, Request, Response } from 'expre
 import { closeAfterAnswer, DEFAULT_DRAIN, hasUnreadBody } from './bounded-close';
 import { isOwnProblem } from './errors';
 import type { ProblemField } from './errors';
-import { DEFAULT_REDACTED_KEYS, redactionSet, safeJson } from './json';
+import { DEFAULT_KEPT_KEYS, DEFAULT_REDACTED_KEYS, keyRedaction, safeJson } from './json';
 import { assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
 import { scrubSecrets } from './secrets';
@@ -93,7 +93,7 @@ export function problemHandler(options: ProblemHandlerOptions = {}): ErrorReques
   if (log !== false && typeof log !== 'function') {
     throw optionError('problemHandler', 'log', 'must be a function or false.');
   }
-  const redacted = redactionSet(DEFAULT_REDACTED_KEYS);
+  const redacted = keyRedaction({ words: DEFAULT_REDACTED_KEYS, keep: DEFAULT_KEPT_KEYS });
 
   return function problemHandler(error: unknown, req: Request, res: Response, next: NextFunction): void {
     if (res.headersSent) {

@@ -2,18 +2,33 @@ import helmet from 'helmet';
 import type { HelmetOptions } from 'helmet';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { problem } from './errors';
-import { DEFAULT_REDACTED_KEYS, redactionSet, safeJson } from './json';
+import { DEFAULT_KEPT_KEYS, DEFAULT_REDACTED_KEYS, keyRedaction, safeJson } from './json';
 import { assertBoolean, assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
 
 /** Options of {@link responseEncoder}. */
 export interface ResponseEncoderOptions {
   /**
-   * Keys removed from every JSON body at any depth before it leaves, compared without
-   * case, `-`/`_` separators or a trailing number (`password_0` matches `password`).
-   * @default ['password', 'passwordHash', 'hash', 'secret', 'token']
+   * Secret words added to the default list. A key is removed from every JSON body, at any
+   * depth, when one of its words (split at case changes, `_`, `-`, digits) is a secret
+   * word: `adminPass`, `client_secret`, `API-KEY`, `password_0` all go. See
+   * docs/security.md for the default words.
+   * @default []
    */
   readonly redact?: readonly string[];
+  /**
+   * `false` redacts only the words of `redact`, replacing the default list (the behaviour
+   * of `redact` before it extended the defaults).
+   * @default true
+   */
+  readonly redactDefaults?: boolean;
+  /**
+   * Key names that look secret but are not, kept in every body: `['token']` lets a login
+   * route hand out its token. Compared without case or separators (`password_set` is
+   * `passwordSet`), whole names only. Added to the defaults.
+   * @default ['passwordSet', 'passwordPolicy']
+   */
+  readonly keep?: readonly string[];
   /**
    * Send `Cache-Control: no-store`, so password state is never kept by a cache.
    * @default true
@@ -34,6 +49,8 @@ export interface ResponseEncoderOptions {
 
 const optionKeys: KeysEnum<ResponseEncoderOptions> = {
   redact: true,
+  redactDefaults: true,
+  keep: true,
   noStore: true,
   requireJsonAccept: true,
   helmet: true,
@@ -48,20 +65,22 @@ const JSON_TYPES = ['application/json', 'application/problem+json'];
  * never markup and a handler that forgets cannot leak a password or a hash.
  *
  * @example
- * app.use('/servers', responseEncoder({ redact: ['password', 'hash', 'apiKey'] }));
+ * app.use('/servers', responseEncoder({ redact: ['sessionId'], keep: ['token'] }));
  */
 export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHandler {
   assertKnownKeys('responseEncoder', options, optionKeys);
   assertBoolean('responseEncoder', 'noStore', options.noStore);
   assertBoolean('responseEncoder', 'requireJsonAccept', options.requireJsonAccept);
-  const redactKeys = options.redact ?? DEFAULT_REDACTED_KEYS;
-  if (!Array.isArray(redactKeys) || redactKeys.some((k) => typeof k !== 'string' || k === '')) {
-    throw optionError('responseEncoder', 'redact', 'must be an array of non-empty key names.');
-  }
+  assertBoolean('responseEncoder', 'redactDefaults', options.redactDefaults);
+  const redactWords = keyNames('redact', options.redact);
+  const keep = keyNames('keep', options.keep);
   if (options.helmet !== undefined && (typeof options.helmet !== 'object' || options.helmet === null)) {
     throw optionError('responseEncoder', 'helmet', 'must be an object of helmet options.');
   }
-  const redacted = redactionSet(redactKeys);
+  const redacted = keyRedaction({
+    words: options.redactDefaults === false ? redactWords : [...DEFAULT_REDACTED_KEYS, ...redactWords],
+    keep: [...DEFAULT_KEPT_KEYS, ...keep],
+  });
   const noStore = options.noStore ?? true;
   const requireJsonAccept = options.requireJsonAccept ?? true;
   const headers = helmet({
@@ -105,4 +124,12 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
       next();
     });
   };
+}
+
+function keyNames(option: string, value: unknown): readonly string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || value.some((k) => typeof k !== 'string' || !/[A-Za-z0-9]/.test(k))) {
+    throw optionError('responseEncoder', option, 'must be an array of key names, each with a letter or digit.');
+  }
+  return value as readonly string[];
 }

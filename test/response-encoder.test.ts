@@ -79,12 +79,68 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
     expect(res.text).toBe('{"note":"\\u003cb\\u003e"}');
   });
 
-  test('the redact option replaces the default list', async () => {
-    const custom = appWith(express, responseEncoder({ redact: ['apiKey'] }), (_req, res) => {
+  // Issue 14 defect 3: these passed through when only exact key names were compared.
+  test.each([
+    'adminPass',
+    'hashedPassword',
+    'newPassword',
+    'accessToken',
+    'client_secret',
+    'passwd',
+    'pwd',
+    'authorization',
+    'pepper',
+    'totpSecret',
+    'API-KEY',
+    'apiKey',
+    'PRIVATE_KEY',
+    'password_0',
+    'passwords',
+  ])('the key %s is redacted by default', async (key) => {
+    const leaky = appWith(express, responseEncoder(), (_req, res) => {
+      res.json({ id: 'srv-1', [key]: 'leaked-value', nested: [{ [key]: 'leaked-value' }] });
+    });
+    const res = await request(leaky).get('/r');
+    expect(res.body).toEqual({ id: 'srv-1', nested: [{}] });
+    expect(res.text).not.toContain('leaked-value');
+  });
+
+  test('keys whose words only resemble secret words are kept', async () => {
+    const body = { passwordSet: true, passwordPolicy: 'min 8', hashing: 'bcrypt', bypass: 1, compass: 2, tokenizer: 3, keyId: 4 };
+    const plain = appWith(express, responseEncoder(), (_req, res) => {
+      res.json(body);
+    });
+    expect((await request(plain).get('/r')).body).toEqual(body);
+  });
+
+  test('the redact option extends the default list; keep keeps whole names only', async () => {
+    const custom = appWith(express, responseEncoder({ redact: ['sessionId'], keep: ['token'] }), (_req, res) => {
+      res.json({ session_id: 's', password: 'p', token: 'login-jwt', accessToken: 'a', passwordSet: true });
+    });
+    const res = await request(custom).get('/r');
+    expect(res.body).toEqual({ token: 'login-jwt', passwordSet: true });
+  });
+
+  test('redactDefaults: false keeps the old replacing behaviour of redact', async () => {
+    const custom = appWith(express, responseEncoder({ redact: ['apiKey'], redactDefaults: false }), (_req, res) => {
       res.json({ apiKey: 'k', api_key: 'k2', password: 'kept-on-purpose' });
     });
     const res = await request(custom).get('/r');
     expect(res.body).toEqual({ password: 'kept-on-purpose' });
+  });
+
+  // Issue 14 defect 1: the trailing-digit strip was quadratic, ~5 s for this body.
+  test('a request key of 90,000 digits echoed back costs milliseconds, not seconds', async () => {
+    const echo = express();
+    echo.use(responseEncoder());
+    echo.use(express.json({ limit: '1mb' }));
+    echo.post('/echo', (req, res) => {
+      res.status(201).json({ saved: req.body as unknown });
+    });
+    const started = performance.now();
+    const res = await request(echo).post('/echo').send({ [`${'1'.repeat(90_000)}a`]: 1 });
+    expect(res.status).toBe(201);
+    expect(performance.now() - started).toBeLessThan(1000);
   });
 
   test('406 problem when Accept admits no JSON; JSON and wildcards pass', async () => {
@@ -126,7 +182,11 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
 describe('responseEncoder options', () => {
   test.each([
     [{ redact: 'password' }, /option "redact" must be an array/],
-    [{ redact: [''] }, /option "redact" must be an array of non-empty/],
+    [{ redact: [''] }, /option "redact" must be an array of key names, each with a letter or digit/],
+    [{ redact: ['_'] }, /option "redact" must be an array of key names/],
+    [{ keep: 'token' }, /option "keep" must be an array of key names/],
+    [{ keep: [1] }, /option "keep" must be an array of key names/],
+    [{ redactDefaults: 'no' }, /option "redactDefaults" must be true or false/],
     [{ noStore: 1 }, /option "noStore" must be true or false/],
     [{ requireJsonAccept: 'no' }, /option "requireJsonAccept" must be true or false/],
     [{ helmet: 'on' }, /option "helmet" must be an object/],
