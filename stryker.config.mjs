@@ -42,7 +42,11 @@ if (requested === undefined) {
   );
 }
 // Stryker accepts `file:line:col-line:col` ranges; the test choice only needs the file.
-const files = requested.split(',').map((entry) => entry.trim().replace(/:\d.*$/, ''));
+const entries = requested.split(',').map((entry) => entry.trim());
+const files = [...new Set(entries.map((entry) => entry.replace(/:\d.*$/, '')))];
+// A run over some lines only (to retest the survivors of a full run after new tests)
+// keeps its own report and leaves the full run's incremental file alone.
+const partial = entries.some((entry) => /:\d/.test(entry));
 const tests = new Set();
 for (const file of files) {
   const fallback = `test/${file.replace(/^lib\//, '').replace(/\.ts$/, '')}.test.ts`;
@@ -52,7 +56,8 @@ for (const file of files) {
   }
   for (const test of chosen) tests.add(test);
 }
-const name = files.map((file) => file.replace(/^lib\//, '').replace(/\.ts$/, '')).join('+');
+const name =
+  files.map((file) => file.replace(/^lib\//, '').replace(/\.ts$/, '')).join('+') + (partial ? '.lines' : '');
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
@@ -74,7 +79,7 @@ export default {
   timeoutMS: 20000,
   timeoutFactor: 2,
   // Reruns after a test change only retest what the change can affect.
-  incremental: true,
+  incremental: !partial,
   incrementalFile: `reports/stryker-incremental/${name}.json`,
   reporters: ['clear-text', 'progress', 'html', 'json'],
   htmlReporter: { fileName: `reports/mutation/${name}.html` },
