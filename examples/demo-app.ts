@@ -3,31 +3,33 @@
  * every fix of the review chained in front of it. `demo-server.ts` starts it; the
  * tests build it with `createDemoApp` to attack it.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import express5 from 'express';
-import type { Express, Request } from 'express';
+import type { Express, Request, RequestHandler } from 'express';
 import {
   SqliteStore,
   asyncMiddleware,
   guardRoute,
   guessLimit,
+  localKeyRing,
   notFound,
-  ownership,
   passwordRoutes,
   problem,
   problemHandler,
   requestUser,
   responseEncoder,
-  signedInstanceIdentity,
 } from '../lib';
 import type {
   GuessLimitStore,
-  InstancePrincipal,
   MaybePromise,
   PasswordStore,
   ProblemLogEntry,
   UserPrincipal,
 } from '../lib';
+import { computeRouter, metadataRouter } from './demo-openstack';
+import { newRsaKeyPair, parseSshRsaKey, sshRsaText } from './ssh-key';
 
 /** A user of the demo; tokens are demo-only and come from the environment. */
 export interface DemoUser {
@@ -38,6 +40,13 @@ export interface DemoUser {
 export interface DemoServer {
   readonly id: string;
   readonly owner: string;
+  /** The owner's OpenSSH `ssh-rsa` public key, given when the server was made. */
+  readonly publicKey?: string;
+}
+
+/** Every demo user has one project, and their servers are in it. */
+export function demoProject(userId: string): string {
+  return `${userId}-project`;
 }
 
 /** The demo's servers table: which user owns which server. */
@@ -74,14 +83,21 @@ export const DEMO_SERVERS: readonly DemoServer[] = [
 export function sqliteStorage(filename: string): DemoStorage {
   const passwords = new SqliteStore({ filename });
   const db = passwords.database;
-  db.exec('CREATE TABLE IF NOT EXISTS servers (id TEXT PRIMARY KEY, owner TEXT NOT NULL) STRICT');
-  const insertServer = db.prepare('INSERT INTO servers (id, owner) VALUES (?, ?) ON CONFLICT DO NOTHING');
-  const selectServer = db.prepare('SELECT id, owner FROM servers WHERE id = ?');
+  db.exec('CREATE TABLE IF NOT EXISTS servers (id TEXT PRIMARY KEY, owner TEXT NOT NULL, public_key TEXT) STRICT');
+  // A file from before servers had keys gets the column.
+  const columns = db.prepare('SELECT name FROM pragma_table_info(?)').all('servers') as Array<{ name: string }>;
+  if (!columns.some((column) => column.name === 'public_key')) db.exec('ALTER TABLE servers ADD COLUMN public_key TEXT');
+  const insertServer = db.prepare('INSERT INTO servers (id, owner, public_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
+  const selectServer = db.prepare('SELECT id, owner, public_key AS publicKey FROM servers WHERE id = ?');
   const servers: DemoServers = {
     add: (server) => {
-      insertServer.run(server.id, server.owner);
+      insertServer.run(server.id, server.owner, server.publicKey ?? null);
     },
-    find: (id) => selectServer.get(id) as DemoServer | undefined,
+    find: (id) => {
+      const row = selectServer.get(id) as { id: string; owner: string; publicKey: string | null } | undefined;
+      if (row === undefined) return undefined;
+      return row.publicKey === null ? { id: row.id, owner: row.owner } : { id: row.id, owner: row.owner, publicKey: row.publicKey };
+    },
   };
   for (const server of DEMO_SERVERS) servers.add(server);
   return { description: filename, servers, passwords, close: () => passwords.close() };
@@ -98,6 +114,16 @@ export interface DemoOptions {
   readonly metadataSecret: string;
   /** Server-side key of the HMAC-SHA-256 pre-hash. */
   readonly pepper: string;
+  /**
+   * Base64 of the 32-byte AES-256-GCM key that seals the guests' passwords.
+   * @default 32 random bytes: sealed values do not outlive the process
+   */
+  readonly sealingKey?: string;
+  /**
+   * Where the seeded servers' key pairs are kept: `<server id>.pem`, the private key
+   * (mode 0600), made at first start, for the walk-through. @default none: they have no key
+   */
+  readonly keyDir?: string;
   /** bcrypt cost. @default 12 */
   readonly cost?: number;
   /** The Express factory (4 or 5). @default express 5 */
@@ -208,29 +234,52 @@ export function createDemoApp(options: DemoOptions): Demo {
     if (!(store instanceof SqliteStore)) throw new TypeError('createDemoApp: "seedLegacy" needs the SQLite storage ("filename").');
     seedLegacyDataset(store, (server) => void storage.servers.add(server));
   }
-  const findServer = (id: unknown): MaybePromise<DemoServer | undefined> =>
-    typeof id === 'string' ? storage.servers.find(id) : undefined;
+  const seededKeys = options.keyDir === undefined ? new Map<string, string>() : seededKeyPairs(options.keyDir);
+  const findServer = async (id: unknown): Promise<DemoServer | undefined> => {
+    if (typeof id !== 'string') return undefined;
+    const server = await storage.servers.find(id);
+    const seeded = seededKeys.get(id);
+    return server === undefined || server.publicKey !== undefined || seeded === undefined ? server : { ...server, publicKey: seeded };
+  };
+  const openStackServer = async (id: string) => {
+    const server = await findServer(id);
+    return server === undefined ? undefined : { ...server, project: demoProject(server.owner) };
+  };
+  const keys = localKeyRing({ current: 'demo-1', keys: { 'demo-1': options.sealingKey ?? randomBytes(32).toString('base64') } });
+  const log = options.log === undefined ? {} : { log: options.log };
 
   const app = express();
   app.disable('x-powered-by');
-  // Finding 7 for every answer, the 404s and 405s included.
-  app.use(responseEncoder());
+  // An ETag is a digest of the body: of a password, on the routes that hand one back.
+  app.set('etag', false);
 
   // The demo's stand-in for an app's own authentication (passport, a JWT check …): it
-  // leaves the user on req.user, where requestUser() looks by default.
-  app.use((req, _res, next) => {
+  // leaves the user on req.user, where requestUser() looks by default. The compute API's
+  // clients send the token as X-Auth-Token, never as Authorization.
+  const authenticate: RequestHandler = (req, _res, next) => {
     const header = req.get('authorization');
-    const match = header === undefined ? null : /^Bearer ([\x21-\x7e]+)$/.exec(header);
-    const user = match?.[1] === undefined ? undefined : options.tokens.get(match[1]);
+    const bearer = header === undefined ? undefined : /^Bearer ([\x21-\x7e]+)$/.exec(header)?.[1];
+    const authToken = req.get('x-auth-token');
+    // Two different tokens name no one.
+    const token = bearer !== undefined && authToken !== undefined && bearer !== authToken ? undefined : (bearer ?? authToken);
+    const user = token === undefined ? undefined : options.tokens.get(token);
     if (user !== undefined) (req as Request & { user?: DemoUser }).user = user;
     next();
-  });
-
+  };
   const user = requestUser<DemoUser>();
+
+  // The reviewed service's OpenStack contract, each part in its clients' error format.
+  app.use('/openstack', metadataRouter({ find: openStackServer, store, keys, secret: options.metadataSecret, ...log }));
+  app.use('/v2.1', computeRouter<DemoUser>({ find: openStackServer, store, keys, authenticate, user, ...log }));
+
+  // Finding 7 for every answer, the 404s and 405s included.
+  app.use(responseEncoder());
+  app.use(authenticate);
+
   const hashing = { cost: options.cost ?? 12, pepper: options.pepper };
 
   guardRoute(app, '/servers', {
-    POST: asyncMiddleware('createServer', async (req, res, next) => {
+    POST: [express.json({ limit: '8kb' }), asyncMiddleware('createServer', async (req, res, next) => {
       const caller = user(req);
       if (caller === undefined) {
         next(problem(401, 'ownership.unauthenticated', 'The request does not identify its caller.', {
@@ -238,13 +287,22 @@ export function createDemoApp(options: DemoOptions): Demo {
         }));
         return;
       }
+      const given: unknown = (req.body as Record<string, unknown> | undefined)?.['public_key'];
+      const key = given === undefined ? undefined : parseSshRsaKey(given);
+      if (given !== undefined && key === undefined) {
+        next(problem(400, 'server.invalid_public_key', 'public_key must be an OpenSSH "ssh-rsa …" public key of 2048 to 4096 bits.'));
+        return;
+      }
       const id = `srv-${randomUUID()}`;
-      await storage.servers.add({ id, owner: String(caller.id) });
-      res.status(201).json({ id });
-    }),
+      const owner = String(caller.id);
+      await storage.servers.add({ id, owner, ...(key === undefined ? {} : { publicKey: key.text }) });
+      res.status(201).json({ id, project_id: demoProject(owner) });
+    })],
   });
 
-  // The compute-API form: users set, inspect, verify and clear their servers' passwords.
+  // A secret that is only ever checked, never handed back (a console or rescue password
+  // of the owner's choosing): hashed, in a record of its own. The administrator password
+  // the guest agent posts is another secret, sealed under /openstack and /v2.1.
   passwordRoutes<Express, DemoPrincipal, DemoServer>(app, {
     store,
     path: '/servers/:id/password',
@@ -270,29 +328,8 @@ export function createDemoApp(options: DemoOptions): Demo {
     errors: false,
   });
 
-  // The metadata-service form: the instance itself posts what its guest agent made (a
-  // base64 ciphertext of a few hundred characters), identified by the proxy's signature.
-  passwordRoutes<Express, InstancePrincipal, DemoServer>(app, {
-    store,
-    path: '/openstack/latest/password',
-    // The record is the instance the signature proved, never a header read again.
-    id: (req) => ownership<InstancePrincipal, DemoServer>(req)?.resource.id,
-    ownership: {
-      principal: signedInstanceIdentity({ secret: options.metadataSecret }),
-      load: (_req, instance) => findServer(instance.id),
-      owner: (server) => ({ kind: 'instance', id: server.id }),
-      challenge: 'Signature realm="metadata"',
-    },
-    body: { accept: ['text'], maxLength: 1020, commonPasswords: false, context: [] },
-    hashing,
-    verify: false,
-    remove: false,
-    encoder: false,
-    errors: false,
-  });
-
   app.use(notFound());
-  app.use(problemHandler(options.log === undefined ? {} : { log: options.log }));
+  app.use(problemHandler(log));
 
   return {
     app,
@@ -300,4 +337,22 @@ export function createDemoApp(options: DemoOptions): Demo {
     storage,
     close: () => storage.close(),
   };
+}
+
+/**
+ * The seeded servers' key pairs, made once: `<id>.pem` in `dir` holds the private key
+ * (mode 0600, created exclusively so that two processes never write different ones).
+ */
+function seededKeyPairs(dir: string): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const server of DEMO_SERVERS) {
+    const file = join(dir, `${server.id}.pem`);
+    try {
+      writeFileSync(file, newRsaKeyPair(`${server.id}-key`).privatePem, { flag: 'wx', mode: 0o600 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    keys.set(server.id, sshRsaText(createPublicKey(createPrivateKey(readFileSync(file))), `${server.id}-key`));
+  }
+  return keys;
 }

@@ -105,13 +105,17 @@ export async function redisStorage(url: string, log: (line: string) => void = co
   started = true;
 
   const serverKey = (id: string): string => `${DEMO_REDIS_PREFIX}server:${id}`;
+  const publicKeyKey = (id: string): string => `${DEMO_REDIS_PREFIX}server-key:${id}`;
   const servers: DemoServers = {
     add: async (server) => {
+      // The key first: a server is only found once its owner is set, and then has its key.
+      if (server.publicKey !== undefined) await redis.set(publicKeyKey(server.id), server.publicKey, 'NX');
       await redis.set(serverKey(server.id), server.owner, 'NX');
     },
     find: async (id): Promise<DemoServer | undefined> => {
-      const owner = await redis.get(serverKey(id));
-      return owner === null ? undefined : { id, owner };
+      const [owner, publicKey] = await redis.mget(serverKey(id), publicKeyKey(id));
+      if (owner === null || owner === undefined) return undefined;
+      return publicKey === null || publicKey === undefined ? { id, owner } : { id, owner, publicKey };
     },
   };
   async function seed(): Promise<void> {

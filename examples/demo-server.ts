@@ -13,6 +13,8 @@ import type { Demo } from './demo-app';
 
 const DEMO_METADATA_SECRET = 'demo-metadata-secret-change-me';
 const DEMO_PEPPER = 'demo-pepper-change-me-0123456789abcdef';
+// Base64 of 32 bytes: "demo-sealing-key-change-me-00000".
+const DEMO_SEALING_KEY = Buffer.from('demo-sealing-key-change-me-00000').toString('base64');
 
 const env = process.env;
 const host = env['HOST'] ?? '127.0.0.1';
@@ -25,6 +27,7 @@ const cost = Number(env['BCRYPT_COST'] ?? '12');
 const dataDir = resolve(env['DATA_DIR'] ?? './data');
 const metadataSecret = env['METADATA_SECRET'] ?? DEMO_METADATA_SECRET;
 const pepper = env['PASSWORD_PEPPER'] ?? DEMO_PEPPER;
+const sealingKey = env['SEALING_KEY'] ?? DEMO_SEALING_KEY;
 const tokens = demoTokens(env);
 const guessLimit = Number(env['GUESS_LIMIT'] ?? '5');
 const guessWindowMs = Number(env['GUESS_WINDOW_MS'] ?? '60000');
@@ -36,6 +39,7 @@ const loopback = ['127.0.0.1', '::1', 'localhost'].includes(host);
 const defaulted = [
   ...(env['METADATA_SECRET'] === undefined ? ['METADATA_SECRET'] : []),
   ...(env['PASSWORD_PEPPER'] === undefined ? ['PASSWORD_PEPPER'] : []),
+  ...(env['SEALING_KEY'] === undefined ? ['SEALING_KEY'] : []),
   ...['ALICE_TOKEN', 'BOB_TOKEN', 'ADMIN_TOKEN'].filter((name) => env[name] === undefined),
 ];
 if (!loopback && defaulted.length > 0) {
@@ -50,10 +54,12 @@ const redisUrl = env['REDIS_URL'] ?? '';
  * Otherwise the SQLite file in DATA_DIR, and guess counts in this process's memory.
  */
 async function openDemo(): Promise<Demo> {
-  const options = { tokens, metadataSecret, pepper, cost, guessLimit, guessWindowMs };
+  const options = { tokens, metadataSecret, pepper, sealingKey, cost, guessLimit, guessWindowMs };
   if (redisUrl === '') {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    return createDemoApp({ ...options, storage: sqliteStorage(resolve(dataDir, 'demo.db')), seedLegacy });
+    // The seeded servers' private keys go beside the file. With Redis nothing is kept on
+    // disk (each host would make its own pair): servers made by POST /servers carry theirs.
+    return createDemoApp({ ...options, keyDir: dataDir, storage: sqliteStorage(resolve(dataDir, 'demo.db')), seedLegacy });
   }
   if (seedLegacy) throw new Error('SEED_LEGACY=1 seeds the SQLite file; unset REDIS_URL to use it.');
   // Loaded only here, so that `npm start` without REDIS_URL needs neither package.
@@ -104,9 +110,15 @@ function serve(demo: Demo): void {
         `guess limit: ${guessLimit} verify attempts per caller and server every ${guessWindowMs / 1000} s, ${demo.storage.guesses === undefined ? 'counted in this process' : 'counted in Redis, shared by every process'}`,
         'demo-only credentials (override with ALICE_TOKEN, BOB_TOKEN, ADMIN_TOKEN):',
         ...names,
-        'servers: srv-alice (alice), srv-bob (bob)',
+        'servers: srv-alice (alice, alice-project), srv-bob (bob, bob-project)',
+        `compute endpoint (python-novaclient endpoint_override, X-Auth-Token: <token>): ${url}/v2.1`,
+        `metadata (behind the proxy, signed X-Instance-ID, X-Tenant-ID): ${url}/openstack`,
+        redisUrl === ''
+          ? `private keys of the seeded servers (for the guest password): ${resolve(dataDir, 'srv-alice.pem')}, ${resolve(dataDir, 'srv-bob.pem')}`
+          : 'seeded servers have no key pair with Redis: make one with POST /servers {"public_key": "ssh-rsa …"}',
         `metadata secret: ${metadataSecret === DEMO_METADATA_SECRET ? `${metadataSecret} (demo default; set METADATA_SECRET)` : '(from METADATA_SECRET)'}`,
         `pepper: ${pepper === DEMO_PEPPER ? `${pepper} (demo default; set PASSWORD_PEPPER)` : '(from PASSWORD_PEPPER)'}`,
+        `sealing key: ${sealingKey === DEMO_SEALING_KEY ? `${sealingKey} (demo default; set SEALING_KEY to base64 of 32 random bytes)` : '(from SEALING_KEY)'}`,
         ...(seedLegacy ? legacyLines() : []),
       ].join('\n'),
     );

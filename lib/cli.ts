@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type BetterSqlite3 from 'better-sqlite3';
+import { localKeyRing } from './key-ring';
+import type { KeyProvider, LocalKeyRingOptions } from './key-ring';
 import type { LegacyScheme } from './legacy-hashing';
 import { migratePasswords } from './password-migration';
 import type { MigrationFailure, MigrationProgress, MigrationSummary } from './password-migration';
@@ -18,8 +20,10 @@ const USAGE = `Usage: express-password-guard migrate [options]
 
 Upgrades stored passwords to bcrypt without a reset: plain-text records are hashed,
 MD5, SHA-1 and SHA-256 digests are wrapped in bcrypt at once (and replaced by a plain
-bcrypt hash at their next successful verify). Safe to run again, and to stop at any
-point: each record is replaced atomically, and a second run changes nothing.
+bcrypt hash at their next successful verify). With the sealing storer's keys, values
+sealed under an older key are re-sealed under the current one. Safe to run again, and
+to stop at any point: each record is replaced atomically, and a second run changes
+nothing.
 
 Store (exactly one):
   --sqlite <file>               a SqliteStore file
@@ -42,6 +46,13 @@ Hashing (use the storer's settings):
                                 without it, plain text over 72 bytes is reported failed
   --schemes <file>              a module exporting legacy schemes of your own (an array,
                                 as default export or as "schemes")
+
+Sealed records (re-sealed under the current key; keys never go on the command line):
+  --keys-env <VAR>              read the key ring from environment variable VAR
+  --keys-file <file>            read the key ring from this file (mode 0600)
+                                either holds {"current": "k2", "keys": {"k1": "<base64>",
+                                "k2": "<base64>"}}, each key 32 bytes (openssl rand -base64 32)
+  --purpose <label>             the sealing storer's purpose (default password)
 
 Run:
   --dry-run                     report what would change, write nothing
@@ -84,6 +95,9 @@ export async function main(argv: readonly string[]): Promise<number> {
         cost: { type: 'string' },
         'pepper-env': { type: 'string' },
         schemes: { type: 'string' },
+        'keys-env': { type: 'string' },
+        'keys-file': { type: 'string' },
+        purpose: { type: 'string' },
         'dry-run': { type: 'boolean' },
         concurrency: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -108,6 +122,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     const concurrency = integer('--concurrency', values.concurrency, 1, 1024);
     const pepper = readPepper(values['pepper-env']);
     const legacy = values.schemes === undefined ? undefined : await loadSchemes(values.schemes);
+    const keys = readKeyRing(values['keys-env'], values['keys-file']);
+    if (values.purpose !== undefined && keys === undefined) throw new UsageError('--purpose goes with --keys-env or --keys-file.');
     opened = await openStore(values);
     const dryRun = values['dry-run'] === true;
     console.log(`express-password-guard migrate: ${opened.label}${dryRun ? ' (dry run: nothing will be written)' : ''}`);
@@ -118,6 +134,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       ...(cost === undefined ? {} : { cost }),
       ...(pepper === undefined ? {} : { pepper }),
       ...(legacy === undefined ? {} : { legacy }),
+      ...(keys === undefined ? {} : { keys }),
+      ...(values.purpose === undefined ? {} : { purpose: values.purpose }),
       ...(concurrency === undefined ? {} : { concurrency }),
       dryRun,
       onProgress: progress.update,
@@ -156,6 +174,47 @@ function readPepper(variable: string | undefined): string | undefined {
   const value = process.env[variable];
   if (value === undefined || value === '') throw new UsageError(`--pepper-env ${variable}: that environment variable is not set.`);
   return value;
+}
+
+/**
+ * The sealing key ring from an environment variable or a file, never from the command
+ * line. Every message names where the ring came from and never quotes it: JSON.parse's
+ * own message would.
+ */
+function readKeyRing(variable: string | undefined, file: string | undefined): KeyProvider | undefined {
+  if (variable !== undefined && file !== undefined) throw new UsageError('give the key ring once: --keys-env or --keys-file, not both.');
+  let text: string;
+  let where: string;
+  if (variable !== undefined) {
+    where = `--keys-env ${variable}`;
+    const value = process.env[variable];
+    if (value === undefined || value === '') throw new UsageError(`${where}: that environment variable is not set.`);
+    text = value;
+  } else if (file !== undefined) {
+    where = `--keys-file ${file}`;
+    if (!existsSync(file)) throw new UsageError(`${where}: no such file.`);
+    if (process.platform !== 'win32' && (statSync(file).mode & 0o077) !== 0) {
+      console.error(`express-password-guard: warning: ${where} can be read by other users of this host; chmod 600 it.`);
+    }
+    text = readFileSync(file, 'utf8');
+  } else {
+    return undefined;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UsageError(`${where}: not JSON; expected {"current": "<key id>", "keys": {"<key id>": "<base64 of 32 bytes>"}}.`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError(`${where}: expected a JSON object {"current": "<key id>", "keys": {…}}.`);
+  }
+  try {
+    return localKeyRing(parsed as LocalKeyRingOptions);
+  } catch (error) {
+    // localKeyRing's messages name the option and the key id, never a key.
+    throw new UsageError(`${where}: ${(error as Error).message}`);
+  }
 }
 
 type Values = Record<string, string | boolean | undefined>;
@@ -417,10 +476,10 @@ function printSummary(summary: MigrationSummary): void {
   ];
   console.log(summary.dryRun ? 'Summary (dry run, nothing written):' : 'Summary:');
   for (const [label, count] of rows) console.log(`  ${label.padEnd(16)} ${String(count).padStart(6)}`);
-  if (summary.scrubbed === true) console.log('Plain text replaced: the SQLite file was compacted (VACUUM) and its WAL truncated.');
+  if (summary.scrubbed === true) console.log('Plain text or old sealed values replaced: the SQLite file was compacted (VACUUM) and its WAL truncated.');
   if (summary.scrubbed === false) {
     console.log(
-      'Plain text replaced, but the SQLite file could not be compacted (another connection was busy): old copies may remain in its free pages or -wal file until it is; run VACUUM once the app is stopped.',
+      'Plain text or old sealed values replaced, but the SQLite file could not be compacted (another connection was busy): old copies may remain in its free pages or -wal file until it is; run VACUUM once the app is stopped.',
     );
   }
   if (!summary.dryRun && summary.seen > 0 && summary.upgraded === 0 && summary.failed === 0) {

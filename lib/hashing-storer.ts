@@ -103,7 +103,8 @@ export function storedPassword(req: Request): StoredPassword | undefined {
   return storedByRequest.get(req);
 }
 
-function alreadySet(): ProblemError {
+/** The 409 of a set-once route whose id has a record; the sealing storer answers it too. */
+export function alreadySetProblem(): ProblemError {
   return problem(
     409,
     'password.already_set',
@@ -155,7 +156,7 @@ export function hashAndStore(options: HashAndStoreOptions): RequestHandler {
     // Not the set-once guarantee (setIfAbsent is): it spares the pool a hash that is
     // bound to be refused, which would otherwise be a cheap way to keep it busy.
     if (checkedRecord(await store.get(id)) !== undefined) {
-      next(alreadySet());
+      next(alreadySetProblem());
       return;
     }
     const hashing = limitedHash(limiter, input, cost);
@@ -167,7 +168,7 @@ export function hashAndStore(options: HashAndStoreOptions): RequestHandler {
     markSecret(req, hash);
     const setAt = new Date().toISOString();
     if (!checkedBoolean('setIfAbsent', await store.setIfAbsent(id, { hash, setAt, scheme }))) {
-      next(alreadySet());
+      next(alreadySetProblem());
       return;
     }
     storedByRequest.set(req, { id, setAt, scheme });

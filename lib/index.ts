@@ -4,6 +4,8 @@ export { responseEncoder } from './response-encoder';
 export type { ResponseEncoderOptions } from './response-encoder';
 export { problemHandler } from './problem-handler';
 export type { ProblemBody, ProblemHandlerOptions, ProblemLogEntry } from './problem-handler';
+export { openStackComputeFormat, plainTextFormat, problemJsonFormat, proxyStatuses } from './error-format';
+export type { ErrorDescription, ErrorFormat, ErrorFormatter, FormattedError, StatusMap } from './error-format';
 export { notFound } from './not-found';
 export { problem, isOwnProblem } from './errors';
 export type { ProblemError, ProblemField, ProblemInit } from './errors';
@@ -12,6 +14,10 @@ export { asyncMiddleware } from './async';
 export { validatedPassword, setValidatedPassword, clearValidatedPassword } from './request-password';
 export { hashAndStore, storedPassword } from './hashing-storer';
 export type { HashAndStoreOptions, StoredPassword } from './hashing-storer';
+export { encryptAndStore, revealSecret, revealedSecret, sealedSecret } from './sealing-storer';
+export type { EncryptAndStoreOptions, RevealSecretOptions, SealedSecret } from './sealing-storer';
+export { localKeyRing } from './key-ring';
+export type { KeyProvider, LocalKeyRingOptions } from './key-ring';
 export { verifyPassword, passwordVerifier, verifiedPassword } from './password-verifier';
 export type {
   CandidateReader,

@@ -202,10 +202,12 @@ function escapeChar(char: string): string {
  * U+2029 written as `\uXXXX`, so the text is still the same JSON value but can never be
  * read as markup or break out of a script block if a browser is tricked into sniffing it.
  * These characters can only occur inside JSON strings, so a global replace is exact.
+ * `revealed`, the value a reveal route opened for this request, passes under a redacted
+ * key: it is the one secret the route exists to hand back.
  */
-export function safeJson(value: unknown, redaction: KeyRedaction): string | undefined {
+export function safeJson(value: unknown, redaction: KeyRedaction, revealed?: string): string | undefined {
   const text = JSON.stringify(value, (key, inner: unknown) =>
-    key !== '' && redaction.redacts(key) ? undefined : inner,
+    key !== '' && redaction.redacts(key) && (revealed === undefined || inner !== revealed) ? undefined : inner,
   ) as string | undefined;
   return text === undefined ? undefined : text.replace(UNSAFE_IN_HTML_OR_SCRIPT, escapeChar);
 }

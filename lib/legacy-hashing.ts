@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { optionError } from './options';
 import { BCRYPT_MAX_BYTES, misconfigured } from './password-hashing';
+import { isSealedScheme, SEALED_ALGORITHM } from './sealing';
 import type { MaybePromise } from './stores/store';
 
 /**
@@ -49,7 +50,7 @@ type HexDigest = keyof typeof HEX_DIGESTS;
 /** Prefix of the scheme of a wrapped record: `'bcrypt+md5'` is bcrypt over the MD5 hex digest. */
 export const WRAPPED_PREFIX = 'bcrypt+';
 
-const RESERVED = new Set<string>([PLAIN_SCHEME, ...Object.keys(HEX_DIGESTS), 'bcrypt', 'hmac-sha256']);
+const RESERVED = new Set<string>([PLAIN_SCHEME, ...Object.keys(HEX_DIGESTS), 'bcrypt', 'hmac-sha256', SEALED_ALGORITHM]);
 const NAME = /^[a-z0-9][a-z0-9._-]{0,31}$/;
 
 /** The legacy schemes a verifier or a migration knows, by record scheme, resolved once. */
@@ -105,10 +106,13 @@ export type SchemeKind =
   | { readonly kind: 'bcrypt' }
   | { readonly kind: 'legacy'; readonly scheme: LegacyScheme }
   | { readonly kind: 'wrapped'; readonly inner: LegacyScheme }
+  | { readonly kind: 'sealed' }
   | { readonly kind: 'unknown' };
 
 export function classifyScheme(scheme: string, legacy: LegacySchemes): SchemeKind {
   if (scheme === 'bcrypt' || scheme === 'bcrypt+hmac-sha256') return { kind: 'bcrypt' };
+  // Encrypted, not hashed: a verify route must refuse it rather than treat it as legacy.
+  if (isSealedScheme(scheme)) return { kind: 'sealed' };
   const direct = legacy.get(scheme);
   if (direct !== undefined) return { kind: 'legacy', scheme: direct };
   if (scheme.startsWith(WRAPPED_PREFIX)) {

@@ -4,7 +4,7 @@ import { asyncMiddleware } from './async';
 import { closeAfterAnswer, DEFAULT_DRAIN } from './bounded-close';
 import { problem } from './errors';
 import type { ProblemError } from './errors';
-import { assertKnownKeys, optionError } from './options';
+import { assertBoolean, assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
 import { readQueryPassword, resolveQuery } from './password-query';
 import type { PasswordQueryOptions, QueryConfig } from './password-query';
@@ -100,6 +100,14 @@ export interface PasswordBodyOptions extends PasswordRulesOptions {
    * @default 2000
    */
   readonly drainMs?: number;
+  /**
+   * Read the body as the `text` password whatever its `Content-Type`, or without one:
+   * for a route behind a proxy that forwards no `Content-Type` (the OpenStack metadata
+   * proxy) and clients that send none (the cloudbase-init guest agent). Only when `from`
+   * is `'text'` alone. A `charset` other than UTF-8 is still refused.
+   * @default false
+   */
+  readonly anyContentType?: boolean;
 }
 
 interface BodyConfig {
@@ -114,6 +122,7 @@ interface BodyConfig {
   readonly readTimeout: number;
   readonly drainBytes: number;
   readonly drainMs: number;
+  readonly anyContentType: boolean;
 }
 
 const optionKeys: KeysEnum<PasswordBodyOptions> = {
@@ -127,6 +136,7 @@ const optionKeys: KeysEnum<PasswordBodyOptions> = {
   readTimeout: true,
   drainBytes: true,
   drainMs: true,
+  anyContentType: true,
 };
 
 const FACTORY = 'passwordBody';
@@ -290,15 +300,15 @@ function declaredLength(req: Request, res: Response, config: BodyConfig): number
 
 function bodyType(req: Request, res: Response, config: BodyConfig): PasswordBodyType {
   const parsed = parseContentType(req.headers['content-type']);
-  const type = parsed === undefined ? undefined : BODY_TYPES[parsed.mediaType];
-  if (parsed === undefined || type === undefined || !config.accept.has(type)) {
+  const type = config.anyContentType ? 'text' : parsed === undefined ? undefined : BODY_TYPES[parsed.mediaType];
+  if ((parsed === undefined && !config.anyContentType) || type === undefined || !config.accept.has(type)) {
     throw refuse(req, res, config, problem(
       415,
       'body.unsupported_media_type',
       `The request body must be ${config.acceptedNames}, in UTF-8.`,
     ));
   }
-  if (parsed.charset !== undefined && parsed.charset !== 'utf-8') {
+  if (parsed?.charset !== undefined && parsed.charset !== 'utf-8') {
     throw refuse(req, res, config, problem(
       415,
       'body.charset_unsupported',
@@ -485,7 +495,13 @@ function resolveConfig(options: PasswordBodyOptions): BodyConfig {
   const accept = new Set([...locations].filter((location): location is PasswordBodyType => location !== 'query'));
   const methods = resolveMethods(options.methods, readsQuery);
   const query = readsQuery ? resolveQuery(FACTORY, options.query, field) : undefined;
+  assertBoolean(FACTORY, 'anyContentType', options.anyContentType);
+  const anyContentType = options.anyContentType ?? false;
+  if (anyContentType && (locations.size !== 1 || !accept.has('text'))) {
+    throw optionError(FACTORY, 'anyContentType', 'needs "from" to be "text" alone: any body is then the password.');
+  }
   return {
+    anyContentType,
     field,
     limit,
     accept,

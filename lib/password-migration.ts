@@ -5,6 +5,10 @@ import { assertBoolean, assertFunction, assertKnownKeys, hasMethods, optionError
 import type { KeysEnum } from './options';
 import { BCRYPT_MAX_BYTES, bcryptInput, resolveHashing } from './password-hashing';
 import type { HashingConfig, PasswordScheme } from './password-hashing';
+import { assertKeyProvider } from './key-ring';
+import type { KeyProvider } from './key-ring';
+import { currentKey, sealedKeyId } from './sealing';
+import { openRecord, resolvePurpose, sealedRecord } from './sealing-storer';
 import { MetadataChunks } from './stores/metadata-chunks';
 import type { LegacyPasswordSource } from './stores/metadata-chunks';
 import { SqliteStore } from './stores/sqlite-store';
@@ -49,9 +53,12 @@ export interface MigrationFailure {
 export interface MigrationSummary {
   /** Records visited. */
   readonly seen: number;
-  /** Records upgraded (with `dryRun`: that would be). */
+  /** Records upgraded or re-sealed (with `dryRun`: that would be). */
   readonly upgraded: number;
-  /** Records already bcrypt (plain or wrapped), or with nothing to migrate. */
+  /**
+   * Records already bcrypt (plain or wrapped), sealed under the current key (or sealed,
+   * without `keys`), or with nothing to migrate.
+   */
   readonly current: number;
   /** Records left as they were; see `failures`. */
   readonly failed: number;
@@ -59,9 +66,10 @@ export interface MigrationSummary {
   /** Whether this was a dry run, which wrote nothing. */
   readonly dryRun: boolean;
   /**
-   * Whether the SQLite file was compacted after plain-text passwords were replaced, so
-   * that none remains in its free pages or its `-wal` file; `false` when that could not
-   * be completed (another connection was busy), `undefined` when not needed.
+   * Whether the SQLite file was compacted after plain-text passwords were replaced (or
+   * values re-sealed), so that no old copy remains in its free pages or its `-wal` file;
+   * `false` when that could not be completed (another connection was busy), `undefined`
+   * when not needed.
    */
   readonly scrubbed: boolean | undefined;
 }
@@ -97,6 +105,16 @@ export interface MigratePasswordsOptions {
   readonly pepper?: string | Uint8Array;
   /** Legacy schemes of your own (see {@link LegacyScheme}). @default [] */
   readonly legacy?: readonly LegacyScheme[];
+  /**
+   * The sealing storer's keys. When given, every sealed record (`aes-256-gcm:<key id>`)
+   * under a key other than the current one is opened and re-sealed under the current
+   * key (eager rotation), so the old key can then be retired; one that does not open is
+   * reported as failed and left as it is.
+   * @default undefined: sealed records are left as they are, counted as current
+   */
+  readonly keys?: KeyProvider;
+  /** The sealing storer's purpose, needed to open its records. @default 'password' */
+  readonly purpose?: string;
   /** Count what would be done, writing nothing. @default false */
   readonly dryRun?: boolean;
   /** Records hashed at once. @default 2 */
@@ -113,6 +131,8 @@ const optionKeys: KeysEnum<MigratePasswordsOptions> = {
   cost: true,
   pepper: true,
   legacy: true,
+  keys: true,
+  purpose: true,
   dryRun: true,
   concurrency: true,
   onProgress: true,
@@ -122,11 +142,14 @@ const optionKeys: KeysEnum<MigratePasswordsOptions> = {
 interface MigrationConfig extends HashingConfig {
   readonly store: PasswordStore;
   readonly legacy: LegacySchemes;
+  readonly keys: KeyProvider | undefined;
+  readonly purpose: string;
   readonly dryRun: boolean;
 }
 
+/** `scrub`: the record replaced held plain text, or a value sealed under a key being retired. */
 type Outcome =
-  | { readonly kind: 'upgraded'; readonly plain: boolean }
+  | { readonly kind: 'upgraded'; readonly scrub: boolean }
   | { readonly kind: 'current' }
   | { readonly kind: 'failed'; readonly reason: string };
 
@@ -166,12 +189,17 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
   if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) {
     throw optionError('migratePasswords', 'concurrency', 'must be a whole number from 1 to 64.');
   }
+  if (options.keys !== undefined) assertKeyProvider('migratePasswords', 'keys', options.keys);
   const config: MigrationConfig = {
     ...resolveHashing('migratePasswords', options.cost, options.pepper),
     store,
     legacy: resolveLegacy('migratePasswords', options.legacy),
+    keys: options.keys,
+    purpose: resolvePurpose('migratePasswords', options.purpose),
     dryRun: options.dryRun ?? false,
   };
+  // A provider that cannot give its current key must stop the run before any record.
+  if (config.keys !== undefined) await currentKey(config.keys);
 
   // The source's ids first, then the store's other records, so that one run leaves
   // nothing legacy in either; an id in both is the source's (its move checks the store).
@@ -205,7 +233,7 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
         throw new Error(`migratePasswords: the store failed on record "${id}": ${(error as Error).message}`, { cause: error });
       }
       counts[outcome.kind]++;
-      if (outcome.kind === 'upgraded' && outcome.plain) plainReplaced = true;
+      if (outcome.kind === 'upgraded' && outcome.scrub) plainReplaced = true;
       if (outcome.kind === 'failed') {
         const failure = { id, reason: outcome.reason };
         failures.push(failure);
@@ -234,17 +262,26 @@ async function migrateRecord(config: MigrationConfig, id: string): Promise<Outco
     // Deleted since the ids were listed: nothing left to migrate.
     if (record === undefined) return { kind: 'current' };
     const planned = plan(config, record);
+    if (planned.kind === 'reseal') {
+      const resealed = await reseal(config, id, record, planned.keys);
+      if (resealed.kind !== 'replace') return resealed;
+      if (checkedBoolean('replace', await store.replace(id, record.hash, resealed.record))) return { kind: 'upgraded', scrub: true };
+      continue;
+    }
     if (planned.kind !== 'hash') return planned;
-    if (config.dryRun) return { kind: 'upgraded', plain: planned.plain };
+    if (config.dryRun) return { kind: 'upgraded', scrub: planned.plain };
     const upgraded: PasswordRecord = { hash: await bcrypt.hash(planned.input, config.cost), setAt: record.setAt, scheme: planned.scheme };
     if (checkedBoolean('replace', await store.replace(id, record.hash, upgraded))) {
-      return { kind: 'upgraded', plain: planned.plain };
+      return { kind: 'upgraded', scrub: planned.plain };
     }
   }
   return changedMeanwhile;
 }
 
-type Plan = Exclude<Outcome, { kind: 'upgraded' }> | { kind: 'hash'; input: string; scheme: string; plain: boolean };
+type Plan =
+  | Exclude<Outcome, { kind: 'upgraded' }>
+  | { kind: 'hash'; input: string; scheme: string; plain: boolean }
+  | { kind: 'reseal'; keys: KeyProvider };
 
 function plan(config: MigrationConfig, record: PasswordRecord): Plan {
   const kind = classifyScheme(record.scheme, config.legacy);
@@ -252,6 +289,8 @@ function plan(config: MigrationConfig, record: PasswordRecord): Plan {
     case 'bcrypt':
     case 'wrapped':
       return { kind: 'current' };
+    case 'sealed':
+      return config.keys === undefined ? { kind: 'current' } : { kind: 'reseal', keys: config.keys };
     case 'unknown':
       return { kind: 'failed', reason: `unknown scheme "${record.scheme}"; describe it with a legacy scheme (--schemes).` };
     case 'legacy': {
@@ -269,7 +308,7 @@ function plan(config: MigrationConfig, record: PasswordRecord): Plan {
   }
 }
 
-function plainPlan(config: MigrationConfig, password: string): Plan {
+function plainPlan(config: MigrationConfig, password: string): Extract<Plan, { kind: 'failed' | 'hash' }> {
   const input = bcryptInput(password, config.scheme, config.pepper);
   if (input === undefined) {
     return {
@@ -278,6 +317,25 @@ function plainPlan(config: MigrationConfig, password: string): Plan {
     };
   }
   return { kind: 'hash', input, scheme: config.scheme, plain: true };
+}
+
+/**
+ * A sealed record under the current key is current; one under an older key is opened and
+ * sealed again under the current one, keeping `setAt` (with `dryRun`, only opened, so
+ * that a record that would fail is reported as failed).
+ */
+async function reseal(
+  config: MigrationConfig,
+  id: string,
+  record: PasswordRecord,
+  keys: KeyProvider,
+): Promise<Outcome | { readonly kind: 'replace'; readonly record: PasswordRecord }> {
+  const { keyId } = await currentKey(keys);
+  if (sealedKeyId(record.scheme) === keyId) return { kind: 'current' };
+  const opened = await openRecord(keys, config.purpose, id, record);
+  if ('failure' in opened) return { kind: 'failed', reason: `the sealed value did not open: ${opened.failure}; it was left as it is.` };
+  if (config.dryRun) return { kind: 'upgraded', scrub: true };
+  return { kind: 'replace', record: await sealedRecord(keys, config.purpose, id, opened.plaintext, record.setAt) };
 }
 
 async function moveFromSource(config: MigrationConfig, source: LegacyPasswordSource, id: string): Promise<Outcome> {
@@ -294,13 +352,13 @@ async function moveFromSource(config: MigrationConfig, source: LegacyPasswordSou
       if (!(await holds(config, existing, password))) {
         return { kind: 'failed', reason: 'the store already holds a different password for this id; its legacy password was left in place.' };
       }
-      if (config.dryRun) return { kind: 'upgraded', plain: true };
-      if (checkedBoolean('clear', await source.clear(id, password))) return { kind: 'upgraded', plain: true };
+      if (config.dryRun) return { kind: 'upgraded', scrub: true };
+      if (checkedBoolean('clear', await source.clear(id, password))) return { kind: 'upgraded', scrub: true };
       continue;
     }
     const planned = plainPlan(config, password);
     if (planned.kind !== 'hash') return planned;
-    if (config.dryRun) return { kind: 'upgraded', plain: true };
+    if (config.dryRun) return { kind: 'upgraded', scrub: true };
     const record: PasswordRecord = {
       hash: await bcrypt.hash(planned.input, config.cost),
       setAt: new Date().toISOString(),
@@ -312,13 +370,13 @@ async function moveFromSource(config: MigrationConfig, source: LegacyPasswordSou
         if (source.read(id) !== password || !store.setIfAbsent(id, record)) return false;
         return source.clearInTransaction(id, password);
       });
-      if (moved) return { kind: 'upgraded', plain: true };
+      if (moved) return { kind: 'upgraded', scrub: true };
       continue;
     }
     // Store first, then source: a stop in between leaves the password in both, and the
     // next run, finding it set, erases the source.
     if (!checkedBoolean('setIfAbsent', await store.setIfAbsent(id, record))) continue;
-    if (checkedBoolean('clear', await source.clear(id, password))) return { kind: 'upgraded', plain: true };
+    if (checkedBoolean('clear', await source.clear(id, password))) return { kind: 'upgraded', scrub: true };
   }
   return changedMeanwhile;
 }

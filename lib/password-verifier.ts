@@ -22,6 +22,7 @@ import { readRecordId, resolveIdReader } from './record-id';
 import type { RecordIdReader } from './record-id';
 import { clearValidatedPassword, validatedPassword } from './request-password';
 import { markSecret } from './secrets';
+import { wrongMechanism } from './sealing-storer';
 import { assertStore, checkedBoolean, checkedRecord } from './stores/store';
 import type { PasswordStore } from './stores/store';
 
@@ -158,6 +159,8 @@ export async function verifyWith(
   const kind = classifyScheme(scheme, config.legacy);
   let match: boolean;
   switch (kind.kind) {
+    case 'sealed':
+      throw wrongMechanism(`The password route is misconfigured: record "${id}" was encrypted (scheme "${scheme}"), not hashed; a sealed secret is revealed with revealSecret, never verified.`);
     case 'unknown':
       throw misconfigured(`The password route is misconfigured: a stored password has scheme "${scheme}", which this verifier cannot check; give it in the legacy option.`);
     case 'legacy':

@@ -3,6 +3,8 @@ import type { ErrorRequestHandler, NextFunction, Request, Response } from 'expre
 import { closeAfterAnswer, DEFAULT_DRAIN, hasUnreadBody } from './bounded-close';
 import { isOwnProblem } from './errors';
 import type { ProblemField } from './errors';
+import { mappedStatus, resolveFormat, resolveStatusMap, statusTitle } from './error-format';
+import type { ErrorDescription, ErrorFormat, FormattedError, StatusMap } from './error-format';
 import { DEFAULT_KEPT_KEYS, DEFAULT_REDACTED_KEYS, keyRedaction, safeJson } from './json';
 import { assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
@@ -32,6 +34,21 @@ export interface ProblemHandlerOptions {
    * @default an entry written with `console.error`
    */
   readonly log?: ((entry: ProblemLogEntry) => void) | false;
+  /**
+   * How errors are written, so the API keeps its wire contract: `'problem+json'`,
+   * `'openstack-compute'` (`{"itemNotFound": {"code": 404, "message": …}}`), `'text'`,
+   * or your own formatter. Redaction, `no-store` and the generic 5xx detail hold in
+   * every format. See docs/error-formats.md.
+   * @default 'problem+json'
+   */
+  readonly format?: ErrorFormat;
+  /**
+   * Maps the status an error was raised with to the one sent, for routes behind a proxy
+   * that passes only some statuses (see `proxyStatuses`). A mapping that gives anything
+   * but 400 to 599 sends 500.
+   * @default undefined (statuses are sent as raised)
+   */
+  readonly statusMap?: StatusMap;
 }
 
 /** The RFC 9457 body this handler writes. */
@@ -44,7 +61,7 @@ export interface ProblemBody {
   readonly errors?: readonly ProblemField[];
 }
 
-const optionKeys: KeysEnum<ProblemHandlerOptions> = { typeBase: true, log: true };
+const optionKeys: KeysEnum<ProblemHandlerOptions> = { typeBase: true, log: true, format: true, statusMap: true };
 
 interface KnownParserError {
   readonly status: number;
@@ -78,7 +95,9 @@ const INTERNAL_DETAIL = 'The server could not complete the request.';
  * The one place that writes an error body: mount it last. Turns this package's errors,
  * body-parser's errors and any other error into an RFC 9457 `application/problem+json`
  * body with `type`, `title`, `status`, `detail`, a stable `code` and, where there are
- * several faults, `errors`. A 5xx never shows its message or stack. An error answered
+ * several faults, `errors`, or into the API's own format (`format`), with the statuses
+ * a proxy in front passes (`statusMap`). A 5xx never shows its message or stack; every
+ * error answer is `no-store` and `nosniff`. An error answered
  * before the request body was read closes the connection after a bounded drain (64 KiB,
  * 2 s), so a refused upload is never read whole.
  *
@@ -93,6 +112,8 @@ export function problemHandler(options: ProblemHandlerOptions = {}): ErrorReques
   if (log !== false && typeof log !== 'function') {
     throw optionError('problemHandler', 'log', 'must be a function or false.');
   }
+  const format = resolveFormat('problemHandler', options.format);
+  const mapStatus = resolveStatusMap('problemHandler', options.statusMap);
   const redacted = keyRedaction({ words: DEFAULT_REDACTED_KEYS, keep: DEFAULT_KEPT_KEYS });
 
   return function problemHandler(error: unknown, req: Request, res: Response, next: NextFunction): void {
@@ -101,24 +122,63 @@ export function problemHandler(options: ProblemHandlerOptions = {}): ErrorReques
       return;
     }
     const { body, headers } = describe(error, req, typeBase);
-    if (body.status >= 500 && log !== false) {
+    const status = mappedStatus(mapStatus, body.status);
+    if ((body.status >= 500 || status >= 500) && log !== false) {
       log({
-        status: body.status,
+        status,
         code: body.code,
         method: req.method,
         path: req.originalUrl.split('?', 1)[0] ?? '/',
         error: scrubSecrets(req, errorText(error)),
       });
     }
-    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    for (const [name, value] of Object.entries(headers)) {
+      // A challenge belongs to a 401 only: mapped to another status it would invite a retry.
+      if (status !== 401 && name.toLowerCase() === 'www-authenticate') continue;
+      res.setHeader(name, value);
+    }
+    const description: ErrorDescription = {
+      status,
+      raisedStatus: body.status,
+      code: body.code,
+      type: body.type,
+      title: statusTitle(status),
+      detail: body.detail,
+      ...(body.errors === undefined ? {} : { errors: body.errors }),
+    };
+    let formatted: FormattedError;
+    try {
+      formatted = format(description, req);
+    } catch (formatError) {
+      // A formatter that throws must not leave the error unanswered nor leak it.
+      if (log !== false) {
+        log({ status: 500, code: 'server.error', method: req.method, path: req.originalUrl.split('?', 1)[0] ?? '/', error: scrubSecrets(req, errorText(formatError)) });
+      }
+      formatted = { contentType: 'text/plain', body: `${status} ${statusTitle(status)}\n` };
+    }
     // A refusal before the body was read (401, 404, 405, 406…) must not let Node read the
     // whole upload afterwards to keep the connection: the answer closes it instead.
     if (hasUnreadBody(req)) closeAfterAnswer(req, res, DEFAULT_DRAIN);
-    res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
+    const text =
+      typeof formatted.body === 'string' ? scrubSecrets(req, formatted.body) : (safeJson(formatted.body, redacted) ?? '');
+    res.setHeader('Content-Type', withCharset(formatted.contentType));
     res.setHeader('X-Content-Type-Options', 'nosniff');
-    res.status(body.status);
-    res.end(req.method === 'HEAD' ? undefined : safeJson(body, redacted));
+    res.setHeader('Cache-Control', 'no-store');
+    res.status(status);
+    res.end(req.method === 'HEAD' ? undefined : text);
   };
+}
+
+const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function withCharset(contentType: unknown): string {
+  // A formatter's mistake must not become a header injection or a sniffed body.
+  if (typeof contentType !== 'string') return 'application/octet-stream';
+  const trimmed = contentType.trim();
+  if (/[\r\n]/.test(trimmed)) return 'application/octet-stream';
+  const mediaType = trimmed.split(';', 1)[0]?.trim() ?? '';
+  if (!MEDIA_TYPE.test(mediaType)) return 'application/octet-stream';
+  return /;\s*charset=/i.test(trimmed) ? trimmed : `${trimmed}; charset=utf-8`;
 }
 
 function describe(

@@ -15,8 +15,8 @@ export const paramsId: RecordIdReader = (req) => {
   return typeof id === 'string' ? id : undefined;
 };
 
-export function resolveIdReader(factory: string, value: unknown): RecordIdReader {
-  assertFunction(factory, 'id', value);
+export function resolveIdReader(factory: string, value: unknown, option = 'id'): RecordIdReader {
+  assertFunction(factory, option, value);
   return (value as RecordIdReader | undefined) ?? paramsId;
 }
 

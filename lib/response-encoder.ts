@@ -5,6 +5,7 @@ import { problem } from './errors';
 import { DEFAULT_KEPT_KEYS, DEFAULT_REDACTED_KEYS, keyRedaction, safeJson } from './json';
 import { assertBoolean, assertKnownKeys, optionError } from './options';
 import type { KeysEnum } from './options';
+import { revealedFor } from './secrets';
 
 /** Options of {@link responseEncoder}. */
 export interface ResponseEncoderOptions {
@@ -62,7 +63,9 @@ const JSON_TYPES = ['application/json', 'application/problem+json'];
  * Output encoding for a JSON password API (finding 7): security headers from helmet,
  * `no-store`, and a `res.json` that writes `charset=utf-8` JSON with `<`, `>`, `&`,
  * U+2028 and U+2029 escaped and secret-naming keys removed, so a reflected value is
- * never markup and a handler that forgets cannot leak a password or a hash.
+ * never markup and a handler that forgets cannot leak a password or a hash. The one
+ * exception is the value {@link revealSecret} opened for this request, after its
+ * ownership check: it passes under a redacted key, exactly as opened (`""` when none is stored).
  *
  * @example
  * app.use('/servers', responseEncoder({ redact: ['sessionId'], keep: ['token'] }));
@@ -96,7 +99,8 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
   // One function for every response, made here rather than per request.
   const encodedJson = function encodedJson(this: Response, body: unknown): Response {
     if (!this.get('Content-Type')) this.setHeader('Content-Type', 'application/json; charset=utf-8');
-    return this.send(safeJson(body, redacted) ?? '');
+    const revealed = revealedFor(this.req);
+    return this.send(safeJson(body, redacted, revealed === undefined ? undefined : (revealed.value ?? '')) ?? '');
   };
 
   return function responseEncoder(req: Request, res: Response, next: NextFunction): void {

@@ -26,3 +26,21 @@ export function scrubSecrets(req: Request, text: string): string {
   for (const secret of secrets) result = result.split(secret).join(REDACTED);
   return result;
 }
+
+const revealedByRequest = new WeakMap<Request, { readonly value: string | undefined }>();
+
+/**
+ * Records what `revealSecret` opened for this request, after its ownership check
+ * (`undefined`: nothing is stored). The response encoder lets this one value through
+ * under a redacted key (`password`), since handing it back to its owner is the route's
+ * purpose; when nothing is stored, the empty string passes instead.
+ */
+export function markRevealed(req: Request, value: string | undefined): void {
+  if (value !== undefined) markSecret(req, value);
+  revealedByRequest.set(req, { value });
+}
+
+/** What was revealed for `req`: `undefined` when no reveal ran, `{ value: undefined }` when nothing was stored. */
+export function revealedFor(req: Request): { readonly value: string | undefined } | undefined {
+  return revealedByRequest.get(req);
+}

@@ -28,7 +28,7 @@ describe('npm run bench -- --smoke', () => {
 
   it('runs to completion', () => {
     if (result.code !== 0) throw new Error(`the bench exited ${result.code}:\n${result.output}`);
-    expect(result.output).toMatch(/^\d+ of 10 targets met; whole run \d+ s/m);
+    expect(result.output).toMatch(/^\d+ of 11 targets met; whole run \d+ s/m);
   });
 
   it.each(['4', '5'])('prints the chain rows for Express %s', (major) => {
@@ -51,6 +51,13 @@ describe('npm run bench -- --smoke', () => {
     ]);
   });
 
+  it('prints the sealing rows', () => {
+    expect(rowsOf(result.output, 'sealing, SQLite file ')).toEqual([
+      'bare store write + read of the value: pairs/s',
+      'encryptAndStore set + revealSecret reveal: pairs/s',
+    ]);
+  });
+
   it.each(['content-length', 'chunked'])('prints the upload rows, %s', (framing) => {
     const readers = ['passwordBody', 'express.text', 'express.json', 'buffer-then-check'];
     expect(rowsOf(result.output, `uploads, 20 x 1 MB, ${framing} `)).toEqual([
@@ -61,8 +68,8 @@ describe('npm run bench -- --smoke', () => {
   });
 
   it('gives every row a value and every target a verdict', () => {
-    const rows = result.output.split('\n').filter((line) => /^\| (chain|hashing|uploads)/.test(line));
-    expect(rows).toHaveLength(6 + 7 + 24);
+    const rows = result.output.split('\n').filter((line) => /^\| (chain|hashing|sealing|uploads)/.test(line));
+    expect(rows).toHaveLength(6 + 7 + 2 + 24);
     for (const row of rows) {
       const [, , , value = '', , target = '', verdict = ''] = row.split('|').map((cell) => cell.trim());
       expect(value).not.toMatch(/^$|n\/a|NaN/);

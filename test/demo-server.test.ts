@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -35,6 +35,9 @@ describe('the demo server (npm start)', () => {
     expect(demo.output()).toContain(`http://127.0.0.1:${port}`);
     expect(demo.output()).toContain('Bearer alice-token');
     expect(existsSync(join(dataDir, 'demo.db'))).toBe(true);
+    expect(demo.output()).toContain(`compute endpoint (python-novaclient endpoint_override, X-Auth-Token: <token>): http://127.0.0.1:${port}/v2.1`);
+    // The seeded servers' private keys, for the walk-through, readable by their owner only.
+    for (const server of ['srv-alice', 'srv-bob']) expect(statSync(join(dataDir, `${server}.pem`)).mode & 0o777).toBe(0o600);
 
     const base = `http://127.0.0.1:${port}/servers/srv-alice/password`;
     const auth = { Authorization: 'Bearer alice-token' };
@@ -58,11 +61,14 @@ describe('the demo server (npm start)', () => {
       BOB_TOKEN: 'bob-real-token-0b1c',
       METADATA_SECRET: 'real-metadata-secret-77',
       PASSWORD_PEPPER: 'demo-pepper-change-me-0123456789abcdef',
+      SEALING_KEY: Buffer.alloc(32, 9).toString('base64'),
     });
     await waitFor(again, 'listening on');
     expect(again.output()).toContain('bob    (from BOB_TOKEN)');
     expect(again.output()).toContain('Bearer alice-token');
     expect(again.output()).not.toMatch(/bob-real-token|real-metadata-secret/);
+    expect(again.output()).not.toContain(Buffer.alloc(32, 9).toString('base64'));
+    expect(again.output()).toContain('sealing key: (from SEALING_KEY)');
     const state = (await (await fetch(base, { headers: auth })).json()) as { passwordSet: boolean };
     expect(state.passwordSet).toBe(true);
     again.child.kill('SIGINT');
@@ -109,7 +115,7 @@ describe('the demo server (npm start)', () => {
   test('refuses a non-loopback HOST while a secret or token keeps its public default', async () => {
     const demo = start({ HOST: '0.0.0.0', PORT: '0', DATA_DIR: join(dir, 'data'), METADATA_SECRET: 'set-by-operator-0123' });
     expect(await demo.exited).toBe(1);
-    expect(demo.output()).toMatch(/HOST=0\.0\.0\.0 is reachable from other machines, and PASSWORD_PEPPER, ALICE_TOKEN, BOB_TOKEN, ADMIN_TOKEN still have their public demo defaults/);
+    expect(demo.output()).toMatch(/HOST=0\.0\.0\.0 is reachable from other machines, and PASSWORD_PEPPER, SEALING_KEY, ALICE_TOKEN, BOB_TOKEN, ADMIN_TOKEN still have their public demo defaults/);
     expect(demo.output()).not.toContain('set-by-operator-0123');
   });
 

@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { RedisStore, SqliteStore, verifyPassword } from '../lib';
+import { RedisStore, SqliteStore, localKeyRing, verifyPassword } from '../lib';
+import { openRecord, sealedRecord } from '../lib/sealing-storer';
+import { K1, K2 } from './helpers/sealing';
 import type { PasswordRecord } from '../lib';
 import { RedisClients, freePort, redisServerFor, startRedisServer } from './helpers/redis-server';
 import type { RedisServer } from './helpers/redis-server';
@@ -337,6 +339,81 @@ describe('npx express-password-guard migrate', () => {
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('Usage: express-password-guard migrate [options]');
   });
+
+  test('re-seals values sealed under k1 with the key ring from the environment or a file: dry run first, then for real, then nothing to do', async () => {
+    const file = join(dir, 'secrets.db');
+    const ring1 = localKeyRing({ current: 'k1', keys: { k1: K1 } });
+    const secrets = Array.from({ length: 5 }, (_, i) => `guest-ciphertext-${i}-${randomBytes(8).toString('hex')}`);
+    const store = new SqliteStore({ filename: file });
+    try {
+      for (const [i, secret] of secrets.entries()) store.setIfAbsent(`srv-${i}`, await sealedRecord(ring1, 'metadata-password', `srv-${i}`, secret, SET_AT));
+      store.setIfAbsent('hashed', { hash: '$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy', setAt: SET_AT, scheme: 'bcrypt' });
+    } finally {
+      store.close();
+    }
+    const ring = JSON.stringify({ current: 'k2', keys: { k1: K1, k2: K2 } });
+    const env = { SEAL_KEYS: ring };
+    const base = ['migrate', '--sqlite', file, '--keys-env', 'SEAL_KEYS', '--purpose', 'metadata-password'];
+
+    const before = fileBytes(file);
+    const dry = await run([...base, '--dry-run'], env);
+    expect(dry.status).toBe(0);
+    expect(summary(dry.stdout)).toEqual({ seen: 6, upgraded: 5, current: 1, failed: 0 });
+    expect(fileBytes(file).equals(before)).toBe(true);
+
+    const keysFile = join(dir, 'keys.json');
+    writeFileSync(keysFile, ring, { mode: 0o600 });
+    const real = await run(['migrate', '--sqlite', file, '--keys-file', keysFile, '--purpose', 'metadata-password']);
+    expect(real.status).toBe(0);
+    expect(summary(real.stdout)).toEqual({ seen: 6, upgraded: 5, current: 1, failed: 0 });
+    expect(real.stderr).not.toContain('warning');
+    const resealed = rows(file);
+    expect(resealed.filter((r) => r.scheme === 'aes-256-gcm:k2')).toHaveLength(5);
+    const k2Only = localKeyRing({ current: 'k2', keys: { k2: K2 } });
+    for (const r of resealed.filter((row) => row.scheme.startsWith('aes'))) {
+      const id = (r as PasswordRecord & { id: string }).id;
+      expect(await openRecord(k2Only, 'metadata-password', id, r)).toEqual({ plaintext: secrets[Number(id.slice(4))], keyId: 'k2' });
+    }
+    const again = await run(base, env);
+    expect(summary(again.stdout)).toEqual({ seen: 6, upgraded: 0, current: 6, failed: 0 });
+    expect(again.stdout).toContain('Everything is current: nothing to do.');
+    for (const output of [dry, real, again]) {
+      for (const key of [K1, K2, ...secrets]) expect(output.stdout + output.stderr).not.toContain(key);
+    }
+  }, 120_000);
+
+  test('key ring errors exit 2 naming the flag and the key id, never quoting a key', async () => {
+    const file = join(dir, 'app.db');
+    seed(file, 1);
+    const short = Buffer.from(K1, 'base64').subarray(0, 31).toString('base64');
+    const cases: Array<[string, RegExp]> = [
+      [JSON.stringify({ current: 'k1', keys: { k1: short } }), /--keys-env SEAL_KEYS: localKeyRing: option "keys" key "k1" is 31 bytes/],
+      [JSON.stringify({ current: 'k3', keys: { k1: K1 } }), /option "current" must be the id of one of the keys \("k1"\), got "k3"/],
+      [`{"current": "k1", "keys": {"k1": "${K1}"`, /--keys-env SEAL_KEYS: not JSON/],
+      [K1, /--keys-env SEAL_KEYS: not JSON/],
+    ];
+    for (const [value, message] of cases) {
+      const result = await run(['migrate', '--sqlite', file, '--keys-env', 'SEAL_KEYS'], { SEAL_KEYS: value });
+      expect({ value, status: result.status }).toEqual({ value, status: 2 });
+      expect(result.stderr).toMatch(message);
+      for (const key of [K1, short, K1.slice(0, 12)]) expect(result.stdout + result.stderr).not.toContain(key);
+    }
+    const unset = await run(['migrate', '--sqlite', file, '--keys-env', 'NOT_SET_ANYWHERE']);
+    expect(unset.status).toBe(2);
+    expect(unset.stderr).toMatch(/--keys-env NOT_SET_ANYWHERE: that environment variable is not set/);
+    const both = await run(['migrate', '--sqlite', file, '--keys-env', 'A', '--keys-file', 'b']);
+    expect(both.stderr).toMatch(/--keys-env or --keys-file, not both/);
+    // A key on the command line is not an option at all.
+    const inline = await run(['migrate', '--sqlite', file, '--key', K1]);
+    expect(inline.status).toBe(2);
+    expect(inline.stderr).toMatch(/Unknown option '--key'/);
+    const readable = join(dir, 'keys.json');
+    writeFileSync(readable, JSON.stringify({ current: 'k1', keys: { k1: K1 } }), { mode: 0o644 });
+    chmodSync(readable, 0o644);
+    const warned = await run(['migrate', '--sqlite', file, '--keys-file', readable, '--dry-run']);
+    expect(warned.status).toBe(0);
+    expect(warned.stderr).toMatch(/can be read by other users of this host; chmod 600 it/);
+  }, 120_000);
 
   // util-linux's `script` gives the command a pseudo-terminal; skipped without it, except under CI.
   const script = ['/usr/bin/script', '/bin/script'].find(existsSync);

@@ -592,3 +592,37 @@ describe('passwordBody options', () => {
     expect(middleware.name).toBe('passwordBody');
   });
 });
+
+describe.each(expressVersions)('passwordBody anyContentType on %s', (_name, express) => {
+  const options: PasswordBodyOptions = { from: 'text', anyContentType: true, commonPasswords: false, context: [] };
+  const CIPHERTEXT = 'qL2v9mWc0XbYt1Rz8PpKuA7eHn3sDf6G';
+
+  test('a body with no Content-Type, or any, is the text password', async () => {
+    const app = passwordApp(express, options);
+    // supertest always sets a type for a string body: unset it to send none, as cloudbase-init does.
+    const none = await request(app).post(PATH).send(CIPHERTEXT).unset('Content-Type');
+    expect(none.status).toBe(200);
+    expect(none.body.seen.password).toBe(CIPHERTEXT);
+    const form = await request(app).post(PATH).type('application/x-www-form-urlencoded').send(CIPHERTEXT);
+    expect(form.body.seen.password).toBe(CIPHERTEXT);
+  });
+
+  test('the byte limit and the UTF-8 charset still hold', async () => {
+    const app = passwordApp(express, options);
+    expect((await request(app).post(PATH).send('a'.repeat(1021)).unset('Content-Type')).status).toBe(413);
+    expect((await request(app).post(PATH).type('text/plain; charset=latin1').send(CIPHERTEXT)).status).toBe(415);
+  });
+
+  test('without it, a body with no Content-Type is refused with 415', async () => {
+    const app = passwordApp(express, { from: 'text', commonPasswords: false, context: [] });
+    expect((await request(app).post(PATH).send(CIPHERTEXT).unset('Content-Type')).status).toBe(415);
+  });
+});
+
+describe('passwordBody anyContentType options', () => {
+  test('only with "text" alone, and a boolean', () => {
+    expect(() => passwordBody({ anyContentType: true })).toThrow(/passwordBody: option "anyContentType" needs "from" to be "text" alone/);
+    expect(() => passwordBody({ from: ['text', 'json'], anyContentType: true })).toThrow(/"anyContentType"/);
+    expect(() => passwordBody({ from: 'text', anyContentType: 'yes' as never })).toThrow(/"anyContentType" must be true or false/);
+  });
+});

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcrypt';
 import Database from 'better-sqlite3';
-import { MemoryStore, MetadataChunks, SqliteStore, migratePasswords, verifyPassword } from '../lib';
-import type { MigrationProgress, PasswordRecord, PasswordStore } from '../lib';
+import { MemoryStore, MetadataChunks, SqliteStore, localKeyRing, migratePasswords, verifyPassword } from '../lib';
+import type { KeyProvider, MigrationProgress, PasswordRecord, PasswordStore } from '../lib';
+import { openRecord, sealedRecord } from '../lib/sealing-storer';
+import { K1, K2 } from './helpers/sealing';
 
 const SET_AT = '2019-05-14T09:30:00.000Z';
 const PEPPER = 'test-pepper-0123456789abcdef0123456789abcdef';
@@ -245,5 +247,113 @@ describe('MetadataChunks: the reviewed API layout', () => {
     expect(() => new MetadataChunks({ database: db, table: 't', keyPrefix: '' })).toThrow(/option "keyPrefix"/);
     expect(() => new MetadataChunks({ database: {} as never, table: 't' })).toThrow(/option "database"/);
     expect(() => new MetadataChunks({ database: db, table: 'instance_system_metadata', column: 'x' } as never)).toThrow(/unknown option "column"/);
+  });
+});
+
+describe('migratePasswords re-seals sealed records under the current key', () => {
+  const ring1 = (): KeyProvider => localKeyRing({ current: 'k1', keys: { k1: K1 } });
+  const ring2 = (): KeyProvider => localKeyRing({ current: 'k2', keys: { k1: K1, k2: K2 } });
+  const secrets = ['guest ciphertext one', 'guest ciphertext two', 'guest ciphertext three', 'guest ciphertext four'];
+
+  /** Four values sealed under k1, one hashed record, and one sealed value moved to the wrong id. */
+  async function sealedStore(store: PasswordStore = new MemoryStore()): Promise<PasswordStore> {
+    for (const [i, secret] of secrets.entries()) {
+      await store.setIfAbsent(`s-${i}`, await sealedRecord(ring1(), 'password', `s-${i}`, secret, SET_AT));
+    }
+    await store.setIfAbsent('hashed', record(bcrypt.hashSync('checked only', 10), 'bcrypt'));
+    await store.setIfAbsent('moved', await sealedRecord(ring1(), 'password', 's-0', 'sealed for another id', SET_AT));
+    return store;
+  }
+
+  async function snapshot(store: PasswordStore): Promise<Record<string, PasswordRecord | undefined>> {
+    const ids: string[] = [];
+    for await (const id of store.ids?.() ?? []) ids.push(id);
+    return Object.fromEntries(await Promise.all(ids.sort().map(async (id) => [id, await store.get(id)] as const)));
+  }
+
+  test('dry run counts and changes nothing; the run re-seals; a second run finds everything current', async () => {
+    const store = await sealedStore(asyncStore(new MemoryStore()));
+    const before = await snapshot(store);
+
+    const dry = await migratePasswords({ store, keys: ring2(), dryRun: true, cost: 10 });
+    expect(dry).toMatchObject({ seen: 6, upgraded: 4, current: 1, failed: 1, dryRun: true });
+    expect(await snapshot(store)).toEqual(before);
+
+    const progress: MigrationProgress[] = [];
+    const run = await migratePasswords({ store, keys: ring2(), cost: 10, onProgress: (p) => progress.push(p) });
+    expect(run).toMatchObject({ seen: 6, upgraded: 4, current: 1, failed: 1, dryRun: false });
+    expect(progress.at(-1)).toEqual({ done: 6, total: 6, upgraded: 4, current: 1, failed: 1 });
+    expect(run.failures).toEqual([{ id: 'moved', reason: expect.stringMatching(/^the sealed value did not open: authentication failed/) }]);
+    expect(JSON.stringify(run.failures)).not.toContain('another id');
+    const after = await snapshot(store);
+    expect(after['hashed']).toEqual(before['hashed']);
+    expect(after['moved']).toEqual(before['moved']);
+    for (const [i, secret] of secrets.entries()) {
+      const resealed = after[`s-${i}`] as PasswordRecord;
+      expect(resealed.scheme).toBe('aes-256-gcm:k2');
+      expect(resealed.setAt).toBe(SET_AT);
+      expect(resealed.hash).not.toBe(before[`s-${i}`]?.hash);
+      // k1 can be retired: every record opens with k2 alone.
+      expect(await openRecord(localKeyRing({ current: 'k2', keys: { k2: K2 } }), 'password', `s-${i}`, resealed)).toEqual({ plaintext: secret, keyId: 'k2' });
+    }
+
+    const again = await migratePasswords({ store, keys: ring2(), cost: 10 });
+    expect(again).toMatchObject({ seen: 6, upgraded: 0, current: 5, failed: 1 });
+    expect(await snapshot(store)).toEqual(after);
+  });
+
+  test('without keys, sealed records are left as they are and counted current', async () => {
+    const store = await sealedStore();
+    const before = await snapshot(store);
+    expect(await migratePasswords({ store, cost: 10 })).toMatchObject({ seen: 6, upgraded: 0, current: 6, failed: 0 });
+    expect(await snapshot(store)).toEqual(before);
+  });
+
+  test('stopped half-way by a failing store, then run again: converges, nothing lost', async () => {
+    const inner = await sealedStore();
+    let replaces = 0;
+    const flaky: PasswordStore = {
+      setIfAbsent: (id, r) => inner.setIfAbsent(id, r),
+      get: (id) => inner.get(id),
+      replace: (id, expected, r) => {
+        replaces += 1;
+        if (replaces === 3) throw new Error('the database went away');
+        return inner.replace(id, expected, r);
+      },
+      delete: (id) => inner.delete(id),
+      ids: () => inner.ids?.() ?? [],
+    };
+    await expect(migratePasswords({ store: flaky, keys: ring2(), concurrency: 1, cost: 10 })).rejects.toThrow(/the store failed on record/);
+    const half = await snapshot(inner);
+    expect(Object.values(half).filter((r) => r?.scheme === 'aes-256-gcm:k2')).toHaveLength(2);
+    expect(await migratePasswords({ store: flaky, keys: ring2(), cost: 10 })).toMatchObject({ upgraded: 2, current: 3, failed: 1 });
+    for (const [i, secret] of secrets.entries()) {
+      expect(await openRecord(ring2(), 'password', `s-${i}`, (await inner.get(`s-${i}`)) as PasswordRecord)).toEqual({ plaintext: secret, keyId: 'k2' });
+    }
+  });
+
+  test('on SQLite, no copy of a value sealed under the retired key is left in the file or its WAL', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'reseal-'));
+    const file = join(dir, 'secrets.db');
+    const store = new SqliteStore({ filename: file });
+    try {
+      await sealedStore(store);
+      const old = secrets.map((_, i) => store.get(`s-${i}`)?.hash.split('.')[2] ?? 'missing');
+      const bytes = (): Buffer => Buffer.concat([file, `${file}-wal`].filter(existsSync).map((f) => readFileSync(f)));
+      expect(old.every((part) => bytes().includes(Buffer.from(part)))).toBe(true);
+      const summary = await migratePasswords({ store, keys: ring2(), cost: 10 });
+      expect(summary).toMatchObject({ upgraded: 4, scrubbed: true });
+      for (const part of old) expect(bytes().includes(Buffer.from(part))).toBe(false);
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('bad options are TypeErrors at the call', async () => {
+    const store = new MemoryStore();
+    await expect(migratePasswords({ store, keys: { current: 'k1' } as never })).rejects.toThrow(/^migratePasswords: option "keys" must be a key provider/);
+    await expect(migratePasswords({ store, keys: ring1(), purpose: 'a b' })).rejects.toThrow(/^migratePasswords: option "purpose" must be a label/);
+    await expect(migratePasswords({ store, keys: { currentKeyId: () => 'k9', key: () => undefined } })).rejects.toThrow(/no key for its current key id "k9"/);
   });
 });

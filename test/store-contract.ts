@@ -7,6 +7,13 @@ const HASH_C = '$2b$11$abcdefghijklmnopqrstuuVYr5Pq5cGqSzLg6nh2o8qK5k4n8F2Y6';
 
 const record = (hash: string, scheme = 'bcrypt'): PasswordRecord => ({ hash, setAt: '2026-11-28T18:04:34.000Z', scheme });
 
+// Sealed values as encryptAndStore writes them: `v1.<nonce>.<ciphertext>.<tag>`, base64url,
+// up to about 1,400 characters for a 1,020-byte secret; the scheme names the key id.
+const sealedValue = (fill: number, bytes: number): string =>
+  ['v1', Buffer.alloc(12, fill).toString('base64url'), Buffer.alloc(bytes, fill).toString('base64url'), Buffer.alloc(16, fill).toString('base64url')].join('.');
+const SEALED_A = sealedValue(0xfb, 1020);
+const SEALED_B = sealedValue(0x3e, 344);
+
 /**
  * The suite every {@link PasswordStore} must pass. `makeStore` gives a fresh, empty store
  * per test; `destroy` releases it. Only the interface is used, so a store over any
@@ -156,6 +163,37 @@ export function storeContract(
       const listed: string[] = [];
       for await (const id of store.ids()) listed.push(id);
       expect(listed.sort()).toEqual(ids.filter((id) => id !== 'srv-7').sort());
+    });
+
+    test('a sealed record (aes-256-gcm under a key id) is kept byte for byte, up to the 1020-byte limit', async () => {
+      expect(SEALED_A.length).toBeGreaterThan(1370);
+      expect(SEALED_A).toMatch(/[-_]/);
+      expect(await store.setIfAbsent('srv-1', record(SEALED_A, 'aes-256-gcm:k1'))).toBe(true);
+      expect(await store.get('srv-1')).toEqual(record(SEALED_A, 'aes-256-gcm:k1'));
+      expect(await store.setIfAbsent('srv-1', record(SEALED_B, 'aes-256-gcm:k1'))).toBe(false);
+      expect((await store.get('srv-1'))?.hash).toBe(SEALED_A);
+    });
+
+    test('a sealed record is re-sealed by compare-and-set, like a rehash', async () => {
+      await store.setIfAbsent('srv-1', record(SEALED_A, 'aes-256-gcm:k1'));
+      expect(await store.replace('srv-1', SEALED_B, record(SEALED_B, 'aes-256-gcm:k2'))).toBe(false);
+      expect(await store.replace('srv-1', SEALED_A, record(SEALED_B, 'aes-256-gcm:k2'))).toBe(true);
+      expect(await store.get('srv-1')).toEqual(record(SEALED_B, 'aes-256-gcm:k2'));
+      const results = await Promise.all(
+        [SEALED_A, SEALED_A, SEALED_A].map((hash, i) =>
+          Promise.resolve().then(() => store.replace('srv-1', SEALED_B, record(hash, `aes-256-gcm:k${i + 3}`))),
+        ),
+      );
+      expect(results.filter((won) => won)).toHaveLength(1);
+    });
+
+    test('one store holds hashed and sealed records side by side, each with its mechanism', async () => {
+      await store.setIfAbsent('checked', record(HASH_A, 'bcrypt'));
+      await store.setIfAbsent('handed-back', record(SEALED_B, 'aes-256-gcm:k1'));
+      expect(await store.get('checked')).toEqual(record(HASH_A, 'bcrypt'));
+      expect(await store.get('handed-back')).toEqual(record(SEALED_B, 'aes-256-gcm:k1'));
+      expect(await store.setIfAbsent('checked', record(SEALED_A, 'aes-256-gcm:k1'))).toBe(false);
+      expect(await store.setIfAbsent('handed-back', record(HASH_B, 'bcrypt'))).toBe(false);
     });
 
     test('records keep exactly hash, setAt and scheme', async () => {

@@ -11,8 +11,9 @@ export type MaybePromise<T> = T | Promise<T>;
 
 /**
  * What a store keeps for one id: the bcrypt hash, which carries its own algorithm
- * version, cost and salt, and when the password was set. Nothing else secret, and never
- * the password.
+ * version, cost and salt (or, for a secret that must be handed back, its AES-256-GCM
+ * sealed value), and when the password was set. Nothing else secret, and never the
+ * password.
  *
  * @example
  * const record: PasswordRecord = {
@@ -22,7 +23,10 @@ export type MaybePromise<T> = T | Promise<T>;
  * };
  */
 export interface PasswordRecord {
-  /** The bcrypt hash (`$2b$<cost>$<salt><checksum>`), or a legacy record's stored value. */
+  /**
+   * The bcrypt hash (`$2b$<cost>$<salt><checksum>`), a legacy record's stored value, or
+   * a sealed value (`v1.<nonce>.<ciphertext>.<tag>`, see {@link encryptAndStore}).
+   */
   readonly hash: string;
   /**
    * When the password was set, as an ISO 8601 UTC string (`Date#toISOString()`): a
@@ -36,8 +40,10 @@ export interface PasswordRecord {
    * Records of an app's earlier scheme (see {@link LegacyScheme}) name it: `'plain'`
    * (`hash` holds the password itself), `'md5'`, `'sha1'`, `'sha256'` (lowercase hex
    * digest) or yours; once {@link migratePasswords} wrapped them, `'bcrypt+md5'` and so
-   * on (bcrypt over that digest). A plain string, not a union, so that a store keeps
-   * any of them; the verifier refuses a scheme it does not know.
+   * on (bcrypt over that digest). `'aes-256-gcm:<key id>'` for a value sealed by
+   * {@link encryptAndStore}, which is revealed, never verified. A plain string, not a
+   * union, so that a store keeps any of them; the verifier refuses a scheme it does not
+   * know.
    */
   readonly scheme: string;
 }

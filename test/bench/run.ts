@@ -18,6 +18,7 @@ import { chainRows } from './chain';
 import { MB, formatTable } from './common';
 import type { Row } from './common';
 import { hashingRows } from './hashing';
+import { sealingRows } from './sealing';
 import { uploadRows } from './uploads';
 
 const smoke = process.argv.includes('--smoke') || process.env['BENCH_SMOKE'] === '1';
@@ -50,6 +51,8 @@ async function main(): Promise<void> {
   rows.push(...(await chainRows(smoke ? { rounds: 1, seconds: 1, warmupSeconds: 0, profileDir } : { rounds: 8, seconds: 3, warmupSeconds: 2, profileDir }, log)));
   console.log('hashing (in a child process of its own)');
   rows.push(...(await hashingRows(smoke ? { cost: 10, rounds: 1, perSlot: 2, burst: 40 } : { cost: 12, rounds: 5, perSlot: 4, burst: 40 }, log)));
+  console.log('sealing (in a child process of its own, on a SQLite file)');
+  rows.push(...(await sealingRows(smoke ? { rounds: 1, pairs: 20 } : { rounds: 7, pairs: 300 }, log)));
   console.log('oversized uploads (a fresh server child per measurement)');
   rows.push(...(await uploadRows(smoke ? { rounds: 1, size: MB, concurrency: 20, limitMs: 20_000 } : { rounds: 3, size: 50 * MB, concurrency: 20, limitMs: 60_000 }, log)));
 

@@ -1,0 +1,145 @@
+/**
+ * Sealing: a set and a reveal through encryptAndStore and revealSecret (AES-256-GCM,
+ * associated data, the store's set-once and read) against the same store written and
+ * read bare, with the value as is. Both on a SqliteStore file (WAL, synchronous=FULL, as
+ * shipped), pair by pair interleaved, in a child process of its own.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { SqliteStore, encryptAndStore, localKeyRing, revealSecret, revealedSecret, setValidatedPassword } from '../../lib';
+import { exitWithParent, fixed, forkChild, median, verdict } from './common';
+import type { Row } from './common';
+
+export interface SealingConfig {
+  readonly rounds: number;
+  /** Set-and-read pairs per round and variant. */
+  readonly pairs: number;
+}
+
+interface SealingResult {
+  readonly bare: number[];
+  readonly sealed: number[];
+}
+
+// ---- the measurement, in the child ----
+
+/** Runs a middleware as Express would, resolving when it calls next (rejecting on an error). */
+function call(middleware: RequestHandler, req: Request, res: Response): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const next: NextFunction = (err?: unknown) => {
+      if (err === undefined) resolve();
+      else reject(err instanceof Error ? err : new Error(String(err)));
+    };
+    middleware(req, res, next);
+  });
+}
+
+function fakeRequest(id: string): Request {
+  return { params: { id }, method: 'GET', originalUrl: `/servers/${id}/password` } as unknown as Request;
+}
+
+const fakeResponse = { setHeader: () => undefined } as unknown as Response;
+
+async function measure(config: SealingConfig): Promise<SealingResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'epg-bench-sealing-'));
+  const store = new SqliteStore({ filename: join(dir, 'bench.db') });
+  try {
+    const keys = localKeyRing({ current: 'k1', keys: { k1: randomBytes(32) } });
+    const storer = encryptAndStore({ store, keys });
+    const reveal = revealSecret({ store, keys });
+    // What a guest agent posts: base64 of an RSA-2048 ciphertext.
+    const value = randomBytes(256).toString('base64');
+    const setAt = new Date().toISOString();
+
+    const bare = async (id: string): Promise<void> => {
+      if (!store.setIfAbsent(id, { hash: value, setAt, scheme: 'plain' })) throw new Error('bare set refused');
+      if (store.get(id)?.hash !== value) throw new Error('bare read differs');
+    };
+    const sealed = async (id: string): Promise<void> => {
+      const setting = fakeRequest(id);
+      setValidatedPassword(setting, value);
+      await call(storer, setting, fakeResponse);
+      const reading = fakeRequest(id);
+      await call(reveal, reading, fakeResponse);
+      if (revealedSecret(reading) !== value) throw new Error('revealed value differs');
+    };
+    for (let i = 0; i < 20; i++) {
+      await bare(`warm-bare-${i}`);
+      await sealed(`warm-sealed-${i}`);
+    }
+
+    const result: SealingResult = { bare: [], sealed: [] };
+    for (let round = 0; round < config.rounds; round++) {
+      // Pair by pair, alternating which goes first: the disk's fsync time drifts a lot on a
+      // shared machine, and this way both variants meet the same drift.
+      let bareMs = 0;
+      let sealedMs = 0;
+      for (let i = 0; i < config.pairs; i++) {
+        const order = (i + round) % 2 === 0 ? (['bare', 'sealed'] as const) : (['sealed', 'bare'] as const);
+        for (const variant of order) {
+          const started = performance.now();
+          if (variant === 'bare') await bare(`bare-${round}-${i}`);
+          else await sealed(`sealed-${round}-${i}`);
+          const elapsed = performance.now() - started;
+          if (variant === 'bare') bareMs += elapsed;
+          else sealedMs += elapsed;
+        }
+      }
+      result.bare.push(config.pairs / (bareMs / 1000));
+      result.sealed.push(config.pairs / (sealedMs / 1000));
+      process.send?.({ progress: `sealing round ${round + 1}/${config.rounds}: bare ${fixed(result.bare[round] ?? 0)} pairs/s, sealed ${fixed(result.sealed[round] ?? 0)} pairs/s` });
+    }
+    return result;
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- the driver ----
+
+export async function sealingRows(config: SealingConfig, log: (line: string) => void): Promise<Row[]> {
+  const child = forkChild(__filename, ['measure', JSON.stringify(config)], (config.rounds + 2) * 60_000);
+  try {
+    let message = await child.next<{ progress?: string; result?: SealingResult }>();
+    while (message.result === undefined) {
+      if (message.progress !== undefined) log(message.progress);
+      message = await child.next();
+    }
+    const bare = median(message.result.bare);
+    const sealed = median(message.result.sealed);
+    const section = 'sealing, SQLite file';
+    return [
+      { section, measure: 'bare store write + read of the value: pairs/s', value: fixed(bare), compared: '1.00x', target: 'baseline', verdict: '' },
+      {
+        section,
+        measure: 'encryptAndStore set + revealSecret reveal: pairs/s',
+        value: fixed(sealed),
+        compared: `${fixed(sealed / bare)}x bare`,
+        target: '>= 0.90x bare',
+        verdict: verdict(sealed / bare >= 0.9),
+      },
+    ];
+  } finally {
+    await child.stop();
+  }
+}
+
+if (process.argv[2] === 'measure') {
+  exitWithParent();
+  measure(JSON.parse(process.argv[3] ?? '{}') as SealingConfig)
+    .then((result) => {
+      process.send?.({ result });
+    })
+    .catch((error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    });
+  process.on('message', (message) => {
+    if (message === 'stop') process.exit(0);
+  });
+}
