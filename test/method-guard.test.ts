@@ -2,7 +2,24 @@ import express5 from 'express';
 import request from 'supertest';
 import { guardRoute, methodGuard, problemHandler } from '../lib';
 import { createApp, expressVersions, PROBLEM_JSON } from './helpers/express';
+import type { Handler } from './helpers/express';
 import { send } from './helpers/http';
+import { exchange, listen, write } from './helpers/raw-http';
+
+/** The answer head to `message` sent on a fresh connection; the client hangs up once it arrives. */
+async function answerHead(app: Parameters<typeof listen>[0], message: string): Promise<string> {
+  const server = await listen(app);
+  try {
+    const res = await exchange(server.port, async (socket) => {
+      socket.once('data', () => socket.end());
+      await write(socket, message);
+    });
+    const end = res.text.indexOf('\r\n\r\n');
+    return end < 0 ? res.text : res.text.slice(0, end);
+  } finally {
+    await server.close();
+  }
+}
 
 describe.each(expressVersions)('methodGuard on %s', (_name, express) => {
   const app = createApp(express, methodGuard(['GET', 'POST']));
@@ -57,6 +74,27 @@ describe.each(expressVersions)('methodGuard on %s', (_name, express) => {
     expect(preflight.body).toEqual({ ok: true, method: 'OPTIONS' });
     const res = await request(passThrough).delete('/x');
     expect(res.headers['allow']).toBe('GET, HEAD');
+  });
+
+  test('OPTIONS with an upload still arriving answers 204 and closes instead of reading it', async () => {
+    const upload = 'OPTIONS /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\nabc';
+    const head = await answerHead(app, upload);
+    expect(head).toMatch(/^HTTP\/1\.1 204 /);
+    expect(head).toMatch(/\r\nAllow: GET, HEAD, POST, OPTIONS(\r\n|$)/i);
+    expect(head).toMatch(/\r\nConnection: close(\r\n|$)/i);
+  });
+
+  test('OPTIONS without a body keeps the connection', async () => {
+    const head = await answerHead(app, 'OPTIONS /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 204 /);
+    expect(head).toMatch(/\r\nConnection: keep-alive(\r\n|$)/i);
+  });
+
+  test('a method listed twice, or HEAD beside GET, appears once in Allow', async () => {
+    const repeated = createApp(express, methodGuard(['GET', 'POST', 'GET', 'HEAD', 'POST']));
+    const res = await request(repeated).delete('/x');
+    expect(res.status).toBe(405);
+    expect(res.headers['allow']).toBe('GET, HEAD, POST, OPTIONS');
   });
 
   test('OPTIONS listed by the user is passed on to the route', async () => {
@@ -124,6 +162,34 @@ describe.each(expressVersions)('methodGuard on %s', (_name, express) => {
     expect((await request(routed).options('/servers/1/password')).status).toBe(204);
     expect((await request(routed).get('/other')).status).toBe(404);
   });
+
+  test('guardRoute registers PUT, PATCH and DELETE handlers, each on its own method', async () => {
+    const routed = express();
+    const router = express.Router();
+    const answer = (name: string): Handler => (_req, res) => {
+      res.json({ handler: name });
+    };
+    guardRoute(router, '/servers/:id/metadata', {
+      PUT: answer('put'),
+      PATCH: [
+        (_req, _res, next) => {
+          next();
+        },
+        answer('patch'),
+      ],
+      DELETE: answer('delete'),
+    });
+    routed.use(router);
+    routed.use(problemHandler({ log: false }));
+    const path = '/servers/1/metadata';
+    expect((await request(routed).put(path)).body).toEqual({ handler: 'put' });
+    expect((await request(routed).patch(path)).body).toEqual({ handler: 'patch' });
+    expect((await request(routed).delete(path)).body).toEqual({ handler: 'delete' });
+    for (const refused of [await request(routed).get(path), await request(routed).post(path)]) {
+      expect(refused.status).toBe(405);
+      expect(refused.headers['allow']).toBe('PUT, PATCH, DELETE, OPTIONS');
+    }
+  });
 });
 
 describe('methodGuard options', () => {
@@ -136,18 +202,33 @@ describe('methodGuard options', () => {
     expect(() => methodGuard(methods)).toThrow(message);
   });
 
+  // A name such as 42 would pass the token check once turned into a string.
+  test.each([[42], [null], [true]])('a method name that is not a string (%j) throws', (method) => {
+    expect(() => methodGuard([method] as never)).toThrow(/^methodGuard: .* is not an HTTP method name\.$/);
+  });
+
+  // Node only parses methods upper-case: a lower-case standard name would refuse every request.
+  test.each(['get', 'head', 'post', 'put', 'delete', 'connect', 'options', 'trace', 'patch', 'Delete'])(
+    'the standard method written %j throws at start-up with the upper-case spelling',
+    (method) => {
+      expect(() => methodGuard([method])).toThrow(
+        `methodGuard: method "${method}" never matches. Did you mean "${method.toUpperCase()}"?`,
+      );
+    },
+  );
+
   test('unknown and mistyped options throw with a suggestion', () => {
     expect(() => methodGuard(['GET'], { handleOption: true } as never)).toThrow(
-      /unknown option "handleOption"\. Did you mean "handleOptions"\?/,
+      /^methodGuard: unknown option "handleOption"\. Did you mean "handleOptions"\?/,
     );
     expect(() => methodGuard(['GET'], { handleOptions: 'yes' } as never)).toThrow(
-      /option "handleOptions" must be true or false/,
+      /^methodGuard: option "handleOptions" must be true or false/,
     );
   });
 
   test('guardRoute refuses a handler key that is not a method it can register', () => {
     expect(() => guardRoute(express5.Router(), '/x', { get: () => undefined } as never)).toThrow(
-      /unsupported handler key "get"/,
+      'guardRoute: unsupported handler key "get". Use one of GET, POST, PUT, PATCH, DELETE.',
     );
   });
 });

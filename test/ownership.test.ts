@@ -195,6 +195,18 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
     }
   });
 
+  test('a loader answering null is a missing resource: the same 404, allow not asked', async () => {
+    const { app, calls } = userApp({ load: () => null });
+    const res = await request(app).get('/servers/srv-1/password').set('X-Test-User', 'root');
+    expect(res.body).toEqual(DENIED_404);
+    expect(calls).toEqual({ load: 0, allow: 0, handler: 0 });
+  });
+
+  test('deniedStatus: 404 set explicitly is the default', async () => {
+    const { app } = userApp({ deniedStatus: 404 });
+    expect((await request(app).get('/servers/srv-1/password').set('X-Test-User', 'bob')).body).toEqual(DENIED_404);
+  });
+
   test('an unknown user name is no principal either', async () => {
     const { app } = userApp();
     expect((await request(app).get('/servers/srv-1/password').set('X-Test-User', 'mallory')).status).toBe(401);
@@ -204,6 +216,9 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
     const { app } = userApp({ challenge: 'Basic realm="servers", charset="UTF-8"' });
     const res = await request(app).get('/servers/srv-1/password');
     expect(res.headers['www-authenticate']).toBe('Basic realm="servers", charset="UTF-8"');
+    // RFC 9110 §11.3: the parameters are optional; a bare scheme is a whole challenge.
+    const bare = userApp({ challenge: 'Negotiate' });
+    expect((await request(bare.app).get('/servers/srv-1/password')).headers['www-authenticate']).toBe('Negotiate');
   });
 
   test('allow lets an admin in on a resource it does not own, and says so', async () => {
@@ -287,19 +302,34 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       expect(logged[0]?.error).toContain(LEAK);
     });
 
-    test.each<[string, Partial<RequireOwnershipOptions<UserPrincipal<Account>, Server>>]>([
-      ['a principal without an id', { principal: () => ({ kind: 'user' }) as unknown as UserPrincipal<Account> }],
-      ['a principal without a kind', { principal: () => ({ id: 'bob' }) as unknown as UserPrincipal<Account> }],
-      ['a principal with an empty id', { principal: () => ({ kind: 'user', id: '', user: { id: '' } }) }],
-      ['a principal with a NaN id', { principal: () => ({ kind: 'user', id: Number.NaN, user: { id: 0 } }) }],
-      ['an owner with an object id', { owner: () => ({ kind: 'user', id: { toString: () => 'bob' } as unknown as string }) }],
-      ['an owner that is a bare id', { owner: () => 'bob' as unknown as Principal }],
-      ['an owner without a kind', { owner: () => [{ id: 'bob' } as unknown as Principal] }],
-    ])('%s is a wiring fault: 500', async (_case, options) => {
-      const { app, calls } = failingApp(options);
+    const BAD_PRINCIPAL = 'requireOwnership: the principal resolver returned something other than { kind, id } or nothing.';
+    const BAD_OWNER =
+      'requireOwnership: the owner reader returned something other than { kind, id }, a list of them, or nothing.';
+    const BAD_OWNER_ID = 'requireOwnership: an owner id is neither a string nor a finite number.';
+    const NOT_AN_OBJECT = 'requireOwnership: the loaded resource is not an object, so it has no "userId" field.';
+
+    // The log names the fault, so whoever wired the route can fix it; the caller sees a plain 500.
+    test.each<[string, Partial<RequireOwnershipOptions<UserPrincipal<Account>, Server>>, string]>([
+      ['a principal without an id', { principal: () => ({ kind: 'user' }) as unknown as UserPrincipal<Account> }, BAD_PRINCIPAL],
+      ['a principal without a kind', { principal: () => ({ id: 'bob' }) as unknown as UserPrincipal<Account> }, BAD_PRINCIPAL],
+      ['a principal with an empty kind', { principal: () => ({ kind: '', id: 'bob' }) as unknown as UserPrincipal<Account> }, BAD_PRINCIPAL],
+      ['a principal whose kind is not a string', { principal: () => ({ kind: ['user'], id: 'bob' }) as unknown as UserPrincipal<Account> }, BAD_PRINCIPAL],
+      ['a principal that is a bare id', { principal: () => 'bob' as unknown as UserPrincipal<Account> }, BAD_PRINCIPAL],
+      ['a principal with an empty id', { principal: () => ({ kind: 'user', id: '', user: { id: '' } }) }, BAD_PRINCIPAL],
+      ['a principal with a NaN id', { principal: () => ({ kind: 'user', id: Number.NaN, user: { id: 0 } }) }, BAD_PRINCIPAL],
+      ['an owner with an object id', { owner: () => ({ kind: 'user', id: { toString: () => 'bob' } as unknown as string }) }, BAD_OWNER_ID],
+      ['an owner that is a bare id', { owner: () => 'bob' as unknown as Principal }, BAD_OWNER],
+      ['an owner without a kind', { owner: () => [{ id: 'bob' } as unknown as Principal] }, BAD_OWNER],
+      ['an owner with an empty kind', { owner: () => [{ kind: '', id: 'bob' }] }, BAD_OWNER],
+      ['a null in a list of owners', { owner: () => [{ kind: 'user', id: 'bob' }, null as unknown as Principal] }, BAD_OWNER],
+      ['a loaded resource that is not an object, with an owner field', { load: () => 'srv-2' as unknown as Server }, NOT_AN_OBJECT],
+    ])('%s is a wiring fault: 500, and the log says which', async (_case, options, fault) => {
+      const { app, calls, logged } = failingApp(options);
       const res = await request(app).post('/servers/srv-2/password').set('X-Test-User', 'bob');
       expect(res.status).toBe(500);
       expect(calls.handler).toBe(0);
+      expect(logged).toHaveLength(1);
+      expect(logged[0]?.error).toContain(fault);
     });
   });
 
@@ -329,8 +359,21 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       expect((await request(app).get('/servers/srv-orphan/password').set('X-Test-User', 'alice')).body).toEqual(DENIED_404);
     });
 
+    test('a resource without the owner field is owned by no one', async () => {
+      const { app } = userApp({ load: () => ({ id: 'srv-new' }) as unknown as Server });
+      expect((await request(app).get('/servers/srv-new/password').set('X-Test-User', 'alice')).body).toEqual(DENIED_404);
+    });
+
     test('an owner reader that finds no owner, or an empty id, denies', async () => {
-      for (const owner of [() => undefined, () => [], () => ({ kind: 'user', id: '' })]) {
+      const noOwner: ReadonlyArray<() => Principal | readonly Principal[] | null | undefined> = [
+        () => undefined,
+        () => null,
+        () => [],
+        () => ({ kind: 'user', id: '' }),
+        () => [{ kind: 'user', id: null as unknown as string }],
+        () => [{ kind: 'user', id: undefined as unknown as string }],
+      ];
+      for (const owner of noOwner) {
         const { app } = userApp({ owner });
         expect((await request(app).get('/servers/srv-1/password').set('X-Test-User', 'alice')).body).toEqual(DENIED_404);
       }
@@ -360,6 +403,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
   test('owned(req) throws and ownership(req) is undefined where the guard did not run', async () => {
     const calls = newCalls();
     const guard = requireOwnership({ load: loadServer(calls), owner: 'userId' });
+    const logged: ProblemLogEntry[] = [];
     const app = express();
     app.get('/unguarded', (req, res) => {
       res.json({ found: ownership(req) !== undefined });
@@ -367,9 +411,11 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
     app.get('/miswired', (req, res) => {
       res.json(guard.owned(req).resource);
     });
-    app.use(problemHandler({ log: false }));
+    app.use(problemHandler({ log: (entry) => logged.push(entry) }));
     expect((await request(app).get('/unguarded')).body).toEqual({ found: false });
     expect((await request(app).get('/miswired')).status).toBe(500);
+    expect(logged).toHaveLength(1);
+    expect(logged[0]?.error).toContain('requireOwnership: owned(req) was called on a request this guard did not let through');
   });
 
   test('two guards on one request: each owned(req) is its own, ownership(req) the last', async () => {
@@ -523,6 +569,7 @@ describe('requireOwnership options', () => {
   ])('requireOwnership(%p) throws', (options, message) => {
     expect(() => requireOwnership(options as never)).toThrow(TypeError);
     expect(() => requireOwnership(options as never)).toThrow(message);
+    expect(() => requireOwnership(options as never)).toThrow(/^requireOwnership: /);
   });
 
   test('the returned middleware is named, for stack traces', () => {

@@ -1,0 +1,94 @@
+// Mutation testing of the security core: `npm run mutate -- --mutate lib/<file>.ts`.
+//
+// One file per run, one test process, and only the fast unit suites that exercise the
+// mutated file: the machine is shared, and the full `npm test` (timing, fuzz, crash-safety,
+// Redis, browser) would cost minutes per mutant. See docs/security.md#mutation-testing.
+import { existsSync } from 'node:fs';
+
+/**
+ * The test files that give each security-core file its verdict. A file missing here falls
+ * back to `test/<name>.test.ts`.
+ */
+const testsFor = {
+  'lib/method-guard.ts': ['test/method-guard.test.ts'],
+  'lib/ownership.ts': ['test/ownership.test.ts'],
+  'lib/identity.ts': ['test/identity.test.ts'],
+  'lib/json.ts': ['test/json.test.ts', 'test/response-encoder.test.ts'],
+  'lib/response-encoder.ts': ['test/response-encoder.test.ts', 'test/json.test.ts'],
+  'lib/password-body.ts': ['test/password-body.test.ts', 'test/password-locations.test.ts'],
+  'lib/password-validator.ts': ['test/password-body.test.ts'],
+  'lib/password-query.ts': ['test/password-locations.test.ts'],
+  'lib/request-password.ts': ['test/password-locations.test.ts', 'test/password-body.test.ts'],
+  'lib/urlencoded.ts': ['test/password-locations.test.ts', 'test/password-body.test.ts'],
+  'lib/hashing-storer.ts': ['test/hashing-storer.test.ts'],
+  'lib/password-verifier.ts': ['test/password-verifier.test.ts'],
+  'lib/password-hashing.ts': ['test/hashing-storer.test.ts', 'test/password-verifier.test.ts'],
+};
+
+function mutateArgument(argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--mutate' || arg === '-m') return argv[i + 1];
+    if (arg.startsWith('--mutate=')) return arg.slice('--mutate='.length);
+  }
+  return undefined;
+}
+
+const requested = mutateArgument(process.argv);
+if (requested === undefined) {
+  throw new Error(
+    'Name the file to mutate: `npm run mutate -- --mutate lib/method-guard.ts` ' +
+      '(one file per run keeps the run cheap; several may be given, comma-separated).',
+  );
+}
+// Stryker accepts `file:line:col-line:col` ranges; the test choice only needs the file.
+const entries = requested.split(',').map((entry) => entry.trim());
+const files = [...new Set(entries.map((entry) => entry.replace(/:\d.*$/, '')))];
+// A run over some lines only (to retest the survivors of a full run after new tests)
+// keeps its own report and leaves the full run's incremental file alone.
+const partial = entries.some((entry) => /:\d/.test(entry));
+const tests = new Set();
+for (const file of files) {
+  const fallback = `test/${file.replace(/^lib\//, '').replace(/\.ts$/, '')}.test.ts`;
+  const chosen = testsFor[file] ?? (existsSync(fallback) ? [fallback] : undefined);
+  if (chosen === undefined) {
+    throw new Error(`No test file known for ${file}: add it to testsFor in stryker.config.mjs.`);
+  }
+  for (const test of chosen) tests.add(test);
+}
+const name =
+  files.map((file) => file.replace(/^lib\//, '').replace(/\.ts$/, '')).join('+') + (partial ? '.lines' : '');
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  packageManager: 'npm',
+  testRunner: 'jest',
+  jest: {
+    projectType: 'custom',
+    config: {
+      testMatch: [...tests].map((test) => `<rootDir>/${test}`),
+      // Wall-clock budgets ("costs a few milliseconds") do not hold once every branch
+      // counts its hits for Stryker: those tests stay in `npm test` and are left out here.
+      testNamePattern: '^(?!.*\\bmilliseconds\\b)',
+    },
+    enableFindRelatedTests: false,
+  },
+  coverageAnalysis: 'perTest',
+  concurrency: 1,
+  // The suites start real HTTP servers and bcrypt: allow for a loaded machine.
+  timeoutMS: 20000,
+  timeoutFactor: 2,
+  // Reruns after a test change only retest what the change can affect.
+  incremental: !partial,
+  incrementalFile: `reports/stryker-incremental/${name}.json`,
+  reporters: ['clear-text', 'progress', 'html', 'json'],
+  htmlReporter: { fileName: `reports/mutation/${name}.html` },
+  jsonReporter: { fileName: `reports/mutation/${name}.json` },
+  clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true },
+  thresholds: { high: 90, low: 85, break: null },
+  // One folder per mutated file, so runs of different files never share a sandbox.
+  tempDirName: `.stryker-tmp/${name}`,
+  cleanTempDir: true,
+  // Sandboxes of runs still going on other files, and reports, are not part of the project.
+  ignorePatterns: ['/.stryker-tmp', '/reports'],
+};
