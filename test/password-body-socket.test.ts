@@ -184,7 +184,10 @@ describe.each(expressVersions)('passwordBody over raw sockets on %s', (_name, ex
       expect(res.status).toBe(413);
       expect(res.closed).toBe(true);
       expect(Date.now() - started).toBeLessThan(2000);
-      expect(fast.sockets[0]?.bytesRead).toBeLessThan(4096 + 64 * 1024);
+      // The lingering socket is stopped by backpressure, not destroyed: past drainBytes the
+      // request stream's own buffer (16 KiB) fills before Node stops reading the socket, on
+      // top of the one 64 KiB socket read already under way.
+      expect(fast.sockets[0]?.bytesRead).toBeLessThan(4096 + 16 * 1024 + 64 * 1024);
     } finally {
       await fast.close();
     }
