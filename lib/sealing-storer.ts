@@ -155,6 +155,24 @@ export async function sealedRecord(keys: KeyProvider, purpose: string, id: strin
   return { hash: seal(plaintext, key, purpose, id, keyId), setAt, scheme: sealedScheme(keyId) };
 }
 
+/** The options both sealing middlewares share, checked in the order each names them. */
+function resolveSealing<O extends EncryptAndStoreOptions>(
+  name: string,
+  options: O,
+  known: KeysEnum<O>,
+): { store: PasswordStore; keys: KeyProvider; readId: ReturnType<typeof resolveIdReader>; purpose: string } {
+  assertKnownKeys(name, options, known);
+  const { store, keys } = options;
+  assertStore(name, 'store', store);
+  assertKeyProvider(name, 'keys', keys);
+  return {
+    store,
+    keys,
+    readId: resolveIdReader(name, options.recordId, 'recordId'),
+    purpose: resolvePurpose(name, options.purpose),
+  };
+}
+
 /**
  * Encrypts the validated value at rest and stores it set-once, for a secret that must be
  * handed back to its owner (finding 2, the half hashing cannot fix): AES-256-GCM under
@@ -176,12 +194,7 @@ export async function sealedRecord(keys: KeyProvider, purpose: string, id: strin
  * });
  */
 export function encryptAndStore(options: EncryptAndStoreOptions): RequestHandler {
-  assertKnownKeys('encryptAndStore', options, storerKeys);
-  const { store, keys } = options;
-  assertStore('encryptAndStore', 'store', store);
-  assertKeyProvider('encryptAndStore', 'keys', keys);
-  const readId = resolveIdReader('encryptAndStore', options.recordId, 'recordId');
-  const purpose = resolvePurpose('encryptAndStore', options.purpose);
+  const { store, keys, readId, purpose } = resolveSealing('encryptAndStore', options, storerKeys);
 
   return asyncMiddleware('encryptAndStore', async (req, _res, next) => {
     const value = validatedPassword(req);
@@ -226,12 +239,7 @@ export function encryptAndStore(options: EncryptAndStoreOptions): RequestHandler
  * });
  */
 export function revealSecret(options: RevealSecretOptions): RequestHandler {
-  assertKnownKeys('revealSecret', options, revealKeys);
-  const { store, keys } = options;
-  assertStore('revealSecret', 'store', store);
-  assertKeyProvider('revealSecret', 'keys', keys);
-  const readId = resolveIdReader('revealSecret', options.recordId, 'recordId');
-  const purpose = resolvePurpose('revealSecret', options.purpose);
+  const { store, keys, readId, purpose } = resolveSealing('revealSecret', options, revealKeys);
   assertBoolean('revealSecret', 'rotate', options.rotate);
   const rotate = options.rotate ?? true;
 
