@@ -33,6 +33,8 @@ describe('keyWords', () => {
     ['ab09cd', ['ab', '09', 'cd']],
     ['AZaz', ['a', 'zaz']],
     ['x509Cert', ['x', '509', 'cert']],
+    ['SHA256', ['sha', '256']],
+    ['naïve~key', ['na', 've', 'key']],
   ])('%s → %j', (key, words) => {
     expect(keyWords(key)).toEqual(words);
   });
@@ -87,12 +89,19 @@ describe('safeJson', () => {
       salted: 11,
       hashestimate: 12,
       passenger: 13,
+      // One letter and an s after the word is no plural either.
+      passus: 14,
     };
     expect(safeJson(kept, defaults)).toBe(JSON.stringify(kept));
   });
 
   it('a plural is the secret word with s or es ending the word, then nothing or another word', () => {
     expect(safeJson({ tokens_seen: 1, passes: 2, hashesSeen: 3, saltsX: 4, Passwords: 5 }, defaults)).toBe('{}');
+  });
+
+  it('a word ends where upper case meets a digit, and at every character that is no ASCII letter or digit', () => {
+    const keys = ['PASSWORD0', 'TOKEN2', 'password~old', 'secret{0}', 'token\u2014id', 'hashé', 'salt\u00a0x'];
+    expect(safeJson(Object.fromEntries(keys.map((key) => [key, 'x'])), defaults)).toBe('{}');
   });
 
   it('a capital run followed by lower case splits before its last capital only', () => {
