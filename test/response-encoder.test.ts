@@ -152,6 +152,7 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
     expect(html.status).toBe(406);
     expect(html.headers['content-type']).toMatch(PROBLEM_JSON);
     expect(html.body.code).toBe('response.not_acceptable');
+    expect(html.body.detail).toBe('This resource is only available as application/json; the Accept header admits no JSON type.');
     for (const accept of ['application/json', '*/*', 'application/*', 'text/html, application/problem+json;q=0.5']) {
       expect((await request(app).get('/r').set('Accept', accept)).status).toBe(200);
     }
@@ -170,6 +171,15 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
     const res = await request(hsts).get('/r');
     expect(res.headers['strict-transport-security']).toBeUndefined();
     expect(res.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
+  });
+
+  test('a Content-Type the handler chose is kept; JSON in UTF-8 otherwise', async () => {
+    const typed = appWith(express, responseEncoder(), (_req, res) => {
+      res.type('application/vnd.api+json').json({ data: null });
+    });
+    const res = await request(typed).get('/r');
+    expect(res.headers['content-type']).toBe('application/vnd.api+json; charset=utf-8');
+    expect(res.text).toBe('{"data":null}');
   });
 
   describe('reapplyHeaders', () => {
@@ -197,6 +207,9 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
       ['res.writeHead', (res: Response) => void res.writeHead(200).end('{}')],
     ])('puts back what later middleware weakened, whatever writes the head (%s)', async (_name, answer) => {
       const res = await request(weakened(true, answer)).get('/r');
+      const off = await request(weakened(false, answer)).get('/r');
+      // The same headers, some with their values put back: none added.
+      expect(Object.keys(res.headers).sort()).toEqual(Object.keys(off.headers).sort());
       expect(res.headers['x-frame-options']).toBe('DENY');
       expect(res.headers['cache-control']).toBe('no-store');
       expect(res.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
@@ -257,6 +270,7 @@ describe('responseEncoder options', () => {
     [{ redact: 'password' }, /option "redact" must be an array/],
     [{ redact: [''] }, /option "redact" must be an array of key names, each with a letter or digit/],
     [{ redact: ['_'] }, /option "redact" must be an array of key names/],
+    [{ redact: ['password', ''] }, /option "redact" must be an array of key names/],
     [{ keep: 'token' }, /option "keep" must be an array of key names/],
     [{ keep: [1] }, /option "keep" must be an array of key names/],
     [{ redactDefaults: 'no' }, /option "redactDefaults" must be true or false/],
@@ -268,5 +282,6 @@ describe('responseEncoder options', () => {
     [{ redacted: [] }, /unknown option "redacted"\. Did you mean "redact"\?/],
   ])('%j throws', (options, message) => {
     expect(() => responseEncoder(options as never)).toThrow(message);
+    expect(() => responseEncoder(options as never)).toThrow(/^responseEncoder: /);
   });
 });
