@@ -6,8 +6,9 @@ import request from 'supertest';
 import { createDemoApp, demoTokens } from '../../examples/demo-app';
 import type { Demo } from '../../examples/demo-app';
 import { newRsaKeyPair, parseSshRsaKey } from '../../examples/ssh-key';
-import { expressVersions, PROBLEM_JSON } from '../helpers/express';
+import { expressVersions } from '../helpers/express';
 import type { ExpressFactory } from '../helpers/express';
+import { expectProblem } from '../helpers/problem';
 
 // The demo's OpenStack contract on Express 4 and 5: the metadata paths as the instance
 // reaches them behind the proxy, and os-server-password as the owner's client calls it.
@@ -194,9 +195,7 @@ describe.each(expressVersions)('the demo OpenStack contract on %s', (_name, expr
 
     for (const bad of ['ssh-rsa AAAA', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAbc', newRsaKeyPair('small', 1024).publicKey, 42]) {
       const res = await request(demo.app).post('/servers').set('Authorization', 'Bearer bob-token').send({ public_key: bad });
-      expect(res.status).toBe(400);
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-      expect(res.body.code).toBe('server.invalid_public_key');
+      expectProblem(res, 400, 'server.invalid_public_key');
     }
     // Without a key a server is made as before, but no guest password can be posted for it.
     const keyless = await request(demo.app).post('/servers').set('Authorization', 'Bearer bob-token');

@@ -4,7 +4,8 @@ import request from 'supertest';
 import { notFound, problemHandler, requestUser, requireOwnership, signedInstanceIdentity } from '../../../lib';
 import type { PrincipalResolver, ProblemLogEntry } from '../../../lib';
 import type { ExpressFactory } from '../../helpers/express';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
+import { expectProblem } from '../../helpers/problem';
 
 const SECRET = 'metadata-proxy-secret';
 const INSTANCE = '6b4c5f3e-2a1d-4c8e-9f00-1a2b3c4d5e6f';
@@ -42,10 +43,8 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
   const path = `/servers/${INSTANCE}/password`;
 
   function expectRefused(res: request.Response): void {
-    expect(res.status).toBe(401);
+    expectProblem(res, 401, 'ownership.unauthenticated');
     expect(res.headers['www-authenticate']).toBe('Bearer realm="api"');
-    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-    expect(res.body.code).toBe('ownership.unauthenticated');
   }
 
   test('the signature Nova computes for an id is accepted, and the caller is that instance', async () => {

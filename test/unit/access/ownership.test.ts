@@ -19,7 +19,8 @@ import type {
   UserPrincipal,
 } from '../../../lib';
 import type { ExpressFactory } from '../../helpers/express';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
+import { expectProblem } from '../../helpers/problem';
 
 interface Account {
   readonly id: PrincipalId;
@@ -152,7 +153,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
     for (const header of ['content-type', 'content-length', 'www-authenticate', 'allow']) {
       expect(foreign.headers[header]).toBe(missing.headers[header]);
     }
-    expect(foreign.headers['content-type']).toMatch(PROBLEM_JSON);
+    expectProblem(foreign, 404, 'ownership.denied');
     expect(foreign.headers['www-authenticate']).toBeUndefined();
     expect(calls.handler).toBe(0);
   });
@@ -171,9 +172,8 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
     const { app, calls } = userApp();
     for (const path of ['/servers/srv-1/password', '/servers/srv-nope/password']) {
       const res = await request(app).post(path);
-      expect(res.status).toBe(401);
+      expectProblem(res, 401, 'ownership.unauthenticated');
       expect(res.headers['www-authenticate']).toBe('Bearer realm="api"');
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
       expect(res.body).toEqual({
         type: 'urn:express-password-guard:ownership.unauthenticated',
         title: 'Unauthorized',
@@ -284,8 +284,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       const { app, calls, logged } = failingApp(options);
       // bob does not own srv-1, so `allow` is reached too.
       const res = await request(app).post('/servers/srv-1/password').set('X-Test-User', 'bob');
-      expect(res.status).toBe(500);
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+      expectProblem(res, 500, 'server.error');
       expect(res.body).toEqual({
         type: 'urn:express-password-guard:server.error',
         title: 'Internal Server Error',

@@ -11,8 +11,9 @@ import {
   validatedPassword,
 } from '../../../lib';
 import type { PasswordBodyOptions, PasswordLocation } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
+import { expectProblem } from '../../helpers/problem';
 
 const PATH = '/servers/srv-1/password';
 const SET_AT = '2026-11-28T18:04:34.000Z';
@@ -117,9 +118,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
               ? request(app).post(PATH).set('Content-Type', 'text/plain')
               : request(app).post(`${PATH}?username=bob`);
       const res = await empty;
-      expect(res.status).toBe(422);
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-      expect(res.body).toMatchObject({ code: 'password.invalid' });
+      expectProblem(res, 422, 'password.invalid');
       const [error] = (res.body as { errors: { field: string; code: string; message: string }[] }).errors;
       expect(error).toEqual({
         field: 'password',

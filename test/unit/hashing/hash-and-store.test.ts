@@ -12,8 +12,9 @@ import {
   validatedPassword,
 } from '../../../lib';
 import type { PasswordRecord, PasswordStore, ProblemLogEntry } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import { passwordApp, stubValidator } from '../../helpers/password';
+import { expectProblem } from '../../helpers/problem';
 
 const PEPPER = 'test-pepper-0123456789abcdef0123456789abcdef';
 
@@ -63,9 +64,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     await request(app).post('/servers/srv-1/password').send({ password: 'first password' });
     const first = store.get('srv-1');
     const res = await request(app).post('/servers/srv-1/password').send({ password: 'second password' });
-    expect(res.status).toBe(409);
-    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-    expect(res.body).toMatchObject({ status: 409, code: 'password.already_set' });
+    expectProblem(res, 409, 'password.already_set');
     expect(res.text).not.toContain('second password');
     expect(store.get('srv-1')).toBe(first);
   });

@@ -13,8 +13,9 @@ import {
   verifyPassword,
 } from '../../../lib';
 import type { PasswordRecord, PasswordStore } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import { passwordApp, stubValidator } from '../../helpers/password';
+import { expectProblem } from '../../helpers/problem';
 
 const PEPPER = 'test-pepper-0123456789abcdef0123456789abcdef';
 const SET_AT = '2026-11-28T18:04:34.000Z';
@@ -194,9 +195,7 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     const app = passwordApp(express, { store, cost: 10 });
     const wrong = await request(app).post('/servers/srv-1/password/verify').send({ password: 'wrong horse' });
     const missing = await request(app).post('/servers/srv-2/password/verify').send({ password: 'wrong horse' });
-    expect(wrong.status).toBe(403);
-    expect(wrong.headers['content-type']).toMatch(PROBLEM_JSON);
-    expect(wrong.body).toMatchObject({ code: 'password.mismatch' });
+    expectProblem(wrong, 403, 'password.mismatch');
     expect(missing.status).toBe(403);
     expect(missing.text).toBe(wrong.text);
     expect(wrong.text).not.toContain('wrong horse');

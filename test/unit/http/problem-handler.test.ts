@@ -4,7 +4,8 @@ import request from 'supertest';
 import { problem, problemHandler, markSecret, notFound } from '../../../lib';
 import type { ProblemLogEntry } from '../../../lib';
 import type { ExpressFactory, Handler } from '../../helpers/express';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
+import { expectProblem } from '../../helpers/problem';
 
 function failingApp(express: ExpressFactory, fail: Handler, log: ((e: ProblemLogEntry) => void) | false = false) {
   const app = express();
@@ -30,8 +31,7 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
       );
     });
     const res = await request(app).get('/r');
-    expect(res.status).toBe(422);
-    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+    expectProblem(res, 422, 'password.invalid');
     expect(res.headers['x-extra']).toBe('yes');
     expect(res.body).toEqual({
       type: 'urn:express-password-guard:password.invalid',
@@ -57,8 +57,7 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
       (entry) => logged.push(entry),
     );
     const res = await request(app).get('/r?password=S3cret-pass');
-    expect(res.status).toBe(500);
-    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+    expectProblem(res, 500, 'server.error');
     expect(res.body).toEqual({
       type: 'urn:express-password-guard:server.error',
       title: 'Internal Server Error',
@@ -163,9 +162,7 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
       res.json({ ok: true });
     });
     const res = await request(app).get('/%3Cscript%3Ealert(1)%3C/script%3E');
-    expect(res.status).toBe(404);
-    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-    expect(res.body.code).toBe('route.not_found');
+    expectProblem(res, 404, 'route.not_found');
     expect(res.text).not.toContain('<');
   });
 

@@ -15,9 +15,10 @@ import {
   securityEvents,
 } from '../../../lib';
 import type { SecurityEvent, SecurityEventSink, SecurityEvents, SecurityEventsOptions } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
 import { startDemo, stopDemo, waitForOutput } from '../../helpers/demo-process';
+import { expectProblem } from '../../helpers/problem';
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -117,9 +118,7 @@ describe.each(expressVersions)('securityEvents on %s', (_name, express: ExpressF
     const app = appWith(events);
     for (let i = 0; i < 3; i++) {
       const res = await request(app).get(`/refuse/r${i}`);
-      expect(res.status).toBe(405);
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-      expect(res.body.code).toBe('method.not_allowed');
+      expectProblem(res, 405, 'method.not_allowed');
     }
     await request(app).post('/servers/srv-1/done').expect(201);
     await events.flush();

@@ -3,8 +3,9 @@ import request from 'supertest';
 import type { Express, Request } from 'express';
 import { MemoryStore, passwordRoutes, requestUser } from '../../../lib';
 import type { PasswordLocation, PasswordRecord, PasswordRoutesOptions, ProblemLogEntry, UserPrincipal } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
+import { expectProblem } from '../../helpers/problem';
 
 interface Server {
   readonly id: string;
@@ -120,7 +121,7 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
       const anonymous = await request(app)[method](path).send({ password: PASSWORD });
       expect([foreign.status, missing.status, anonymous.status]).toEqual([404, 404, 401]);
       expect(foreign.text).toBe(missing.text);
-      expect(foreign.headers['content-type']).toMatch(PROBLEM_JSON);
+      expectProblem(foreign, 404, 'ownership.denied');
     }
     expect(await store.get('s1')).toBeDefined();
   });
