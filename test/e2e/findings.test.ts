@@ -1,11 +1,8 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import type { Express } from 'express';
-import { createHmac } from 'node:crypto';
-import { createDemoApp, demoTokens } from '../../examples/demo-app';
 import type { Demo } from '../../examples/demo-app';
 import type { SecurityEvent } from '../../lib';
 import { expressVersions } from '../helpers/express';
@@ -14,6 +11,9 @@ import { listen } from '../helpers/raw-http';
 import { unprotectedApp } from '../fixtures/unprotected-app';
 import type { UnprotectedApi } from '../fixtures/unprotected-app';
 import { expectProblem } from '../helpers/problem';
+import { openTestDemo } from '../helpers/demo';
+import { sign } from '../helpers/instance-identity';
+import type { TestDemo } from '../helpers/demo';
 
 // One test per finding of the review: the attack works on the unprotected port of the
 // reviewed handler, and fails on the demo, which chains the bundle in front of it.
@@ -54,6 +54,7 @@ function postChunked(app: Express, path: string, headers: Record<string, string>
 }
 
 describe.each(expressVersions)('the review findings on %s', (_name, express: ExpressFactory) => {
+  let fixture: TestDemo;
   let dir: string;
   let demo: Demo;
   let before: UnprotectedApi;
@@ -78,26 +79,19 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
 
   beforeEach(() => {
     events = [];
-    dir = mkdtempSync(join(tmpdir(), 'epg-findings-'));
-    demo = createDemoApp({
+    fixture = openTestDemo('findings', {
       express,
-      filename: join(dir, 'demo.db'),
-      tokens: demoTokens({}),
       metadataSecret: METADATA_SECRET,
       pepper: PEPPER,
-      cost: 10,
-      log: false,
       events: (event) => {
         events.push(event);
       },
     });
+    ({ demo, dir } = fixture);
     before = unprotectedApp(express, ['srv-alice', 'srv-bob']);
   });
 
-  afterEach(() => {
-    demo.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => fixture.close());
 
   const state = async (id: string, auth = ALICE): Promise<unknown> =>
     (await request(demo.app).get(`/servers/${id}/password`).set(auth)).body;
@@ -149,8 +143,8 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
   });
 
   test('finding 1 (IDOR), metadata form: a forged instance signature names the instance it claimed, never the signature', async () => {
-    const forged = createHmac('sha256', 'guessed-secret').update('srv-alice').digest('hex');
-    const real = createHmac('sha256', METADATA_SECRET).update('srv-alice').digest('hex');
+    const forged = sign('srv-alice', 'guessed-secret');
+    const real = sign('srv-alice', METADATA_SECRET);
     await request(demo.app)
       .post('/openstack/latest/password')
       .set({ 'X-Instance-ID': 'srv-alice', 'X-Instance-ID-Signature': forged })

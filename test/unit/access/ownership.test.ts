@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import type { Express, Request, RequestHandler } from 'express';
 import request from 'supertest';
 import {
@@ -21,6 +20,7 @@ import type {
 import type { ExpressFactory } from '../../helpers/express';
 import { expressVersions } from '../../helpers/express';
 import { expectProblem } from '../../helpers/problem';
+import { sign } from '../../helpers/instance-identity';
 
 interface Account {
   readonly id: PrincipalId;
@@ -440,7 +440,6 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
 
   describe('a route that accepts a signed instance or a user cannot confuse them', () => {
     const secret = 'shared-proxy-secret';
-    const sign = (id: string): string => createHmac('sha256', secret).update(id).digest('hex');
     const instance = signedInstanceIdentity({ secret });
     const user = requestUser<Account>();
 
@@ -465,7 +464,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       const res = await request(app)
         .post('/servers/srv-1/password')
         .set('X-Instance-ID', 'srv-1')
-        .set('X-Instance-ID-Signature', sign('srv-1'));
+        .set('X-Instance-ID-Signature', sign('srv-1', secret));
       expect(res.status).toBe(200);
       expect(res.body.principal).toEqual({ kind: 'instance', id: 'srv-1' });
     });
@@ -474,7 +473,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       const { app, calls } = mixedApp(userAndInstance);
       const [foreign, missing] = await Promise.all(
         ['/servers/srv-2/password', '/servers/srv-nope/password'].map((path) =>
-          request(app).post(path).set('X-Instance-ID', 'srv-1').set('X-Instance-ID-Signature', sign('srv-1')),
+          request(app).post(path).set('X-Instance-ID', 'srv-1').set('X-Instance-ID-Signature', sign('srv-1', secret)),
         ),
       );
       expect(foreign?.body).toEqual(DENIED_404);
@@ -487,7 +486,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       const res = await request(app)
         .post('/servers/srv-1/password')
         .set('X-Instance-ID', 'alice')
-        .set('X-Instance-ID-Signature', sign('alice'));
+        .set('X-Instance-ID-Signature', sign('alice', secret));
       expect(res.body).toEqual(DENIED_404);
       expect(calls.handler).toBe(0);
     });
@@ -497,7 +496,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       const res = await request(app)
         .post('/servers/srv-1/password')
         .set('X-Instance-ID', 'alice')
-        .set('X-Instance-ID-Signature', sign('alice'));
+        .set('X-Instance-ID-Signature', sign('alice', secret));
       expect(res.body).toEqual(DENIED_404);
     });
 
@@ -513,7 +512,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       const asInstance = await request(app)
         .post('/servers/alice/password')
         .set('X-Instance-ID', 'alice')
-        .set('X-Instance-ID-Signature', sign('alice'));
+        .set('X-Instance-ID-Signature', sign('alice', secret));
       expect(asInstance.body.principal).toEqual({ kind: 'instance', id: 'alice' });
       const asUser = await request(app).post('/servers/alice/password').set('X-Test-User', 'alice');
       expect(asUser.body).toEqual(DENIED_404);
@@ -525,12 +524,12 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
         .post('/servers/srv-1/password')
         .set('X-Test-User', 'bob')
         .set('X-Instance-ID', 'srv-1')
-        .set('X-Instance-ID-Signature', sign('srv-2'));
+        .set('X-Instance-ID-Signature', sign('srv-2', secret));
       expect(forged.body).toEqual(DENIED_404);
       const anonymous = await request(app)
         .post('/servers/srv-1/password')
         .set('X-Instance-ID', 'srv-1')
-        .set('X-Instance-ID-Signature', sign('srv-2'));
+        .set('X-Instance-ID-Signature', sign('srv-2', secret));
       expect(anonymous.status).toBe(401);
     });
   });
