@@ -1,3 +1,4 @@
+import type request from 'supertest';
 import { PROBLEM_JSON } from './express';
 
 /** An answer as supertest gives it, or as a test builds it from fetch() (headers as `Headers`). */
@@ -26,4 +27,23 @@ export function expectProblem(res: ProblemAnswer, status: number, code: string, 
       ...(detail === undefined ? {} : { detail: typeof detail === 'string' ? detail : expect.stringMatching(detail) }),
     }),
   });
+}
+
+/** The `code` of each fault a 422 lists in `errors`, in order; none: `[]`. */
+export function codes(res: { readonly body: unknown }): string[] {
+  const errors = (res.body as { errors?: { code: string }[] } | undefined)?.errors ?? [];
+  return errors.map((error) => error.code);
+}
+
+/** The whole answer, as a client (or a log of it) would have it. */
+function wholeResponse(res: request.Response): string {
+  return `${res.status}\n${JSON.stringify(res.headers)}\n${res.text}`;
+}
+
+/** Asserts that `secret` is nowhere in the answer: neither as sent, nor JSON-escaped, nor percent-encoded. */
+export function expectNoLeak(res: request.Response, secret: string): void {
+  const whole = wholeResponse(res);
+  for (const form of new Set([secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)])) {
+    expect(whole).not.toContain(form);
+  }
 }

@@ -5,7 +5,7 @@ import { passwordBody, problemHandler, validatedPassword } from '../../../lib';
 import type { PasswordBodyOptions } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
-import { expectProblem } from '../../helpers/problem';
+import { codes, expectNoLeak, expectProblem } from '../../helpers/problem';
 
 const PATH = '/servers/srv-7f3a9c/password';
 
@@ -49,21 +49,6 @@ const text = (app: Express, value: string | Buffer): request.Test =>
  * on a refusal must ask for keep-alive, or it could not fail.
  */
 const keepAlive = (test: request.Test): request.Test => test.set('Connection', 'keep-alive');
-
-/** The whole answer, as a client (or a log of it) would have it. */
-function wholeResponse(res: request.Response): string {
-  return `${res.status}\n${JSON.stringify(res.headers)}\n${res.text}`;
-}
-
-function expectNoLeak(res: request.Response, secret: string): void {
-  expect(wholeResponse(res)).not.toContain(secret);
-  expect(wholeResponse(res)).not.toContain(JSON.stringify(secret).slice(1, -1));
-}
-
-function codes(res: request.Response): string[] {
-  const errors = (res.body as { errors?: { code: string }[] }).errors ?? [];
-  return errors.map((error) => error.code);
-}
 
 describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
   const app = passwordApp(express);

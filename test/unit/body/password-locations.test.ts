@@ -13,7 +13,8 @@ import {
 import type { PasswordBodyOptions, PasswordLocation } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
-import { expectProblem } from '../../helpers/problem';
+import { sendFrom } from '../../helpers/password';
+import { codes, expectNoLeak, expectProblem } from '../../helpers/problem';
 
 const PATH = '/servers/srv-1/password';
 const SET_AT = '2026-11-28T18:04:34.000Z';
@@ -21,20 +22,6 @@ const PASSWORD = 'tangerine kettle 42 drums';
 // Every option that does not concern the location stays at its default, except the
 // warning, which every test that reads the query collects instead of printing.
 const quiet = (): void => undefined;
-
-/** Where each location puts `password`, as a client would send it. */
-function sendFrom(app: Express, location: PasswordLocation, password: string, path = PATH): request.Test {
-  switch (location) {
-    case 'json':
-      return request(app).post(path).type('application/json').send(JSON.stringify({ password }));
-    case 'form':
-      return request(app).post(path).type('application/x-www-form-urlencoded').send(`password=${encodeURIComponent(password)}`);
-    case 'text':
-      return request(app).post(path).set('Content-Type', 'text/plain; charset=utf-8').send(password);
-    case 'query':
-      return request(app).post(`${path}?password=${encodeURIComponent(password)}`);
-  }
-}
 
 /**
  * `POST /servers/:id/password`: passwordBody with `options`, then the real hashing
@@ -76,19 +63,6 @@ function echoApp(express: ExpressFactory, options: PasswordBodyOptions, path = '
   return app;
 }
 
-function wholeResponse(res: request.Response): string {
-  return `${res.status}\n${JSON.stringify(res.headers)}\n${res.text}`;
-}
-
-function expectNoLeak(res: request.Response, secret: string): void {
-  expect(wholeResponse(res)).not.toContain(secret);
-  expect(wholeResponse(res)).not.toContain(encodeURIComponent(secret));
-}
-
-function codes(res: request.Response): string[] {
-  return ((res.body as { errors?: { code: string }[] }).errors ?? []).map((error) => error.code);
-}
-
 const LOCATIONS: readonly PasswordLocation[] = ['json', 'form', 'text', 'query'];
 
 describe.each(expressVersions)('password locations on %s', (_name, express) => {
@@ -99,7 +73,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
       const store = new MemoryStore();
       const app = storingApp(express, options, store);
       // NFD é: the storer must get the NFC form, whatever the location.
-      const res = await sendFrom(app, location, `cafe\u0301 ${PASSWORD}`);
+      const res = await sendFrom(app, location, `cafe\u0301 ${PASSWORD}`, PATH);
       expect(res.status).toBe(201);
       expect(res.body).toMatchObject({ length: `café ${PASSWORD}`.length });
       expect(await bcrypt.compare(`café ${PASSWORD}`, store.get('srv-1')?.hash ?? '')).toBe(true);
@@ -138,10 +112,10 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
     test('the content rules apply here too, and nothing is stored when they fail', async () => {
       const store = new MemoryStore();
       const app = storingApp(express, options, store);
-      const res = await sendFrom(app, location, 'password1');
+      const res = await sendFrom(app, location, 'password1', PATH);
       expect(res.status).toBe(422);
       expect(codes(res)).toEqual(['common_password']);
-      const control = await sendFrom(app, location, 'a long one\u0000with NUL');
+      const control = await sendFrom(app, location, 'a long one\u0000with NUL', PATH);
       expect(codes(control)).toEqual(['control_character']);
       expect(store.size).toBe(0);
       expectNoLeak(res, 'password1');
@@ -152,7 +126,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
       async (other) => {
         const store = new MemoryStore();
         const app = storingApp(express, options, store);
-        const res = await sendFrom(app, other, 'sent-elsewhere-secret');
+        const res = await sendFrom(app, other, 'sent-elsewhere-secret', PATH);
         if (other === 'query') {
           // No body: the query is simply not a place this route looks.
           expect(res.status).toBe(422);
