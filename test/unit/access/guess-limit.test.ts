@@ -22,6 +22,7 @@ import { stubValidator } from '../../helpers/password';
 import { FAIL_FAST, RedisClients, freePort, redisServerFor, startRedisServer } from '../../helpers/redis-server';
 import type { RedisServer } from '../../helpers/redis-server';
 import { expectProblem } from '../../helpers/problem';
+import { userFromHeader } from '../../helpers/user-routes';
 
 const PASSWORD = 'tangerine kettle 42 drums';
 const HASH = bcrypt.hashSync(PASSWORD, 10);
@@ -153,11 +154,7 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
 
   test("on passwordRoutes' verify, wrong guesses answered 200 { match: false } are counted", async () => {
     const app = express();
-    app.use((req, _res, next) => {
-      const name = req.get('x-user');
-      if (name !== undefined) (req as Request & { user?: { id: string } }).user = { id: name };
-      next();
-    });
+    app.use(userFromHeader());
     passwordRoutes(app, {
       store: passwords(),
       ownership: { principal: requestUser(), load: (req) => SERVERS.get(String(req.params['id'])), owner: (s: Server) => s.owners.map((id) => ({ kind: 'user', id })) },
