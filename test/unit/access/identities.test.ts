@@ -133,8 +133,7 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
       .get(`/servers/${other}/password`)
       .set('X-Instance-ID', INSTANCE)
       .set('X-Instance-ID-Signature', KNOWN_SIGNATURE);
-    expect(res.status).toBe(404);
-    expect(res.body.code).toBe('ownership.denied');
+    expectProblem(res, 404, 'ownership.denied');
   });
 
   describe('the compare is constant-time, on equal lengths only', () => {
@@ -304,8 +303,7 @@ describe.each(expressVersions)('requestUser on %s', (_name, express) => {
     });
     app.use(problemHandler({ log: false }));
     const res = await request(app).get('/servers/srv-1/password');
-    expect(res.status).toBe(404);
-    expect(res.body.code).toBe('ownership.denied');
+    expectProblem(res, 404, 'ownership.denied');
   });
 
   test.each([
@@ -316,8 +314,7 @@ describe.each(expressVersions)('requestUser on %s', (_name, express) => {
   ])('a user that is %s is a wiring fault: 500, not a pass', async (_case, value) => {
     const app = instanceApp(express, requestUser(), [as(value)]);
     const res = await request(app).get('/servers/srv-1/password');
-    expect(res.status).toBe(500);
-    expect(res.body.code).toBe('server.error');
+    expectProblem(res, 500, 'server.error');
   });
 });
 

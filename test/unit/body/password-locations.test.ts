@@ -132,8 +132,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
           expect(res.status).toBe(422);
           expect(codes(res)).toEqual(['missing']);
         } else {
-          expect(res.status).toBe(415);
-          expect(res.body).toMatchObject({ code: 'body.unsupported_media_type' });
+          expectProblem(res, 415, 'body.unsupported_media_type');
           expect((res.body as { detail: string }).detail).toBe(
             location === 'query'
               ? 'This route takes no request body: the password goes in the "password" query parameter.'
@@ -167,8 +166,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
       const ok = await request(app).post(PATH).set('Content-Type', 'application/x-www-form-urlencoded; charset=UTF-8').send('password=ok-form-password');
       expect(ok.status).toBe(200);
       const latin1 = await request(app).post(PATH).set('Content-Type', 'application/x-www-form-urlencoded; charset=iso-8859-1').send('password=latin-secret');
-      expect(latin1.status).toBe(415);
-      expect(latin1.body).toMatchObject({ code: 'body.charset_unsupported' });
+      expectProblem(latin1, 415, 'body.charset_unsupported');
     });
 
     test('a repeated password field gets 400 body.repeated_field, never a guess', async () => {
@@ -189,8 +187,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
       ['a bad escape in another field', 'password=form-secret-ok&x=%G1'],
     ])('malformed percent-encoding (%s) gets 400 body.parse_failed', async (_label, body) => {
       const res = await request(app).post(PATH).type('form').send(body);
-      expect(res.status).toBe(400);
-      expect(res.body).toMatchObject({ code: 'body.parse_failed' });
+      expectProblem(res, 400, 'body.parse_failed');
       expectNoLeak(res, 'form-secret');
     });
 
@@ -201,8 +198,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
       ['a Latin-1 é', '%E9'],
     ])('percent-encoded invalid UTF-8 (%s) gets 400 body.invalid_utf8', async (_label, escape) => {
       const res = await request(app).post(PATH).type('form').send(`password=form-secret-${escape}-x`);
-      expect(res.status).toBe(400);
-      expect(res.body).toMatchObject({ code: 'body.invalid_utf8' });
+      expectProblem(res, 400, 'body.invalid_utf8');
       expectNoLeak(res, 'form-secret');
     });
 
@@ -224,8 +220,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
       const overhead = 'password='.length;
       expect((await request(big).post(PATH).type('form').send(`password=${'a'.repeat(1020 - overhead)}`)).status).toBe(200);
       const over = await request(big).post(PATH).type('form').send(`password=${'b'.repeat(1021 - overhead)}`);
-      expect(over.status).toBe(413);
-      expect(over.body).toMatchObject({ code: 'body.too_large' });
+      expectProblem(over, 413, 'body.too_large');
       expectNoLeak(over, 'b'.repeat(40));
     });
   });
@@ -313,8 +308,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
     test('a repeated parameter gets 400 query.repeated_parameter', async () => {
       const app = echoApp(express, { from: 'query', query: { warn: quiet } });
       const res = await request(app).get(`${PATH}?password=first-secret-1&password=second-secret-2`);
-      expect(res.status).toBe(400);
-      expect(res.body).toMatchObject({ code: 'query.repeated_parameter' });
+      expectProblem(res, 400, 'query.repeated_parameter');
       expect(res.headers['deprecation']).toBe('@0');
       expectNoLeak(res, 'first-secret-1');
       expectNoLeak(res, 'second-secret-2');
@@ -351,8 +345,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
     test('a password both in the body and in the query gets 400 password.ambiguous', async () => {
       const app = echoApp(express, { from: ['json', 'query'], query: { warn: quiet } });
       const res = await request(app).post(`${PATH}?password=query-secret-1`).send({ password: 'body-secret-22' });
-      expect(res.status).toBe(400);
-      expect(res.body).toMatchObject({ code: 'password.ambiguous' });
+      expectProblem(res, 400, 'password.ambiguous');
       expectNoLeak(res, 'query-secret-1');
       expectNoLeak(res, 'body-secret-22');
     });
@@ -360,8 +353,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
     test('a query-only route refuses a body with 415, even with no password in the query', async () => {
       const app = echoApp(express, { from: 'query', query: { warn: quiet } });
       const res = await request(app).post(PATH).send({ password: 'body-secret-22' });
-      expect(res.status).toBe(415);
-      expect(res.body).toMatchObject({ code: 'body.unsupported_media_type' });
+      expectProblem(res, 415, 'body.unsupported_media_type');
     });
 
     test('query.parameter reads another name; the field of errors stays `field`', async () => {
@@ -418,8 +410,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
       expect(ok.body).toEqual({ match: true });
       expect(ok.headers['deprecation']).toBe('@0');
       const wrong = await request(app).get('/servers/srv-1/password/check?password=not+it');
-      expect(wrong.status).toBe(403);
-      expect(wrong.body).toMatchObject({ code: 'password.mismatch' });
+      expectProblem(wrong, 403, 'password.mismatch');
       expect(wrong.headers['deprecation']).toBe('@0');
       const missing = await request(app).get('/servers/srv-1/password/check');
       expect(missing.status).toBe(422);
@@ -472,8 +463,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
         expect(right.status).toBe(200);
         expect(right.body).toEqual({ match: true });
         const wrong = await sendFrom(app, location, 'x', verifyPath);
-        expect(wrong.status).toBe(403);
-        expect(wrong.body).toMatchObject({ code: 'password.mismatch' });
+        expectProblem(wrong, 403, 'password.mismatch');
         const none = {
           json: () => request(app).post(verifyPath).type('json').send('{}'),
           form: () => request(app).post(verifyPath).type('form').send('other=1'),

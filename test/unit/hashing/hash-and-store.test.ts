@@ -124,8 +124,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     // bcrypt alone would say yes to this one: it reads 72 bytes and drops the rest.
     expect(await bcrypt.compare(`${stored}!`, store.get('srv-1')?.hash ?? '')).toBe(true);
     const res = await request(app).post('/servers/srv-1/password/verify').send({ password: `${stored}!` });
-    expect(res.status).toBe(403);
-    expect(res.body.code).toBe('password.mismatch');
+    expectProblem(res, 403, 'password.mismatch');
   });
 
   test('with a pepper, long passwords are hashed whole: two sharing 72 bytes do not cross-verify', async () => {
@@ -161,8 +160,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     const logged: ProblemLogEntry[] = [];
     app.use(problemHandler({ log: (entry) => logged.push(entry) }));
     const res = await request(app).post('/servers/srv-1/password').send({ password: 'unvalidated password' });
-    expect(res.status).toBe(500);
-    expect(res.body.code).toBe('password.misconfigured');
+    expectProblem(res, 500, 'password.misconfigured');
     // The explanation is for the operator's log, not the client.
     expect(res.body.detail).toBe('The server could not complete the request.');
     expect(logged[0]?.error).toMatch(/mount passwordBody\(\) before it/);
@@ -218,8 +216,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     });
     app.use(problemHandler({ log: (entry) => logged.push(entry.error) }));
     const res = await request(app).post('/servers/srv-1/password').send({ password: 'secret password' });
-    expect(res.status).toBe(500);
-    expect(res.body.code).toBe('server.error');
+    expectProblem(res, 500, 'server.error');
     expect(res.text).not.toContain('secret password');
     expect(res.text).not.toContain('$2b$');
     expect(logged.join('\n')).toContain('disk full writing [redacted]');

@@ -221,8 +221,7 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     });
     app.use(problemHandler({ log: false }));
     const res = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
-    expect(res.status).toBe(500);
-    expect(res.body.code).toBe('password.misconfigured');
+    expectProblem(res, 500, 'password.misconfigured');
   });
 
   test('the candidate option reads the password itself; nothing there → 400 password.missing', async () => {
@@ -239,8 +238,7 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     expect((await request(app).post('/servers/srv-1/password/verify').send({ current: 'correct horse' })).status).toBe(200);
     expect((await request(app).post('/servers/srv-1/password/verify').send({ current: 'wrong' })).status).toBe(403);
     const missing = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
-    expect(missing.status).toBe(400);
-    expect(missing.body.code).toBe('password.missing');
+    expectProblem(missing, 400, 'password.missing');
   });
 
   test('a full limiter gets 503 with Retry-After', async () => {
@@ -252,9 +250,8 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     const res = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
     release();
     await held;
-    expect(res.status).toBe(503);
+    expectProblem(res, 503, 'password.busy');
     expect(res.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
-    expect(res.body.code).toBe('password.busy');
   });
 });
 

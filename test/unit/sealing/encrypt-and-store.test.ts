@@ -273,16 +273,14 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
     store.setIfAbsent('hashed', { hash, setAt: '2026-01-01T00:00:00.000Z', scheme: 'bcrypt' });
     const { app, logged } = sealingApp(express, { store, keys: ring1() });
     const reveal = await request(app).get('/servers/hashed/secret');
-    expect(reveal.status).toBe(500);
-    expect(reveal.body).toMatchObject({ code: 'password.wrong_mechanism', detail: 'The server could not complete the request.' });
+    expectProblem(reveal, 500, 'password.wrong_mechanism', 'The server could not complete the request.');
     expect(reveal.text).not.toContain(hash);
     expect(reveal.text).not.toContain('$2b$');
 
     await request(app).post('/servers/sealed/secret').send({ password: 'handed back' }).expect(201);
     const sealed = store.get('sealed')?.hash ?? '';
     const verify = await request(app).post('/servers/sealed/verify').send({ password: 'handed back' });
-    expect(verify.status).toBe(500);
-    expect(verify.body).toMatchObject({ code: 'password.wrong_mechanism' });
+    expectProblem(verify, 500, 'password.wrong_mechanism');
     expect(verify.text).not.toContain(sealed);
     expect(logged.map((entry) => entry.code)).toEqual(['password.wrong_mechanism', 'password.wrong_mechanism']);
     for (const entry of logged) {
@@ -341,8 +339,7 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
       const store = new MemoryStore();
       const { app, logged } = sealingApp(express, { store, keys });
       const res = await request(app).post('/servers/srv-1/secret').send({ password: 'never stored' });
-      expect(res.status).toBe(500);
-      expect(res.body.code).toBe('password.misconfigured');
+      expectProblem(res, 500, 'password.misconfigured');
       expect(store.size).toBe(0);
       expect(logged[0]?.error).toMatch(/key provider/);
     }

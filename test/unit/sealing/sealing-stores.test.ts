@@ -121,8 +121,7 @@ function sealingOn(name: string, open: () => Promise<StoreUnderTest>): void {
       const bad = tamper(own, (await store.get('other')) as PasswordRecord);
       expect(await store.replace('own', own.hash, bad)).toBe(true);
       const res = await request(app).get('/servers/own/secret');
-      expect(res.status).toBe(500);
-      expect(res.body).toMatchObject({ code: 'server.error', detail: 'The server could not complete the request.' });
+      expectProblem(res, 500, 'server.error', 'The server could not complete the request.');
       expect(logged.map((entry) => entry.error.split('\n')[0])).toEqual([expect.stringMatching(/^Error: revealSecret: the sealed record "own" did not open: /)]);
       for (const hidden of [secret, own.hash, bad.hash, K1]) expect(logged[0]?.error).not.toContain(hidden);
       expect(await store.get('own')).toEqual(bad);
