@@ -171,6 +171,16 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
     expect(res.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
   });
 
+  test('res.json(undefined) sends an empty JSON answer, as Express does', async () => {
+    const nothing = appWith(express, responseEncoder(), (_req, res) => {
+      res.json(undefined);
+    });
+    const res = await request(nothing).get('/r');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.text).toBe('');
+  });
+
   test('a Content-Type the handler chose is kept; JSON in UTF-8 otherwise', async () => {
     const typed = appWith(express, responseEncoder(), (_req, res) => {
       res.type('application/vnd.api+json').json({ data: null });
