@@ -1,7 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { requestPath } from '../internal/errors';
 import type { Principal, PrincipalId } from '../access/identities';
-import { assertFunction, assertKnownKeys, optionError } from '../internal/options';
+import { assertFunction, assertKnownKeys, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 
 /**
@@ -743,9 +743,5 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 function wholeNumber(option: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw optionError('securityEvents', option, `must be a whole number from ${min} to ${max}, got ${String(value)}.`);
-  }
-  return value;
+  return integerOption('securityEvents', option, value, min, max) ?? fallback;
 }

@@ -1,6 +1,6 @@
 import { closeSync, openSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
-import { assertKnownKeys, hasMethods, optionError } from '../internal/options';
+import { assertKnownKeys, hasMethods, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 import { copyRecord } from './store';
 import type { PasswordRecord, PasswordStore } from './store';
@@ -134,10 +134,9 @@ export class SqliteStore<D extends SqliteDatabase = SqliteDatabase> implements P
         'must be an SQL identifier: letters, digits and _, not starting with a digit, at most 64 characters.',
       );
     }
-    const busyTimeout = options.busyTimeout ?? (database === undefined ? 5000 : undefined);
-    if (busyTimeout !== undefined && (!Number.isSafeInteger(busyTimeout) || busyTimeout < 0)) {
-      throw optionError('SqliteStore', 'busyTimeout', 'must be a whole number of milliseconds, 0 or more.');
-    }
+    const busyTimeout =
+      integerOption('SqliteStore', 'busyTimeout', options.busyTimeout, 0, undefined, { unit: 'milliseconds' }) ??
+      (database === undefined ? 5000 : undefined);
 
     let db: D;
     if (database === undefined) {
