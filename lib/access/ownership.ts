@@ -6,6 +6,7 @@ import type { Principal, PrincipalResolver, UserPrincipal } from './identities';
 import { assertFunction, assertKnownKeys, optionError } from '../internal/options';
 import { noteSecurityFacts } from '../http/security-events';
 import type { KeysEnum } from '../internal/options';
+import { TOKEN_SOURCE } from '../internal/syntax';
 
 /**
  * Who owns a resource: one principal, several (a server is owned by its user and is
@@ -136,7 +137,7 @@ export function ownership<P extends Principal = Principal, R = unknown>(req: Req
 }
 
 // An auth-scheme token, then parameters of visible ASCII: no CR/LF can reach the header.
-const CHALLENGE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?: [\x20-\x7e]*)?$/;
+const CHALLENGE = new RegExp(`^${TOKEN_SOURCE}(?: [\\x20-\\x7e]*)?$`);
 const DENIED_DETAIL = 'The resource does not exist or the caller may not access it.';
 const UNAUTHENTICATED_DETAIL = 'The request does not identify its caller.';
 

@@ -13,6 +13,7 @@ import type { PasswordRulesOptions } from './password-rules';
 import { setSubmittedPasswords, setValidatedPassword } from './validated-password';
 import { markSecret } from '../internal/secrets';
 import { decodePairs, UrlencodedError } from '../internal/urlencoded';
+import { MEDIA_TYPE, MEDIA_TYPE_PARAMETER, TOKEN } from '../internal/syntax';
 
 /**
  * Where the password may be: `'json'` is an `application/json` body with the password in
@@ -195,12 +196,6 @@ const MEDIA_TYPE_NAMES: Readonly<Record<PasswordBodyType, string>> = {
 };
 const LOCATIONS: readonly PasswordLocation[] = ['json', 'form', 'text', 'query'];
 const VERIFY_LIMIT = 8192;
-
-// RFC 9110 §8.3.1 (media type) and §5.6.2 (token), §5.6.4 (quoted-string).
-const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}$`);
-const PARAMETER = new RegExp(`^(${TOKEN})=(?:(${TOKEN})|"((?:[^"\\\\]|\\\\.)*)")$`);
-const METHOD = new RegExp(`^${TOKEN}$`);
 
 const LONE_SURROGATE = /\p{Cs}/u;
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -438,7 +433,7 @@ function parseContentType(header: string | undefined): { mediaType: string; char
   for (const parameter of parameters) {
     const trimmed = parameter.trim();
     if (trimmed === '') continue;
-    const match = PARAMETER.exec(trimmed);
+    const match = MEDIA_TYPE_PARAMETER.exec(trimmed);
     if (match === null) return undefined;
     if (match[1]?.toLowerCase() === 'charset') {
       charset = (match[2] ?? match[3]?.replace(/\\(.)/g, '$1') ?? '').toLowerCase();
@@ -718,7 +713,7 @@ function resolveMethods(option: readonly string[] | undefined, readsQuery: boole
     throw optionError(FACTORY, 'methods', 'must be a non-empty array of method names, such as ["POST"].');
   }
   for (const method of methods) {
-    if (typeof method !== 'string' || !METHOD.test(method) || method !== method.toUpperCase()) {
+    if (typeof method !== 'string' || !TOKEN.test(method) || method !== method.toUpperCase()) {
       // Node only parses methods upper-case: "post" would never match and the body
       // would silently go unchecked.
       throw optionError(FACTORY, 'methods', `has ${JSON.stringify(method)}, which is not an upper-case method name.`);

@@ -3,6 +3,7 @@ import { requestPath } from '../internal/errors';
 import type { Principal, PrincipalId } from '../access/identities';
 import { assertFunction, assertKnownKeys, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
+import { visibleAscii } from '../internal/syntax';
 
 /**
  * The names of OWASP's Application Logging Vocabulary this package emits, plus
@@ -207,7 +208,7 @@ const LEVELS: Readonly<Record<SecurityEventType, SecurityEventLevel>> = {
 };
 
 const MAX_IN_FLIGHT = 100;
-const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+const REQUEST_ID = visibleAscii(128);
 const MAX_TEXT = 200;
 
 /** What the middlewares learned about a request on the way, for its refusal event. */

@@ -16,6 +16,7 @@ import { RedisStore } from '../stores/redis-store';
 import type { RedisStoreClient } from '../stores/redis-store';
 import { SqliteStore } from '../stores/sqlite-store';
 import type { PasswordRecord, PasswordStore } from '../stores/store';
+import { SQL_IDENTIFIER } from '../internal/syntax';
 
 const USAGE = `Usage: express-password-guard migrate [options]
 
@@ -263,7 +264,7 @@ async function openStore(values: Values): Promise<Opened> {
       // An existing file and table only: a typo must not migrate a new, empty one and say "done".
       if (!existsSync(sqlite)) throw new UsageError(`--sqlite ${sqlite}: no such file.`);
       const table = text('table') ?? 'password_records';
-      if (!IDENTIFIER.test(table)) throw new UsageError(`--table ${table}: not an SQL identifier (letters, digits and _).`);
+      if (!SQL_IDENTIFIER.test(table)) throw new UsageError(`--table ${table}: not an SQL identifier (letters, digits and _).`);
       const probe = openSqlite(sqlite, true);
       const exists = probe.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
       if (!exists && metadataTable === undefined) {
@@ -326,7 +327,6 @@ async function openStore(values: Values): Promise<Opened> {
   }
 }
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 function openSqlite(file: string, readonly: boolean): BetterSqlite3.Database {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -4,6 +4,7 @@ import { assertKnownKeys, hasMethods, integerOption, optionError } from '../inte
 import type { KeysEnum } from '../internal/options';
 import { copyRecord } from './store';
 import type { PasswordRecord, PasswordStore } from './store';
+import { SQL_IDENTIFIER } from '../internal/syntax';
 
 /**
  * A prepared statement, as far as {@link SqliteStore} uses one.
@@ -77,7 +78,6 @@ export interface SqliteStoreOptions<D extends SqliteDatabase = SqliteDatabase> {
 
 const optionKeys: KeysEnum<SqliteStoreOptions> = { filename: true, database: true, table: true, busyTimeout: true };
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const ID_PAGE = 500;
 
 interface Row {
@@ -127,7 +127,7 @@ export class SqliteStore<D extends SqliteDatabase = SqliteDatabase> implements P
     }
     if (database !== undefined) assertDatabase(database);
     const table = options.table ?? 'password_records';
-    if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
+    if (typeof table !== 'string' || !SQL_IDENTIFIER.test(table)) {
       throw optionError(
         'SqliteStore',
         'table',
