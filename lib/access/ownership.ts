@@ -7,6 +7,7 @@ import { assertFunction, assertKnownKeys, optionError } from '../internal/option
 import { noteSecurityFacts } from '../http/security-events';
 import type { KeysEnum } from '../internal/options';
 import { TOKEN_SOURCE } from '../internal/syntax';
+import { requestSlot } from '../internal/request-slot';
 
 /**
  * Who owns a resource: one principal, several (a server is owned by its user and is
@@ -120,8 +121,7 @@ export interface OwnershipGuard<P extends Principal = Principal, R = unknown> ex
   owned(req: Request): OwnedBy<P, R>;
 }
 
-// WeakMaps rather than properties on `req`: nothing a logger dumps, and gone with the request.
-const lastOwned = new WeakMap<Request, OwnedBy>();
+const lastOwned = requestSlot<OwnedBy>();
 
 /**
  * What the last {@link requireOwnership} guard to pass on this request let through, or
@@ -175,7 +175,7 @@ export function requireOwnership<P extends Principal = UserPrincipal, R = unknow
   const deniedStatus = resolveDeniedStatus(options.deniedStatus);
   const challenge = resolveChallenge(options.challenge);
   const sameId = resolveMatchIds(options.matchIds);
-  const passed = new WeakMap<Request, OwnedBy<P, R>>();
+  const passed = requestSlot<OwnedBy<P, R>>();
 
   const guard = asyncMiddleware(
     'requireOwnership',

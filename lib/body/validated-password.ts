@@ -1,9 +1,8 @@
 import type { Request } from 'express';
 import { markSecret } from '../internal/secrets';
+import { requestSlot } from '../internal/request-slot';
 
-// A WeakMap rather than a property on `req`: loggers and error serialisers that dump the
-// request object cannot see it, and it goes away with the request.
-const passwords = new WeakMap<Request, string>();
+const passwords = requestSlot<string>();
 
 /** Stores the validated, normalised password of this request (the validator calls it). */
 export function setValidatedPassword(req: Request, password: string): void {
@@ -21,10 +20,10 @@ export function validatedPassword(req: Request): string | undefined {
 
 /** Forgets the request's password, once it has been hashed or compared. */
 export function clearValidatedPassword(req: Request): void {
-  passwords.delete(req);
+  passwords.clear(req);
 }
 
-const otherPasswords = new WeakMap<Request, ReadonlyMap<string, string>>();
+const otherPasswords = requestSlot<ReadonlyMap<string, string>>();
 
 /** Keeps the other password fields of a form (the current password, the repeat); passwordBody calls it. */
 export function setSubmittedPasswords(req: Request, fields: ReadonlyMap<string, string>): void {

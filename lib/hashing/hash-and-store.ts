@@ -22,6 +22,7 @@ import { markSecret } from '../internal/secrets';
 import { reportSecurityEvent } from '../http/security-events';
 import { assertStore, checkedBoolean, checkedRecord } from '../stores/store';
 import type { PasswordRecord, PasswordStore } from '../stores/store';
+import { requestSlot } from '../internal/request-slot';
 
 /**
  * Options of {@link hashAndStore}.
@@ -105,7 +106,7 @@ export interface StoredPassword {
   readonly scheme: PasswordScheme;
 }
 
-const storedByRequest = new WeakMap<Request, StoredPassword>();
+const storedByRequest = requestSlot<StoredPassword>();
 
 /**
  * What {@link hashAndStore} stored for `req`, or `undefined` before it succeeded.

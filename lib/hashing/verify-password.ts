@@ -26,6 +26,7 @@ import { reportSecurityEvent } from '../http/security-events';
 import { wrongMechanism } from '../sealing/encrypt-and-store';
 import { assertSource, assertStore, checkedBoolean, checkedRecord } from '../stores/store';
 import type { PasswordSource, PasswordStore } from '../stores/store';
+import { requestSlot } from '../internal/request-slot';
 
 /**
  * Options of {@link verifyPassword}; {@link passwordVerifier} takes them too.
@@ -271,7 +272,7 @@ export interface VerifiedPassword {
   readonly rehashed: boolean;
 }
 
-const verifiedByRequest = new WeakMap<Request, VerifiedPassword>();
+const verifiedByRequest = requestSlot<VerifiedPassword>();
 
 /**
  * What {@link passwordVerifier} established for `req`: set only when the password

@@ -4,6 +4,7 @@ import type { Principal, PrincipalId } from '../access/identities';
 import { assertFunction, assertKnownKeys, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 import { visibleAscii } from '../internal/syntax';
+import { requestSlot } from '../internal/request-slot';
 
 /**
  * The names of OWASP's Application Logging Vocabulary this package emits, plus
@@ -266,7 +267,7 @@ interface Slot {
   readonly facts: Facts;
 }
 
-const slots = new WeakMap<Request, Slot>();
+const slots = requestSlot<Slot>();
 
 /**
  * Registers `sink` for every request that passes: mount it first, before the routes, so
@@ -447,7 +448,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
 
   const middleware = function securityEvents(req: Request, _res: Response, next: NextFunction): void {
     // The outer registration wins, so an app-wide sink is not replaced by a router's.
-    if (!slots.has(req)) slots.set(req, { registry, facts: {} });
+    slots.getOrCreate(req, () => ({ registry, facts: {} }));
     next();
   };
 

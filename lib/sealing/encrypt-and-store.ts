@@ -15,6 +15,7 @@ import { reportSecurityEvent } from '../http/security-events';
 import { currentKey, isSealedScheme, keyById, open, seal, sealedKeyId, sealedScheme } from './aes-gcm';
 import { assertStore, checkedBoolean, checkedRecord } from '../stores/store';
 import type { PasswordRecord, PasswordStore } from '../stores/store';
+import { requestSlot } from '../internal/request-slot';
 
 /**
  * Options of {@link encryptAndStore}.
@@ -102,7 +103,7 @@ export interface SealedSecret {
   readonly keyId: string;
 }
 
-const sealedByRequest = new WeakMap<Request, SealedSecret>();
+const sealedByRequest = requestSlot<SealedSecret>();
 
 /**
  * What {@link encryptAndStore} stored for `req`, or `undefined` before it succeeded.
