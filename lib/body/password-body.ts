@@ -27,10 +27,10 @@ import { MEDIA_TYPE, MEDIA_TYPE_PARAMETER, TOKEN } from '../internal/syntax';
 export type PasswordLocation = 'json' | 'form' | 'text' | 'query';
 
 /**
- * The body locations of {@link PasswordLocation}, which the older `accept` option takes.
+ * The body locations of {@link PasswordLocation}: every one but the query.
  *
  * @example
- * const accept: readonly PasswordBodyType[] = ['text'];
+ * const bodies: readonly PasswordBodyType[] = ['json', 'text'];
  */
 export type PasswordBodyType = Exclude<PasswordLocation, 'query'>;
 
@@ -41,7 +41,7 @@ export type PasswordBodyType = Exclude<PasswordLocation, 'query'>;
  * @example
  * // The metadata-service route: a base64 ciphertext, not a human password.
  * const options: PasswordBodyOptions = {
- *   accept: ['text'],
+ *   from: 'text',
  *   maxLength: 1020,
  *   commonPasswords: false,
  * };
@@ -72,11 +72,6 @@ export interface PasswordBodyOptions extends PasswordRulesOptions {
    * @default 1020, the reviewed API's own limit (4 chunks of 255 bytes)
    */
   readonly limit?: number;
-  /**
-   * The older name of `from`, for body locations only; set one or the other.
-   * @default ['json', 'text']
-   */
-  readonly accept?: readonly PasswordBodyType[];
   /**
    * Methods whose password is read; other methods pass through untouched, so the
    * middleware can sit on a path that also serves `GET` and `DELETE`. `HEAD` is read
@@ -170,7 +165,6 @@ const optionKeys: KeysEnum<PasswordBodyOptions> = {
   from: true,
   query: true,
   limit: true,
-  accept: true,
   methods: true,
   readTimeout: true,
   drainBytes: true,
@@ -676,18 +670,13 @@ function resolveConfig(options: PasswordBodyOptions, verifying: boolean): BodyCo
 }
 
 function resolveLocations(options: PasswordBodyOptions, verifying: boolean): ReadonlySet<PasswordLocation> {
-  if (options.from !== undefined && options.accept !== undefined) {
-    throw optionError(FACTORY, 'accept', 'is the older name of "from": set one of them, not both.');
-  }
-  const name = options.accept === undefined ? 'from' : 'accept';
-  const allowed = name === 'from' ? LOCATIONS : LOCATIONS.filter((location) => location !== 'query');
-  const option: unknown = options.from ?? options.accept ?? (verifying ? ['json', 'form', 'text'] : ['json', 'text']);
-  const list: unknown[] = typeof option === 'string' && name === 'from' ? [option] : Array.isArray(option) ? option : [];
-  if (list.length === 0 || !list.every((location) => (allowed as readonly unknown[]).includes(location))) {
+  const option: unknown = options.from ?? (verifying ? ['json', 'form', 'text'] : ['json', 'text']);
+  const list: unknown[] = typeof option === 'string' ? [option] : Array.isArray(option) ? option : [];
+  if (list.length === 0 || !list.every((location) => (LOCATIONS as readonly unknown[]).includes(location))) {
     throw optionError(
       FACTORY,
-      name,
-      `must be ${name === 'from' ? 'one of, or a non-empty array of,' : 'a non-empty array of'} ${allowed.map((l) => `"${l}"`).join(', ')}; got ${describeOption(option)}.`,
+      'from',
+      `must be one of, or a non-empty array of, ${LOCATIONS.map((l) => `"${l}"`).join(', ')}; got ${describeOption(option)}.`,
     );
   }
   return new Set(list as PasswordLocation[]);

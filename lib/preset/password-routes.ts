@@ -103,7 +103,7 @@ export interface PasswordRoutesOptions<P extends Principal = UserPrincipal, R = 
   readonly hashing?: PasswordRoutesHashing;
   /**
    * Mount `POST <path>/verify`, answering `{ "match": true | false }`. It reads the
-   * candidate from `body.from` (or `body.accept`) when set, else from a JSON body only.
+   * candidate from `body.from` when set, else from a JSON body only.
    * @default true
    */
   readonly verify?: boolean;
@@ -285,7 +285,7 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
     const verifyBody = passwordBody({
       field: bodyOptions.field,
       limit: bodyOptions.limit,
-      from: bodyOptions.from ?? bodyOptions.accept ?? ['json'],
+      from: bodyOptions.from ?? ['json'],
       query: bodyOptions.query,
       normalization: bodyOptions.normalization,
       readTimeout: bodyOptions.readTimeout,

@@ -189,8 +189,8 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       expect(res.status).toBe(200);
     });
 
-    test('accept limits the body types', async () => {
-      const textOnly = passwordApp(express, { accept: ['text'] });
+    test('from limits the body types', async () => {
+      const textOnly = passwordApp(express, { from: 'text' });
       const res = await json(textOnly, { password: 'json is not accepted here' });
       expect(res.status).toBe(415);
       expect((res.body as { detail: string }).detail).toBe('The request body must be text/plain, in UTF-8.');
