@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import { problem } from '../internal/errors';
 import { markSecret } from '../internal/secrets';
 import { requestSlot } from '../internal/request-slot';
 
@@ -21,6 +22,24 @@ export function validatedPassword(req: Request): string | undefined {
 /** Forgets the request's password, once it has been hashed or compared. */
 export function clearValidatedPassword(req: Request): void {
   passwords.clear(req);
+}
+
+/**
+ * Takes the validated password off `req`, so that it is used once, or throws the 500
+ * `password.misconfigured` of a route that mounts `middleware` without passwordBody()
+ * before it. For middlewares wrapped by asyncMiddleware.
+ */
+export function takeValidatedPassword(req: Request, route: 'password' | 'secret', middleware: string): string {
+  const password = passwords.get(req);
+  passwords.clear(req);
+  if (password === undefined) {
+    throw problem(
+      500,
+      'password.misconfigured',
+      `The ${route} route is misconfigured: no validated ${route === 'secret' ? 'value' : 'password'} reached ${middleware}; mount passwordBody() before it.`,
+    );
+  }
+  return password;
 }
 
 const otherPasswords = requestSlot<ReadonlyMap<string, string>>();

@@ -18,7 +18,7 @@ import {
   resolveHashing,
 } from './bcrypt';
 import type { HashingConfig, PasswordScheme } from './bcrypt';
-import { readRecordId, resolveIdReader } from '../access/record-id';
+import { requireRecordId, resolveIdReader } from '../access/record-id';
 import type { RecordIdSource } from '../access/record-id';
 import { clearValidatedPassword, validatedPassword } from '../body/validated-password';
 import { markSecret } from '../internal/secrets';
@@ -332,11 +332,7 @@ export function passwordVerifier(options: PasswordVerifierOptions): RequestHandl
       return;
     }
     markSecret(req, candidate);
-    const id = readRecordId(req, readId);
-    if (id === undefined) {
-      next(misconfigured('The password route is misconfigured: passwordVerifier found no record id; check its id option or the route path.'));
-      return;
-    }
+    const id = requireRecordId(req, readId, 'password', 'passwordVerifier');
     const { match, rehashed } = await verifyWith(config, store, id, candidate, (value) => markSecret(req, value), callerKey(req));
     if (!match) {
       next(problem(403, 'password.mismatch', 'The password does not match.'));

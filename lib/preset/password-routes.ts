@@ -20,7 +20,7 @@ import { recordVerified, resolveVerify, verifyWith } from '../hashing/verify-pas
 import { problemHandler } from '../http/problem-handler';
 import type { ProblemHandlerOptions } from '../http/problem-handler';
 import { noBody } from '../body/no-body';
-import { readRecordId, resolveIdReader } from '../access/record-id';
+import { readRecordId, requireRecordId, resolveIdReader } from '../access/record-id';
 import type { RecordIdReader } from '../access/record-id';
 import { validatedPassword, clearValidatedPassword } from '../body/validated-password';
 import { responseEncoder } from '../http/response-encoder';
@@ -270,14 +270,7 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
   const beforeDelete = middlewares('beforeDelete');
 
   const guard = requireOwnership(options.ownership);
-  const recordId = (req: Request): string => {
-    const id = readRecordId(req, readId);
-    // A route that names no record is miswired; never guess a key.
-    if (id === undefined) {
-      throw problem(500, 'password.misconfigured', 'The password route is misconfigured: no record id; check its id option or path.');
-    }
-    return id;
-  };
+  const recordId = (req: Request): string => requireRecordId(req, readId, 'password', 'passwordRoutes');
   const routes = options.verify === false ? path : `${path} and ${path.replace(/\/+$/, '')}/verify`;
   const bodyOptions = withOneQueryWarning(options.body ?? {}, routes);
   const setBody = passwordBody({
