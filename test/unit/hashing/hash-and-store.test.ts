@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import bcrypt from 'bcrypt';
@@ -107,6 +108,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
       expect(res.status).toBe(422);
       expect(res.body).toMatchObject({
         code: 'password.invalid',
+        detail: 'The password was refused: one rule failed; see errors.',
         errors: [{ field: 'password', code: 'too_long', message: expect.stringContaining('72 bytes') }],
       });
       expect(res.text).not.toContain(password);
@@ -149,6 +151,19 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     expect(await verify('a', first.slice(0, 72))).toBe(403);
     // Not the plain bcrypt of the password: the stored hash needs the pepper.
     expect(await bcrypt.compare(first, store.get('a')?.hash ?? '')).toBe(false);
+  });
+
+  test('with a pepper, the stored hash is bcrypt of the base64 HMAC-SHA-256 of the password, as docs/hashing.md says', async () => {
+    // The format is a contract: a later version, a migration or another service sharing the
+    // store must be able to verify these hashes from the pepper alone.
+    const store = new MemoryStore();
+    const app = passwordApp(express, { store, cost: 10, pepper: PEPPER });
+    const password = 'caf\u00e9 au lait 42';
+    expect((await request(app).post('/servers/a/password').send({ password })).status).toBe(201);
+    const record = store.get('a');
+    expect(record?.scheme).toBe('bcrypt+hmac-sha256');
+    const preHash = createHmac('sha256', Buffer.from(PEPPER, 'utf8')).update(password, 'utf8').digest('base64');
+    expect(await bcrypt.compare(preHash, record?.hash ?? '')).toBe(true);
   });
 
   test('without the validator in front it fails closed with a 500 and stores nothing', async () => {
@@ -276,6 +291,35 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
       }
     });
 
+    test('the 503 says in words when to retry, matching Retry-After, in the singular and the plural', async () => {
+      const store = new MemoryStore();
+      const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 0, maxPerCaller: 1 });
+      const app = passwordApp(express, { store, cost: 10, limiter });
+      const refusal = async (): Promise<request.Response> => {
+        const res = await request(app).post('/servers/a/password').send({ password: 'correct horse' });
+        expect(res.status).toBe(503);
+        return res;
+      };
+
+      // No task has finished yet: nothing measured, so "1 second".
+      const first = limiter.tryRun(() => new Promise<void>((resolve) => setTimeout(resolve, 1_300)));
+      const one = await refusal();
+      expect(one.headers['retry-after']).toBe('1');
+      expect(one.body.detail).toBe('Too many passwords are being hashed right now; retry in 1 second.');
+      await first;
+
+      // One slot busy at an average of at least 1.3 s a task: 2 seconds or more.
+      let release = (): void => undefined;
+      const second = limiter.tryRun(() => new Promise<void>((resolve) => { release = resolve; }));
+      const more = await refusal();
+      const seconds = String(more.headers['retry-after']);
+      expect(seconds).toMatch(/^[2-9]$/);
+      expect(more.body.detail).toBe(`Too many passwords are being hashed right now; retry in ${seconds} seconds.`);
+      release();
+      await second;
+      expect(store.size).toBe(0);
+    });
+
     test('a burst within the cap all succeeds', async () => {
       const store = new MemoryStore();
       const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 2, maxQueue: 2, maxPerCaller: 4 }) });
@@ -336,6 +380,8 @@ describe('hashAndStore options', () => {
 
   test.each([9, 0, -1, 32, 10.5, Number.NaN, '12', null])('cost %p is refused at start-up', (cost) => {
     expect(() => hashAndStore({ store, cost } as never)).toThrow(/option "cost" must be a whole number from 10 to 31/);
+    // The message says how to choose a cost, not only that this one is wrong.
+    expect(() => hashAndStore({ store, cost } as never)).toThrow(/each step doubles the work; 12 is the default/);
   });
 
   test('costs 10 and 31 are accepted', () => {

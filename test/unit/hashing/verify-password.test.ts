@@ -49,6 +49,19 @@ describe('verifyPassword', () => {
     expect(dummy).not.toBe(store.get('srv-1')?.hash);
   });
 
+  test('the dummy hash is random, not a recognisable constant', async () => {
+    // A salt and digest of one repeated character would still be well formed; random
+    // characters are what make it look like any other stored hash.
+    const store = new MemoryStore();
+    const compare = jest.spyOn(bcrypt, 'compare');
+    await verifyPassword(store, 'srv-1', 'correct horse', { cost: 10 });
+    await verifyPassword(store, 'srv-1', 'correct horse', { cost: 11 });
+    const [ten, eleven] = compare.mock.calls.map(([, hash]) => String(hash).slice('$2b$10$'.length));
+    expect(new Set(ten).size).toBeGreaterThan(20);
+    expect(new Set(eleven).size).toBeGreaterThan(20);
+    expect(ten).not.toBe(eleven);
+  });
+
   test('a missing record takes about as long as a wrong password', async () => {
     const store = await storeWith('srv-1', 'correct horse');
     const time = async (id: string): Promise<number> => {
