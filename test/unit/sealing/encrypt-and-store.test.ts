@@ -358,6 +358,12 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
 
 describe('localKeyRing', () => {
   const bytes32 = Buffer.from(K1, 'base64');
+  // 32 bytes take 43 base64url characters, the last holding 4 bits and 2 unused ones:
+  // setting an unused bit gives a string that decodes to the same key but is not what
+  // any encoder writes, as a hand-edited or mangled variable would be.
+  const canonicalUrl = bytes32.toString('base64url');
+  const last = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const nonCanonicalUrl = canonicalUrl.slice(0, 42) + last[last.indexOf(canonicalUrl.slice(42)) | 1];
 
   test('keys may be base64 (as openssl rand -base64 32 prints, trailing newline too), base64url or bytes', () => {
     const ring = localKeyRing({ current: 'b', keys: { a: `${K1}\n`, b: Buffer.from(K2, 'base64').toString('base64url'), c: new Uint8Array(Buffer.from(K3, 'base64')) } });
@@ -381,16 +387,24 @@ describe('localKeyRing', () => {
     ['a 31-byte key', { current: 'k1', keys: { k1: bytes32.subarray(0, 31) } }, /option "keys" key "k1" is 31 bytes; AES-256 needs exactly 32/],
     ['a 33-byte key', { current: 'k1', keys: { k1: Buffer.concat([bytes32, Buffer.from([1])]).toString('base64') } }, /key "k1" is 33 bytes/],
     ['a 16-byte base64 key', { current: 'k1', keys: { k1: bytes32.subarray(0, 16).toString('base64') } }, /key "k1" is 16 bytes/],
-    ['a string that is not base64', { current: 'k1', keys: { k1: `${K1.slice(0, 20)}!${K1.slice(21)}` } }, /key "k1" is not base64/],
+    ['a string that is not base64', { current: 'k1', keys: { k1: `${K1.slice(0, 20)}!${K1.slice(21)}` } }, /option "keys" key "k1" is not base64/],
     ['a password instead of a key', { current: 'k1', keys: { k1: 'correct horse battery staple' } }, /key "k1" is not base64/],
     ['a non-canonical base64 string', { current: 'k1', keys: { k1: `${K1.slice(0, 42)}B=` } }, /key "k1" is not base64/],
-    ['a number', { current: 'k1', keys: { k1: 42 } }, /key "k1" must be a Uint8Array or a base64 string, got number/],
+    ['a number', { current: 'k1', keys: { k1: 42 } }, /option "keys" key "k1" must be a Uint8Array or a base64 string, got number/],
+    ['a null key', { current: 'k1', keys: { k1: null } }, /option "keys" key "k1" must be a Uint8Array or a base64 string, got null\./],
+    ['an empty key (an unset variable read with ?? \'\')', { current: 'k1', keys: { k1: '' } }, /option "keys" key "k1" is not base64/],
+    ['a blank key', { current: 'k1', keys: { k1: ' \n' } }, /option "keys" key "k1" is not base64/],
+    ['a non-canonical base64url string', { current: 'k1', keys: { k1: nonCanonicalUrl } }, /option "keys" key "k1" is not base64/],
     ['an unknown current id', { current: 'k2', keys: { k1: K1 } }, /option "current" must be the id of one of the keys \("k1"\), got "k2"/],
     ['no current id', { keys: { k1: K1 } }, /option "current" must be the id of one of the keys/],
-    ['the same key under two ids', { current: 'k2', keys: { k1: K1, k2: K1 } }, /keys "k1" and "k2" are the same key/],
-    ['a key id with a colon', { current: 'a:b', keys: { 'a:b': K1 } }, /has a key id "a:b"/],
+    ['the same key under two ids', { current: 'k2', keys: { k1: K1, k2: K1 } }, /option "keys" keys "k1" and "k2" are the same key/],
+    ['a key id with a colon', { current: 'a:b', keys: { 'a:b': K1 } }, /option "keys" has a key id "a:b"/],
+    ['a key id of 100 characters, quoted cut to 70', { current: 'k1', keys: { ['i'.repeat(100)]: K1 } }, new RegExp(`option "keys" has a key id "${'i'.repeat(70)}": an id is`)],
+    ['a long unknown current id, quoted cut to 70, beside every id there is', { current: 'c'.repeat(100), keys: { k1: K1, k2: K2 } }, new RegExp(`option "current" must be the id of one of the keys \\("k1", "k2"\\), got "${'c'.repeat(70)}"\\.`)],
     ['no keys', { current: 'k1', keys: {} }, /option "keys" must hold at least one key/],
     ['keys as an array', { current: 'k1', keys: [K1] }, /option "keys" must be an object/],
+    ['keys as null', { current: 'k1', keys: null }, /option "keys" must be an object/],
+    ['keys as one base64 string', { current: 'k1', keys: K1 }, /option "keys" must be an object/],
     ['an unknown option', { current: 'k1', keys: { k1: K1 }, key: K1 }, /unknown option "key"\. Did you mean "keys"\?/],
   ];
 
