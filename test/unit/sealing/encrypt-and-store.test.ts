@@ -165,6 +165,24 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
       ['the value of another record moved onto this one', (_s, _own, other) => ({ ...other }), /authentication failed/],
       ['a truncated value', (_s, own) => ({ ...own, hash: own.hash.slice(0, -4) }), /malformed/],
       ['a tag cut to 12 bytes', (_s, own) => ({ ...own, hash: own.hash.replace(/\.[^.]+$/, `.${Buffer.alloc(12).toString('base64url')}`) }), /malformed/],
+      ['a value with its tag removed', (_s, own) => ({ ...own, hash: own.hash.replace(/\.[^.]+$/, '') }), /malformed/],
+      ['a fifth part appended', (_s, own) => ({ ...own, hash: `${own.hash}.AAAA` }), /malformed/],
+      ['another format version', (_s, own) => ({ ...own, hash: own.hash.replace(/^v1\./, 'v2.') }), /malformed/],
+      ['a nonce of 11 bytes', (_s, own) => ({ ...own, hash: own.hash.replace(/^v1\.[^.]+/, `v1.${Buffer.alloc(11).toString('base64url')}`) }), /malformed/],
+      ['a ciphertext in base64 with padding', (_s, own) => ({ ...own, hash: own.hash.replace(/^(v1\.[^.]+\.)[^.]+/, (_m, head: string) => `${head}QUJD+A==`) }), /malformed/],
+      [
+        // 16 bytes take 22 characters, the last with 4 unused bits: setting one still decodes
+        // to the same tag, so only the strict decoding refuses it.
+        'a tag encoded non-canonically',
+        (_s, own) => {
+          const parts = own.hash.split('.');
+          const tag = parts[3] ?? '';
+          const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+          parts[3] = tag.slice(0, -1) + (alphabet[alphabet.indexOf(tag.slice(-1)) | 1] ?? '');
+          return { ...own, hash: parts.join('.') };
+        },
+        /malformed/,
+      ],
       ['an unknown key id', (_s, own) => ({ ...own, scheme: 'aes-256-gcm:k9' }), /key "k9", which the key provider does not have/],
       ['a known key id that is not the one it was sealed under', (_s, own) => ({ ...own, scheme: 'aes-256-gcm:k3' }), /authentication failed/],
       ['a scheme with no key id', (_s, own) => ({ ...own, scheme: 'aes-256-gcm' }), /names no valid key id/],
@@ -343,6 +361,14 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
       expect(store.size).toBe(0);
       expect(logged[0]?.error).toMatch(/key provider/);
     }
+  });
+
+  test('a provider answering null for its current key says it has no key, and nothing is stored', async () => {
+    const store = new MemoryStore();
+    const { app, logged } = sealingApp(express, { store, keys: { currentKeyId: () => 'k1', key: () => null } as unknown as KeyProvider });
+    expectProblem(await request(app).post('/servers/srv-1/secret').send({ password: 'never stored' }), 500, 'password.misconfigured');
+    expect(store.size).toBe(0);
+    expect(logged[0]?.error).toMatch(/has no key for its current key id "k1"/);
   });
 
   test('no validated value or no record id is a 500 password.misconfigured', async () => {
