@@ -219,6 +219,28 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
     });
   });
 
+  test('a value starting with U+FEFF comes back with it: a byte-order mark is data here, not a marker', async () => {
+    const store = new MemoryStore();
+    const { app } = sealingApp(express, { store, keys: ring1() });
+    await request(app).post('/servers/srv-1/secret').send({ password: '\ufeffstarts with a BOM' }).expect(201);
+    expect((await request(app).get('/servers/srv-1/secret')).body).toEqual({ password: '\ufeffstarts with a BOM' });
+  });
+
+  test('a value sealed by this version (a fixed record) still opens: the sealed format is stored data', async () => {
+    // Made once with seal() under K1 for purpose "password", id "srv-1", key id "k1". A change
+    // to the format, the associated data or the text encoding makes every stored secret unreadable.
+    const store = new MemoryStore();
+    store.setIfAbsent('srv-1', {
+      hash: 'v1.J2-B67HdBtY0QMII.Y6jKeSe3Z8_o6z2Ve3_asCm_hv-nXFkY0Q.husVSffxDe_78ZXUBZHTrg',
+      setAt: '2026-11-30T08:00:00.000Z',
+      scheme: 'aes-256-gcm:k1',
+    });
+    const { app } = sealingApp(express, { store, keys: ring1() });
+    const res = await request(app).get('/servers/srv-1/secret');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ password: 'sealed by version 1 \u00e9\u20ac' });
+  });
+
   test('a value sealed for one purpose does not open under another', async () => {
     const store = new MemoryStore();
     const keys = ring1();
