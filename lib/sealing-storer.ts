@@ -1,5 +1,5 @@
 import type { Request, RequestHandler } from 'express';
-import { asyncMiddleware } from './async';
+import { maybeAsyncMiddleware, whenReady } from './async';
 import { problem } from './errors';
 import { alreadySetProblem } from './hashing-storer';
 import { assertKeyProvider } from './key-ring';
@@ -12,9 +12,9 @@ import type { RecordIdReader } from './record-id';
 import { clearValidatedPassword, validatedPassword } from './request-password';
 import { markRevealed, markSecret, revealedFor } from './secrets';
 import { reportSecurityEvent } from './security-events';
-import { currentKey, isSealedScheme, keyById, open, seal, sealedKeyId, sealedScheme } from './sealing';
+import { currentKey, currentKeyId, isSealedScheme, keyById, open, seal, sealedKeyId, sealedScheme } from './sealing';
 import { assertStore, checkedBoolean, checkedRecord } from './stores/store';
-import type { PasswordRecord, PasswordStore } from './stores/store';
+import type { MaybePromise, PasswordRecord, PasswordStore } from './stores/store';
 
 /**
  * Options of {@link encryptAndStore}.
@@ -139,20 +139,20 @@ export type Opened =
   | { readonly failure: string };
 
 /** Opens a sealed record of `id`; a record that is not sealed is a failure too. */
-export async function openRecord(keys: KeyProvider, purpose: string, id: string, record: PasswordRecord): Promise<Opened> {
+export function openRecord(keys: KeyProvider, purpose: string, id: string, record: PasswordRecord): MaybePromise<Opened> {
   if (!isSealedScheme(record.scheme)) return { failure: `scheme "${record.scheme}" is not a sealed one` };
   const keyId = sealedKeyId(record.scheme);
   if (keyId === undefined) return { failure: 'its scheme names no valid key id' };
-  const key = await keyById(keys, keyId);
-  if (key === undefined) return { failure: `it was sealed under key "${keyId}", which the key provider does not have` };
-  const opened = open(record.hash, key, purpose, id, keyId);
-  return 'failure' in opened ? { failure: opened.failure } : { plaintext: opened.plaintext, keyId };
+  return whenReady(keyById(keys, keyId), (key): Opened => {
+    if (key === undefined) return { failure: `it was sealed under key "${keyId}", which the key provider does not have` };
+    const opened = open(record.hash, key, purpose, id, keyId);
+    return 'failure' in opened ? { failure: opened.failure } : { plaintext: opened.plaintext, keyId };
+  });
 }
 
 /** `plaintext` sealed for `id` under the current key, as a record set at `setAt`. */
-export async function sealedRecord(keys: KeyProvider, purpose: string, id: string, plaintext: string, setAt: string): Promise<PasswordRecord> {
-  const { keyId, key } = await currentKey(keys);
-  return { hash: seal(plaintext, key, purpose, id, keyId), setAt, scheme: sealedScheme(keyId) };
+export function sealedRecord(keys: KeyProvider, purpose: string, id: string, plaintext: string, setAt: string): MaybePromise<PasswordRecord> {
+  return whenReady(currentKey(keys), ({ keyId, key }): PasswordRecord => ({ hash: seal(plaintext, key, purpose, id, keyId), setAt, scheme: sealedScheme(keyId) }));
 }
 
 /** The options both sealing middlewares share, checked in the order each names them. */
@@ -196,7 +196,9 @@ function resolveSealing<O extends EncryptAndStoreOptions>(
 export function encryptAndStore(options: EncryptAndStoreOptions): RequestHandler {
   const { store, keys, readId, purpose } = resolveSealing('encryptAndStore', options, storerKeys);
 
-  return asyncMiddleware('encryptAndStore', async (req, _res, next) => {
+  // Written with whenReady rather than await: with a synchronous store and key provider
+  // (SQLite or memory, localKeyRing) the whole seal and write run in this call.
+  return maybeAsyncMiddleware('encryptAndStore', (req, _res, next) => {
     const value = validatedPassword(req);
     clearValidatedPassword(req);
     if (value === undefined) {
@@ -209,14 +211,17 @@ export function encryptAndStore(options: EncryptAndStoreOptions): RequestHandler
       next(misconfigured('The secret route is misconfigured: encryptAndStore found no record id; check its recordId option or the route path.'));
       return;
     }
-    const record = await sealedRecord(keys, purpose, id, value, new Date().toISOString());
-    markSecret(req, record.hash);
-    if (!checkedBoolean('setIfAbsent', await store.setIfAbsent(id, record))) {
-      next(alreadySetProblem());
-      return;
-    }
-    sealedByRequest.set(req, { id, setAt: record.setAt, keyId: sealedKeyId(record.scheme) ?? '' });
-    next();
+    return whenReady(sealedRecord(keys, purpose, id, value, new Date().toISOString()), (record) => {
+      markSecret(req, record.hash);
+      return whenReady(store.setIfAbsent(id, record), (stored) => {
+        if (!checkedBoolean('setIfAbsent', stored)) {
+          next(alreadySetProblem());
+          return;
+        }
+        sealedByRequest.set(req, { id, setAt: record.setAt, keyId: sealedKeyId(record.scheme) ?? '' });
+        next();
+      });
+    });
   });
 }
 
@@ -243,45 +248,59 @@ export function revealSecret(options: RevealSecretOptions): RequestHandler {
   assertBoolean('revealSecret', 'rotate', options.rotate);
   const rotate = options.rotate ?? true;
 
-  return asyncMiddleware('revealSecret', async (req, res, next) => {
+  return maybeAsyncMiddleware('revealSecret', (req, res, next) => {
     const id = readRecordId(req, readId);
     if (id === undefined) {
       next(misconfigured('The secret route is misconfigured: revealSecret found no record id; check its recordId option or the route path.'));
       return;
     }
     res.setHeader('Cache-Control', 'no-store');
-    const record = checkedRecord(await store.get(id));
-    if (record === undefined) {
-      markRevealed(req, undefined);
+    const reveal = (plaintext: string): void => {
+      reportSecurityEvent(req, 'sensitive_read', { resource: id, action: 'reveal' });
+      markRevealed(req, plaintext);
       next();
-      return;
-    }
-    markSecret(req, record.hash);
-    if (!isSealedScheme(record.scheme)) {
-      next(wrongMechanism(`The secret route is misconfigured: record "${id}" was hashed (scheme "${record.scheme}"), and a hash cannot be revealed; hashed secrets are checked with passwordVerifier.`));
-      return;
-    }
-    const opened = await openRecord(keys, purpose, id, record);
-    if ('failure' in opened) {
-      // Not a problem of ours: the client gets the generic 500, the log the id and reason.
-      reportSecurityEvent(req, 'sensitive_read_fail', { resource: id });
-      next(new Error(`revealSecret: the sealed record "${id}" did not open: ${opened.failure}.`));
-      return;
-    }
-    markSecret(req, opened.plaintext);
-    if (rotate) {
-      // Only the id here: the key itself is fetched (and checked) when a re-seal is due.
-      const currentId: unknown = await keys.currentKeyId();
-      if (currentId !== opened.keyId) {
-        const resealed = await sealedRecord(keys, purpose, id, opened.plaintext, record.setAt);
-        markSecret(req, resealed.hash);
-        // A record deleted or set again meanwhile is left as it is: the CAS refuses.
-        if (checkedBoolean('replace', await store.replace(id, record.hash, resealed))) reportSecurityEvent(req, 'sensitive_update', { resource: id, action: 'rekey' });
+    };
+    return whenReady(store.get(id), (found) => {
+      const record = checkedRecord(found);
+      if (record === undefined) {
+        markRevealed(req, undefined);
+        next();
+        return;
       }
-    }
-    reportSecurityEvent(req, 'sensitive_read', { resource: id, action: 'reveal' });
-    markRevealed(req, opened.plaintext);
-    next();
+      markSecret(req, record.hash);
+      if (!isSealedScheme(record.scheme)) {
+        next(wrongMechanism(`The secret route is misconfigured: record "${id}" was hashed (scheme "${record.scheme}"), and a hash cannot be revealed; hashed secrets are checked with passwordVerifier.`));
+        return;
+      }
+      return whenReady(openRecord(keys, purpose, id, record), (opened) => {
+        if ('failure' in opened) {
+          // Not a problem of ours: the client gets the generic 500, the log the id and reason.
+          reportSecurityEvent(req, 'sensitive_read_fail', { resource: id });
+          next(new Error(`revealSecret: the sealed record "${id}" did not open: ${opened.failure}.`));
+          return;
+        }
+        markSecret(req, opened.plaintext);
+        if (!rotate) {
+          reveal(opened.plaintext);
+          return;
+        }
+        // Only the id here: the key itself is fetched (and checked) when a re-seal is due.
+        return whenReady(currentKeyId(keys), (currentId) => {
+          if (currentId === opened.keyId) {
+            reveal(opened.plaintext);
+            return;
+          }
+          return whenReady(sealedRecord(keys, purpose, id, opened.plaintext, record.setAt), (resealed) => {
+            markSecret(req, resealed.hash);
+            // A record deleted or set again meanwhile is left as it is: the CAS refuses.
+            return whenReady(store.replace(id, record.hash, resealed), (replaced) => {
+              if (checkedBoolean('replace', replaced)) reportSecurityEvent(req, 'sensitive_update', { resource: id, action: 'rekey' });
+              reveal(opened.plaintext);
+            });
+          });
+        });
+      });
+    });
   });
 }
 
