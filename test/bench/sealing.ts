@@ -108,7 +108,7 @@ async function measure(config: SealingConfig): Promise<SealingResult> {
       }
       result.bare.push(config.pairs / (bareMs / 1000));
       result.sealed.push(config.pairs / (sealedMs / 1000));
-      process.send?.({ progress: `sealing round ${round + 1}/${config.rounds}: bare ${fixed(result.bare[round] ?? 0)} pairs/s, sealed ${fixed(result.sealed[round] ?? 0)} pairs/s` });
+      process.send?.({ progress: `sealing round ${round + 1}/${config.rounds}: bare ${fixed(result.bare[round] ?? 0)} pairs/s, sealed ${fixed(result.sealed[round] ?? 0)} pairs/s (${fixed((result.sealed[round] ?? 0) / (result.bare[round] ?? 1))}x)` });
     }
     return result;
   } finally {
@@ -127,8 +127,12 @@ export async function sealingRows(config: SealingConfig, log: (line: string) => 
       if (message.progress !== undefined) log(message.progress);
       message = await child.next();
     }
-    const bare = median(message.result.bare);
-    const sealed = median(message.result.sealed);
+    const { bare: bareRounds, sealed: sealedRounds } = message.result;
+    const bare = median(bareRounds);
+    const sealed = median(sealedRounds);
+    // Each round interleaves the two pair by pair, so its own ratio compares them under the
+    // same disk: the verdict is the median of those, as the chain section's ratios are.
+    const ratio = median(bareRounds.map((b, i) => (sealedRounds[i] ?? Number.NaN) / b));
     const section = 'sealing, SQLite file';
     return [
       { section, measure: 'bare store write + read of the value: pairs/s', value: fixed(bare), compared: '1.00x', target: 'baseline', verdict: '' },
@@ -136,9 +140,9 @@ export async function sealingRows(config: SealingConfig, log: (line: string) => 
         section,
         measure: 'encryptAndStore set + revealSecret reveal: pairs/s',
         value: fixed(sealed),
-        compared: `${fixed(sealed / bare)}x bare`,
+        compared: `${fixed(ratio)}x bare (median of per-round ratios)`,
         target: '>= 0.90x bare',
-        verdict: verdict(sealed / bare >= 0.9),
+        verdict: verdict(ratio >= 0.9),
       },
     ];
   } finally {
