@@ -271,7 +271,18 @@ interface Slot {
 
 const NO_FACTS: Readonly<Facts> = Object.freeze({});
 
-const slots = new WeakMap<Request, Slot>();
+/**
+ * The slot hangs on the request under a non-enumerable symbol rather than in a WeakMap:
+ * it is made for every request that passes, and a WeakMap entry (an ephemeron the
+ * collector must trace) cost several times more than the rest of a folded refusal. It
+ * holds no secret (the registry, and ids of the caller and the resource), and neither
+ * JSON nor a logger's request serialiser lists a non-enumerable symbol.
+ */
+const SLOT = Symbol('express-password-guard security events');
+
+function slotOf(req: Request): Slot | undefined {
+  return (req as Request & { [SLOT]?: Slot })[SLOT];
+}
 
 /**
  * Registers `sink` for every request that passes: mount it first, before the routes, so
@@ -463,7 +474,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
 
   const middleware = function securityEvents(req: Request, _res: Response, next: NextFunction): void {
     // The outer registration wins, so an app-wide sink is not replaced by a router's.
-    if (slots.get(req) === undefined) slots.set(req, { registry, facts: undefined });
+    if (slotOf(req) === undefined) Object.defineProperty(req, SLOT, { value: { registry, facts: undefined } satisfies Slot });
     next();
   };
 
@@ -507,7 +518,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
  * cost of one lookup, when no {@link securityEvents} is registered for the request.
  */
 export function noteSecurityFacts(req: Request, facts: Facts): void {
-  const slot = slots.get(req);
+  const slot = slotOf(req);
   if (slot === undefined) return;
   const noted = (slot.facts ??= {});
   Object.assign(noted, facts);
@@ -520,7 +531,7 @@ export function noteSecurityFacts(req: Request, facts: Facts): void {
  * it is delivered once the response finished, with the status answered.
  */
 export function reportSecurityEvent(req: Request, type: SecurityEventType, details: SecurityEventDetails = {}): void {
-  const slot = slots.get(req);
+  const slot = slotOf(req);
   if (slot === undefined) return;
   const registry = slot.registry;
   const res = req.res;
@@ -583,7 +594,7 @@ function ruleOf(code: string): RefusalRule | undefined {
  * an occurrence folded into a window, one map update.
  */
 export function reportRefusal(req: Request, error: unknown, status: number, code: string): void {
-  const slot = slots.get(req);
+  const slot = slotOf(req);
   if (slot === undefined) return;
   let rule = ruleOf(code);
   if (rule === undefined) return;
