@@ -280,8 +280,13 @@ const NO_FACTS: Readonly<Facts> = Object.freeze({});
  */
 const SLOT = Symbol('express-password-guard security events');
 
+/** Whether any {@link securityEvents} was made: until then no request can carry a slot. */
+let registered = false;
+
 function slotOf(req: Request): Slot | undefined {
-  return (req as Request & { [SLOT]?: Slot })[SLOT];
+  // A missed symbol on a request walks Express's whole prototype chain: skip it in an app
+  // that never registered a sink, where every middleware would otherwise pay it.
+  return registered ? (req as Request & { [SLOT]?: Slot })[SLOT] : undefined;
 }
 
 /**
@@ -323,6 +328,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     resource: options.resource ?? defaultResource,
   };
   const onError = options.onError ?? defaultOnError;
+  registered = true;
 
   const windows = new Map<string, Window>();
   const queue: SecurityEvent[] = [];

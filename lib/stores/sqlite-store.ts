@@ -2,7 +2,6 @@ import { closeSync, openSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
 import { assertKnownKeys, hasMethods, optionError } from '../options';
 import type { KeysEnum } from '../options';
-import { copyRecord } from './store';
 import type { PasswordRecord, PasswordStore } from './store';
 
 /**
@@ -190,7 +189,8 @@ export class SqliteStore<D extends SqliteDatabase = SqliteDatabase> implements P
   get(id: string): PasswordRecord | undefined {
     const row = this.#select.get(id) as Row | undefined;
     if (row === undefined) return undefined;
-    return copyRecord({ hash: row.hash, setAt: row.set_at, scheme: row.scheme });
+    // The row is a fresh object already: one frozen record, not a record and its copy.
+    return Object.freeze({ hash: row.hash, setAt: row.set_at, scheme: row.scheme });
   }
 
   replace(id: string, expectedHash: string, record: PasswordRecord): boolean {
