@@ -1,4 +1,4 @@
-// Mutation testing of the security core: `npm run mutate -- --mutate lib/<file>.ts`.
+// Mutation testing of the security core: `npm run mutate -- --mutate lib/<group>/<file>.ts`.
 //
 // One file per run, one test process, and only the fast unit suites that exercise the
 // mutated file: the machine is shared, and the full `npm test` (timing, fuzz, crash-safety,
@@ -7,22 +7,22 @@ import { existsSync } from 'node:fs';
 
 /**
  * The test files that give each security-core file its verdict. A file missing here falls
- * back to `test/<name>.test.ts`.
+ * back to `test/unit/<group>/<name>.test.ts`.
  */
 const testsFor = {
-  'lib/method-guard.ts': ['test/method-guard.test.ts'],
-  'lib/ownership.ts': ['test/ownership.test.ts'],
-  'lib/identity.ts': ['test/identity.test.ts'],
-  'lib/json.ts': ['test/json.test.ts', 'test/response-encoder.test.ts'],
-  'lib/response-encoder.ts': ['test/response-encoder.test.ts', 'test/json.test.ts'],
-  'lib/password-body.ts': ['test/password-body.test.ts', 'test/password-locations.test.ts'],
-  'lib/password-validator.ts': ['test/password-body.test.ts'],
-  'lib/password-query.ts': ['test/password-locations.test.ts'],
-  'lib/request-password.ts': ['test/password-locations.test.ts', 'test/password-body.test.ts'],
-  'lib/urlencoded.ts': ['test/password-locations.test.ts', 'test/password-body.test.ts'],
-  'lib/hashing-storer.ts': ['test/hashing-storer.test.ts'],
-  'lib/password-verifier.ts': ['test/password-verifier.test.ts'],
-  'lib/password-hashing.ts': ['test/hashing-storer.test.ts', 'test/password-verifier.test.ts'],
+  'lib/http/method-guard.ts': ['test/unit/http/method-guard.test.ts'],
+  'lib/access/ownership.ts': ['test/unit/access/ownership.test.ts'],
+  'lib/access/identities.ts': ['test/unit/access/identities.test.ts'],
+  'lib/internal/json.ts': ['test/unit/internal/json.test.ts', 'test/unit/http/response-encoder.test.ts'],
+  'lib/http/response-encoder.ts': ['test/unit/http/response-encoder.test.ts', 'test/unit/internal/json.test.ts'],
+  'lib/body/password-body.ts': ['test/unit/body/password-body.test.ts', 'test/unit/body/password-locations.test.ts'],
+  'lib/body/password-rules.ts': ['test/unit/body/password-body.test.ts'],
+  'lib/body/password-query.ts': ['test/unit/body/password-locations.test.ts'],
+  'lib/body/validated-password.ts': ['test/unit/body/password-locations.test.ts', 'test/unit/body/password-body.test.ts'],
+  'lib/internal/urlencoded.ts': ['test/unit/body/password-locations.test.ts', 'test/unit/body/password-body.test.ts'],
+  'lib/hashing/hash-and-store.ts': ['test/unit/hashing/hash-and-store.test.ts'],
+  'lib/hashing/verify-password.ts': ['test/unit/hashing/verify-password.test.ts'],
+  'lib/hashing/bcrypt.ts': ['test/unit/hashing/hash-and-store.test.ts', 'test/unit/hashing/verify-password.test.ts'],
 };
 
 function mutateArgument(argv) {
@@ -37,7 +37,7 @@ function mutateArgument(argv) {
 const requested = mutateArgument(process.argv);
 if (requested === undefined) {
   throw new Error(
-    'Name the file to mutate: `npm run mutate -- --mutate lib/method-guard.ts` ' +
+    'Name the file to mutate: `npm run mutate -- --mutate lib/http/method-guard.ts` ' +
       '(one file per run keeps the run cheap; several may be given, comma-separated).',
   );
 }
@@ -49,7 +49,7 @@ const files = [...new Set(entries.map((entry) => entry.replace(/:\d.*$/, '')))];
 const partial = entries.some((entry) => /:\d/.test(entry));
 const tests = new Set();
 for (const file of files) {
-  const fallback = `test/${file.replace(/^lib\//, '').replace(/\.ts$/, '')}.test.ts`;
+  const fallback = `test/unit/${file.replace(/^lib\//, '').replace(/\.ts$/, '')}.test.ts`;
   const chosen = testsFor[file] ?? (existsSync(fallback) ? [fallback] : undefined);
   if (chosen === undefined) {
     throw new Error(`No test file known for ${file}: add it to testsFor in stryker.config.mjs.`);
@@ -57,7 +57,7 @@ for (const file of files) {
   for (const test of chosen) tests.add(test);
 }
 const name =
-  files.map((file) => file.replace(/^lib\//, '').replace(/\.ts$/, '')).join('+') + (partial ? '.lines' : '');
+  files.map((file) => file.replace(/^lib\//, '').replace(/\.ts$/, '').replace(/\//g, '-')).join('+') + (partial ? '.lines' : '');
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {

@@ -8,7 +8,7 @@ import Redis from 'ioredis';
 import { RedisStore as RateLimitRedisStore } from 'rate-limit-redis';
 import type { RedisReply } from 'rate-limit-redis';
 import { RedisStore } from '../lib';
-import { maskRedisUrl } from '../lib/redis-url';
+import { maskRedisUrl } from '../lib/stores/redis-url';
 import { DEMO_SERVERS } from './demo-app';
 import type { DemoServer, DemoServers, DemoStorage } from './demo-app';
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { assertKnownKeys, missingMethods, optionError } from '../options';
-import type { KeysEnum } from '../options';
+import { assertKnownKeys, missingMethods, optionError } from '../internal/options';
+import type { KeysEnum } from '../internal/options';
 import { checkedRecord, copyRecord } from './store';
 import type { PasswordRecord, PasswordStore } from './store';
 

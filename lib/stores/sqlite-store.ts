@@ -1,7 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
-import { assertKnownKeys, hasMethods, optionError } from '../options';
-import type { KeysEnum } from '../options';
+import { assertKnownKeys, hasMethods, optionError } from '../internal/options';
+import type { KeysEnum } from '../internal/options';
 import type { PasswordRecord, PasswordStore } from './store';
 
 /**

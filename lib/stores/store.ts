@@ -1,4 +1,4 @@
-import { missingMethods } from '../options';
+import { missingMethods } from '../internal/options';
 
 /**
  * A value, or a promise of it: a store may be synchronous (SQLite) or not (Redis).

@@ -10,7 +10,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import bcrypt from 'bcrypt';
 import type { NextFunction, Request, Response } from 'express';
 import { HashLimiter, MemoryStore, hashAndStore, setValidatedPassword } from '../../lib';
-import { threadPoolSize } from '../../lib/hash-limiter';
+import { threadPoolSize } from '../../lib/hashing/hash-limiter';
 import { exitWithParent, fixed, forkChild, median, verdict } from './common';
 import type { Row } from './common';
 

@@ -1,0 +1,60 @@
+import type { Request } from 'express';
+import { markSecret } from '../internal/secrets';
+
+// A WeakMap rather than a property on `req`: loggers and error serialisers that dump the
+// request object cannot see it, and it goes away with the request.
+const passwords = new WeakMap<Request, string>();
+
+/** Stores the validated, normalised password of this request (the validator calls it). */
+export function setValidatedPassword(req: Request, password: string): void {
+  passwords.set(req, password);
+  markSecret(req, password);
+}
+
+/**
+ * The password that {@link passwordBody} validated and normalised for this request, or
+ * `undefined` when none was validated. The one typed place later handlers read it from.
+ */
+export function validatedPassword(req: Request): string | undefined {
+  return passwords.get(req);
+}
+
+/** Forgets the request's password, once it has been hashed or compared. */
+export function clearValidatedPassword(req: Request): void {
+  passwords.delete(req);
+}
+
+const otherPasswords = new WeakMap<Request, ReadonlyMap<string, string>>();
+
+/** Keeps the other password fields of a form (the current password, the repeat); passwordBody calls it. */
+export function setSubmittedPasswords(req: Request, fields: ReadonlyMap<string, string>): void {
+  otherPasswords.set(req, fields);
+  for (const value of fields.values()) markSecret(req, value);
+}
+
+/**
+ * The value, normalised, of another password field that {@link passwordBody} read for
+ * this request (one of its `secretFields`, or its `repeat`), or `undefined` when that
+ * field was not sent as a string. Such fields leave `req.body`, `req.query` and the URL
+ * like the password does, so this is where {@link requireCurrentPassword} reads them.
+ *
+ * @example
+ * const current = submittedPassword(req, 'current');
+ */
+export function submittedPassword(req: Request, field: string): string | undefined {
+  return otherPasswords.get(req)?.get(field);
+}
+
+/** Forgets one of the other password fields, once it has been compared. */
+export function clearSubmittedPassword(req: Request, field: string): void {
+  const fields = otherPasswords.get(req);
+  if (fields === undefined || !fields.has(field)) return;
+  const rest = new Map(fields);
+  rest.delete(field);
+  otherPasswords.set(req, rest);
+}
+
+/** Whether passwordBody ran on this request (it records the other fields, even none). */
+export function hasSubmittedPasswords(req: Request): boolean {
+  return otherPasswords.has(req);
+}

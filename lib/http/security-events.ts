@@ -1,0 +1,794 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { requestPath } from '../internal/errors';
+import type { Principal, PrincipalId } from '../access/identities';
+import { assertFunction, assertKnownKeys, optionError } from '../internal/options';
+import type { KeysEnum } from '../internal/options';
+
+/**
+ * The names of OWASP's Application Logging Vocabulary this package emits, plus
+ * `sensitive_read_fail` (a sealed secret that fails to open), which the vocabulary lacks
+ * and which follows its `_fail` pattern.
+ */
+export type SecurityEventType =
+  | 'authn_login_fail'
+  | 'authn_login_success'
+  | 'authn_password_change'
+  | 'authn_password_change_fail'
+  | 'authz_fail'
+  | 'excess_rate_limit_exceeded'
+  | 'input_validation_fail'
+  | 'malicious_excess_404'
+  | 'sensitive_read'
+  | 'sensitive_read_fail'
+  | 'sensitive_update';
+
+/** The vocabulary's three levels. */
+export type SecurityEventLevel = 'INFO' | 'WARN' | 'CRITICAL';
+
+/**
+ * One security event, as the sink receives it: a plain object that serialises to one
+ * JSON line. Keys follow the OWASP vocabulary's examples (`datetime`, `appid`, `event`,
+ * `level`, `description`, `source_ip`, `useragent`, `request_uri`, `request_method`).
+ * It never holds a password, a hash, a sealed value, a token, a key, a signature, the
+ * request body or the query string.
+ *
+ * @example
+ * const event: SecurityEvent = {
+ *   datetime: '2026-11-30T04:01:02.003Z', appid: 'nova-passwords',
+ *   event: 'authz_fail:bob,srv-alice', type: 'authz_fail', level: 'CRITICAL',
+ *   description: 'user bob was refused srv-alice, which it does not own', count: 1,
+ *   principal: { kind: 'user', id: 'bob' }, resource: 'srv-alice', source_ip: '203.0.113.7',
+ *   request_method: 'POST', request_uri: '/servers/srv-alice/password', status: 404, code: 'ownership.denied',
+ * };
+ */
+export interface SecurityEvent {
+  /** When the event happened (for a summary: when its window closed), ISO 8601 UTC. */
+  readonly datetime: string;
+  /** The `appid` option. */
+  readonly appid?: string;
+  /** The vocabulary's name with its `:subject,target` suffix, such as `authz_fail:bob,srv-alice`. */
+  readonly event: string;
+  /** The vocabulary's name alone, to key alerts on. */
+  readonly type: SecurityEventType;
+  readonly level: SecurityEventLevel;
+  /** A sentence written by this package; it quotes ids, never a submitted value. */
+  readonly description: string;
+  /**
+   * How many occurrences this event stands for: 1, or more for a flood folded into one
+   * event (see `windowMs`). Summed over the events of one key, it is the true count.
+   */
+  readonly count: number;
+  /** The request's id (`req.id`, else a well-formed `X-Request-ID`), when there is one. */
+  readonly request_id?: string;
+  /** The caller the ownership check identified (kind and id; never a credential). */
+  readonly principal?: { readonly kind: string; readonly id: PrincipalId };
+  /** The identity a caller claimed without proving it (an instance id with a bad signature). */
+  readonly claimed?: { readonly kind: string; readonly id: string };
+  /** The route's resource id (`req.params.id` by default). */
+  readonly resource?: string;
+  /** The client address, as Express's `req.ip` sees it (set `trust proxy` behind a proxy). */
+  readonly source_ip?: string;
+  /** The `User-Agent` header, cut at 200 characters. */
+  readonly useragent?: string;
+  readonly request_method?: string;
+  /** The request path, percent-encoded, without its query (which may carry a password). */
+  readonly request_uri?: string;
+  /** The status answered (a success event waits for the response to finish). */
+  readonly status?: number;
+  /** The problem code answered (`ownership.denied`), for refusals. */
+  readonly code?: string;
+  /** What was wrong with the input: the fields named in the event (`password`, `method`, `body`). */
+  readonly fields?: readonly string[];
+  /** Which rules refused the input (`too_short`, `common_password`), never the input. */
+  readonly reasons?: readonly string[];
+  /** The limit that was exceeded: attempts per window, or `'hash_pool'`. */
+  readonly max?: number | string;
+  /** What a success did: `set`, `clear`, `verify`, `reveal`, `rekey`. */
+  readonly action?: string;
+  /** Whether a verify that matched upgraded the stored hash. */
+  readonly rehashed?: boolean;
+  /** For a summary: the length of the window its `count` was counted in, in ms. */
+  readonly window_ms?: number;
+}
+
+/**
+ * Receives each event. It may return a promise; it is called after the answer is on its
+ * way, never awaited by a request, and a throw or a rejection is reported to `onError`.
+ *
+ * @example
+ * const sink: SecurityEventSink = (event) => logger.info(event);
+ */
+export type SecurityEventSink = (event: SecurityEvent) => void | Promise<void>;
+
+/**
+ * Options of {@link securityEvents}.
+ *
+ * @example
+ * const options: SecurityEventsOptions = { appid: 'nova-passwords', windowMs: 60_000, excess404: 20 };
+ */
+export interface SecurityEventsOptions {
+  /** Written as `appid` in every event. @default undefined (no appid) */
+  readonly appid?: string;
+  /**
+   * Flood window in ms. Per key (event, caller, target, code) the first occurrence in a
+   * window is delivered at once and the rest are counted, then delivered as one summary
+   * event with their `count` when the window closes.
+   * @default 60_000
+   */
+  readonly windowMs?: number;
+  /**
+   * 404s (a missing resource, an unserved path) one caller may get in a window before a
+   * `malicious_excess_404` is delivered; single 404s are counted, not delivered.
+   * @default 10
+   */
+  readonly excess404?: number;
+  /**
+   * Events waiting for the sink (an async sink with 100 calls pending gets no more until
+   * some settle); past this, events are dropped and counted in `stats().dropped`.
+   * @default 10_000
+   */
+  readonly maxQueue?: number;
+  /**
+   * Keys counted at once; past this, new keys share one overflow key per event type, so
+   * a flood of made-up ids cannot grow memory.
+   * @default 10_000
+   */
+  readonly maxKeys?: number;
+  /** The request's id. @default req.id when a string or number, else a well-formed X-Request-ID header */
+  readonly requestId?: (req: Request) => string | undefined;
+  /** The route's resource id, read where the route's parameters are known. @default (req) => req.params.id */
+  readonly resource?: (req: Request) => string | undefined;
+  /**
+   * Told when the sink throws or rejects, at most once per window.
+   * @default a line on stderr naming the error's message
+   */
+  readonly onError?: (error: unknown) => void;
+}
+
+/** What {@link securityEvents} delivered, counted and dropped so far. */
+export interface SecurityEventStats {
+  readonly delivered: number;
+  /** Occurrences folded into a summary or a threshold (not delivered one by one). */
+  readonly folded: number;
+  readonly dropped: number;
+  readonly failed: number;
+}
+
+/**
+ * The middleware {@link securityEvents} returns, with ways to report events that no
+ * request carries and to drain the queue at shutdown.
+ */
+export interface SecurityEvents extends RequestHandler {
+  /**
+   * Reports an event outside any request (a key rotation run, a batch job).
+   * @example
+   * events.report('sensitive_update', { action: 'rekey', resource: 'srv-1', description: 'sealed again under key k2' });
+   */
+  report(type: SecurityEventType, details: SecurityEventDetails): void;
+  /** Closes every open window (delivering its summary) and resolves once the sink has settled. */
+  flush(): Promise<void>;
+  stats(): SecurityEventStats;
+}
+
+/** What a caller of {@link reportSecurityEvent} or `report()` may say about an event. */
+export interface SecurityEventDetails {
+  readonly description?: string;
+  readonly resource?: string;
+  readonly action?: string;
+  readonly rehashed?: boolean;
+  readonly status?: number;
+  readonly code?: string;
+  readonly principal?: Principal;
+}
+
+const optionKeys: KeysEnum<SecurityEventsOptions> = {
+  appid: true,
+  windowMs: true,
+  excess404: true,
+  maxQueue: true,
+  maxKeys: true,
+  requestId: true,
+  resource: true,
+  onError: true,
+};
+
+const LEVELS: Readonly<Record<SecurityEventType, SecurityEventLevel>> = {
+  authn_login_fail: 'WARN',
+  authn_login_success: 'INFO',
+  authn_password_change: 'INFO',
+  authn_password_change_fail: 'CRITICAL',
+  authz_fail: 'CRITICAL',
+  excess_rate_limit_exceeded: 'WARN',
+  input_validation_fail: 'WARN',
+  malicious_excess_404: 'WARN',
+  sensitive_read: 'INFO',
+  sensitive_read_fail: 'CRITICAL',
+  sensitive_update: 'INFO',
+};
+
+const MAX_IN_FLIGHT = 100;
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+const MAX_TEXT = 200;
+
+/** What the middlewares learned about a request on the way, for its refusal event. */
+interface Facts {
+  principal?: Principal;
+  claimed?: { kind: string; id: string };
+  /** Whether the resource the ownership check loaded exists. */
+  exists?: boolean;
+  resource?: string;
+  max?: number | string;
+}
+
+/** One occurrence, before it is known whether it is delivered or folded. */
+interface Occurrence {
+  readonly type: SecurityEventType;
+  readonly subject: string;
+  readonly target?: string;
+  readonly fields?: readonly string[];
+  readonly description: string;
+  readonly base: Omit<SecurityEvent, 'datetime' | 'event' | 'type' | 'level' | 'description' | 'count'>;
+}
+
+interface Window {
+  start: number;
+  count: number;
+  reported: number;
+  threshold: number;
+  sample: Occurrence | undefined;
+}
+
+interface Registry {
+  readonly config: Config;
+  readonly excess404: number;
+  /**
+   * Counts one occurrence in the window of its key (event type, caller, target, code,
+   * action), and returns the window when this occurrence is to be delivered; `undefined`
+   * when it was folded. The occurrence is built only then, and handed to `deliver`.
+   */
+  readonly take: (
+    type: SecurityEventType,
+    subject: string,
+    target: string | undefined,
+    code: string | undefined,
+    action: string | undefined,
+    threshold: number,
+  ) => Window | undefined;
+  readonly deliver: (window: Window, occurrence: Occurrence) => void;
+}
+
+interface Config {
+  readonly appid: string | undefined;
+  readonly requestId: (req: Request) => string | undefined;
+  readonly resource: (req: Request) => string | undefined;
+}
+
+/** One entry per request: the registry that took it, and what the middlewares noted (made when the first fact is). */
+interface Slot {
+  readonly registry: Registry;
+  facts: Facts | undefined;
+}
+
+const NO_FACTS: Readonly<Facts> = Object.freeze({});
+
+/**
+ * The slot hangs on the request under a non-enumerable symbol rather than in a WeakMap:
+ * it is made for every request that passes, and a WeakMap entry (an ephemeron the
+ * collector must trace) cost several times more than the rest of a folded refusal. It
+ * holds no secret (the registry, and ids of the caller and the resource), and neither
+ * JSON nor a logger's request serialiser lists a non-enumerable symbol.
+ */
+const SLOT = Symbol('express-password-guard security events');
+
+/** Whether any {@link securityEvents} was made: until then no request can carry a slot. */
+let registered = false;
+
+function slotOf(req: Request): Slot | undefined {
+  // A missed symbol on a request walks Express's whole prototype chain: skip it in an app
+  // that never registered a sink, where every middleware would otherwise pay it.
+  return registered ? (req as Request & { [SLOT]?: Slot })[SLOT] : undefined;
+}
+
+/**
+ * Registers `sink` for every request that passes: mount it first, before the routes, so
+ * that every refusal the problem handler answers, and every set, clear and verify the
+ * package's middlewares make, reaches `sink` as a {@link SecurityEvent} named from OWASP's
+ * logging vocabulary. Events are delivered after the answer is written, on a later turn
+ * of the event loop; a sink that throws, rejects or is slow never changes or delays an
+ * answer. Floods are folded: per key and window, one event and then one summary with a
+ * `count`; 404s on missing resources become one `malicious_excess_404` per caller.
+ *
+ * @example
+ * import pino from 'pino';
+ * const logger = pino();
+ * const events = securityEvents((event) => logger.info(event), { appid: 'nova-passwords' });
+ * app.use(events);
+ * passwordRoutes(app, { store, ownership });
+ * process.on('SIGTERM', () => void events.flush());
+ */
+export function securityEvents(sink: SecurityEventSink, options: SecurityEventsOptions = {}): SecurityEvents {
+  if (typeof sink !== 'function') {
+    throw new TypeError('securityEvents: the first argument must be the sink, a function (event) => void.');
+  }
+  assertKnownKeys('securityEvents', options, optionKeys);
+  const appid = options.appid;
+  if (appid !== undefined && (typeof appid !== 'string' || appid.length === 0)) {
+    throw optionError('securityEvents', 'appid', 'must be a non-empty string.');
+  }
+  const windowMs = wholeNumber('windowMs', options.windowMs, 60_000, 1000, 2 ** 31 - 1);
+  const excess404 = wholeNumber('excess404', options.excess404, 10, 1, Number.MAX_SAFE_INTEGER);
+  const maxQueue = wholeNumber('maxQueue', options.maxQueue, 10_000, 1, Number.MAX_SAFE_INTEGER);
+  const maxKeys = wholeNumber('maxKeys', options.maxKeys, 10_000, 1, Number.MAX_SAFE_INTEGER);
+  assertFunction('securityEvents', 'requestId', options.requestId);
+  assertFunction('securityEvents', 'resource', options.resource);
+  assertFunction('securityEvents', 'onError', options.onError);
+  const config: Config = {
+    appid,
+    requestId: options.requestId ?? defaultRequestId,
+    resource: options.resource ?? defaultResource,
+  };
+  const onError = options.onError ?? defaultOnError;
+  registered = true;
+
+  const windows = new Map<string, Window>();
+  const queue: SecurityEvent[] = [];
+  const stats = { delivered: 0, folded: 0, dropped: 0, failed: 0 };
+  let inFlight = 0;
+  let scheduled = false;
+  let lastErrorAt = -Infinity;
+  let sweeper: NodeJS.Timeout | undefined;
+  const settled = new Set<Promise<void>>();
+
+  const failed = (error: unknown): void => {
+    stats.failed += 1;
+    const now = Date.now();
+    if (now - lastErrorAt < windowMs) return;
+    lastErrorAt = now;
+    try {
+      onError(error);
+    } catch {
+      // An error reporter that fails has nobody left to tell.
+    }
+  };
+
+  const drain = (): void => {
+    scheduled = false;
+    while (queue.length > 0 && inFlight < MAX_IN_FLIGHT) {
+      const event = queue.shift() as SecurityEvent;
+      stats.delivered += 1;
+      let result: unknown;
+      try {
+        result = sink(event);
+      } catch (error) {
+        failed(error);
+        continue;
+      }
+      if (isThenable(result)) {
+        inFlight += 1;
+        const done = Promise.resolve(result).then(
+          () => undefined,
+          (error: unknown) => failed(error),
+        );
+        settled.add(done);
+        void done.finally(() => {
+          settled.delete(done);
+          inFlight -= 1;
+          if (queue.length > 0) schedule();
+        });
+      }
+    }
+  };
+
+  const schedule = (): void => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(drain);
+  };
+
+  const enqueue = (event: SecurityEvent): void => {
+    if (queue.length >= maxQueue) {
+      stats.dropped += 1;
+      return;
+    }
+    queue.push(event);
+    schedule();
+  };
+
+  const build = (occurrence: Occurrence, count: number, summary: boolean): SecurityEvent => {
+    // An event that stands for several requests keeps only what they share (the key's
+    // parts); the first one's path, agent or rule codes would describe the others wrongly.
+    const base = summary || count > 1 ? sharedFields(occurrence.base) : occurrence.base;
+    const suffix =
+      occurrence.type === 'input_validation_fail'
+        ? `(${(occurrence.fields ?? []).join(',')}),${occurrence.subject}`
+        : occurrence.target === undefined
+          ? occurrence.subject
+          : `${occurrence.subject},${occurrence.target}`;
+    return {
+      datetime: new Date().toISOString(),
+      ...(appid === undefined ? {} : { appid }),
+      event: `${occurrence.type}:${suffix}`,
+      type: occurrence.type,
+      level: LEVELS[occurrence.type],
+      description: summary
+        ? `${count} more in the last ${Math.round(windowMs / 1000)} s: ${occurrence.description}`
+        : occurrence.description,
+      count,
+      ...base,
+      ...(summary ? { window_ms: windowMs } : {}),
+    };
+  };
+
+  const close = (key: string, window: Window): void => {
+    windows.delete(key);
+    if (window.sample !== undefined && window.count > window.reported) {
+      enqueue(build(window.sample, window.count - window.reported, true));
+    }
+  };
+
+  const sweep = (): void => {
+    const now = Date.now();
+    for (const [key, window] of windows) if (now - window.start >= windowMs) close(key, window);
+    if (windows.size === 0 && sweeper !== undefined) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  };
+
+  // Cheap for an occurrence folded into an open window: one string, one lookup, one add,
+  // and nothing allocated that outlives the call.
+  const take = (
+    type: SecurityEventType,
+    subject: string,
+    target: string | undefined,
+    code: string | undefined,
+    action: string | undefined,
+    threshold: number,
+  ): Window | undefined => {
+    const now = Date.now();
+    let key = `${type}\u0000${subject}\u0000${target ?? ''}\u0000${code ?? ''}\u0000${action ?? ''}`;
+    let window = windows.get(key);
+    if (window !== undefined && now - window.start >= windowMs) {
+      close(key, window);
+      window = undefined;
+    }
+    if (window === undefined && windows.size >= maxKeys) {
+      key = `${type}\u0000*`;
+      window = windows.get(key);
+    }
+    if (window === undefined) {
+      window = { start: now, count: 0, reported: 0, threshold, sample: undefined };
+      windows.set(key, window);
+      // A quarter window: a summary comes at most a quarter window late.
+      sweeper ??= setInterval(sweep, Math.max(250, Math.floor(windowMs / 4))).unref();
+    }
+    window.count += 1;
+    if (window.reported === 0 && window.count >= window.threshold) {
+      window.reported = window.count;
+      return window;
+    }
+    stats.folded += 1;
+    return undefined;
+  };
+
+  const deliver = (window: Window, occurrence: Occurrence): void => {
+    window.sample = occurrence;
+    enqueue(build(occurrence, window.count, false));
+  };
+
+  const registry: Registry = { config, excess404, take, deliver };
+
+  const middleware = function securityEvents(req: Request, _res: Response, next: NextFunction): void {
+    // The outer registration wins, so an app-wide sink is not replaced by a router's.
+    if (slotOf(req) === undefined) Object.defineProperty(req, SLOT, { value: { registry, facts: undefined } satisfies Slot });
+    next();
+  };
+
+  return Object.assign(middleware, {
+    report(type: SecurityEventType, details: SecurityEventDetails): void {
+      if (LEVELS[type] === undefined) throw new TypeError(`securityEvents: report() got an unknown event type "${String(type)}".`);
+      const principal = details.principal;
+      const subject = principal === undefined ? '-' : String(principal.id);
+      const window = take(type, subject, details.resource, details.code, details.action, 1);
+      if (window === undefined) return;
+      deliver(window, {
+        type,
+        subject,
+        ...(details.resource === undefined ? {} : { target: details.resource }),
+        description: details.description ?? describeSuccess(type, principal, details.resource, details.action),
+        base: {
+          ...(principal === undefined ? {} : { principal: { kind: principal.kind, id: principal.id } }),
+          ...detailFields(details),
+        },
+      });
+    },
+    async flush(): Promise<void> {
+      for (const [key, window] of windows) close(key, window);
+      if (sweeper !== undefined) {
+        clearInterval(sweeper);
+        sweeper = undefined;
+      }
+      while (queue.length > 0 || settled.size > 0) {
+        drain();
+        await Promise.all([...settled]);
+      }
+    },
+    stats(): SecurityEventStats {
+      return { ...stats };
+    },
+  });
+}
+
+/**
+ * Notes what a middleware learned about `req` for its event (internal). A no-op, at the
+ * cost of one lookup, when no {@link securityEvents} is registered for the request.
+ */
+export function noteSecurityFacts(req: Request, facts: Facts): void {
+  const slot = slotOf(req);
+  if (slot === undefined) return;
+  const noted = (slot.facts ??= {});
+  Object.assign(noted, facts);
+  // Read here, inside the route: an app-level error handler no longer sees req.params.
+  if (facts.principal !== undefined) noted.resource = safeText(slot.registry.config.resource(req));
+}
+
+/**
+ * Reports a security-relevant success of `req` (internal, and for the sealing storer):
+ * it is delivered once the response finished, with the status answered.
+ */
+export function reportSecurityEvent(req: Request, type: SecurityEventType, details: SecurityEventDetails = {}): void {
+  const slot = slotOf(req);
+  if (slot === undefined) return;
+  const registry = slot.registry;
+  const res = req.res;
+  const send = (): void => {
+    const facts = slot.facts ?? NO_FACTS;
+    const principal = details.principal ?? facts.principal;
+    const resource = details.resource ?? facts.resource;
+    const status = details.status ?? (res?.headersSent === true ? res.statusCode : undefined);
+    const subject = subjectOf(req, principal, facts);
+    const window = registry.take(type, subject, resource, details.code, details.action, 1);
+    if (window === undefined) return;
+    registry.deliver(window, {
+      type,
+      subject,
+      ...(resource === undefined ? {} : { target: resource }),
+      description: details.description ?? describeSuccess(type, principal, resource, details.action),
+      base: {
+        ...requestFields(req, registry.config, principal, facts),
+        ...(resource === undefined ? {} : { resource }),
+        ...detailFields({ ...details, ...(status === undefined ? {} : { status }) }),
+      },
+    });
+  };
+  if (res === undefined || res.writableFinished) send();
+  else res.once('close', send);
+}
+
+interface RefusalRule {
+  readonly type: SecurityEventType;
+  readonly fields?: readonly string[];
+}
+
+// The refusals this package answers, by problem code. Codes not listed (a 500, an app's
+// own errors) are not security events of this package.
+const RULES: Readonly<Record<string, RefusalRule>> = {
+  'ownership.unauthenticated': { type: 'authn_login_fail' },
+  'ownership.denied': { type: 'authz_fail' },
+  'route.not_found': { type: 'malicious_excess_404' },
+  'method.not_allowed': { type: 'input_validation_fail', fields: ['method'] },
+  'response.not_acceptable': { type: 'input_validation_fail', fields: ['accept'] },
+  'password.invalid': { type: 'input_validation_fail', fields: ['password'] },
+  'password.missing': { type: 'input_validation_fail', fields: ['password'] },
+  'password.ambiguous': { type: 'input_validation_fail', fields: ['password'] },
+  'password.already_set': { type: 'authn_password_change_fail' },
+  'password.mismatch': { type: 'authn_login_fail' },
+  'password.too_many_attempts': { type: 'excess_rate_limit_exceeded' },
+  'password.busy': { type: 'excess_rate_limit_exceeded' },
+};
+
+function ruleOf(code: string): RefusalRule | undefined {
+  const rule = RULES[code];
+  if (rule !== undefined) return rule;
+  if (code.startsWith('body.')) return { type: 'input_validation_fail', fields: ['body'] };
+  if (code.startsWith('query.')) return { type: 'input_validation_fail', fields: ['query'] };
+  return undefined;
+}
+
+/**
+ * Reports the refusal the problem handler is answering (internal): one lookup and, for
+ * an occurrence folded into a window, one map update.
+ */
+export function reportRefusal(req: Request, error: unknown, status: number, code: string): void {
+  const slot = slotOf(req);
+  if (slot === undefined) return;
+  let rule = ruleOf(code);
+  if (rule === undefined) return;
+  const registry = slot.registry;
+  const facts = slot.facts ?? NO_FACTS;
+  let threshold = 1;
+  // A 404 on a resource that does not exist is a probe only in numbers: counted per caller.
+  if (code === 'route.not_found' || (code === 'ownership.denied' && facts.exists !== true)) {
+    rule = { type: 'malicious_excess_404' };
+    threshold = registry.excess404;
+  }
+  const principal = facts.principal;
+  const subject = subjectOf(req, principal, facts);
+  const type = rule.type;
+  const fields = rule.fields;
+  const resource = type === 'malicious_excess_404' ? undefined : facts.resource;
+  const max = code === 'password.busy' ? 'hash_pool' : facts.max;
+  const target = type === 'excess_rate_limit_exceeded' ? (max === undefined ? undefined : String(max)) : resource;
+  const window = registry.take(type, subject, target, code, undefined, threshold);
+  if (window === undefined) return;
+  const reasons = type === 'input_validation_fail' ? reasonsOf(error) : undefined;
+  registry.deliver(window, {
+    type,
+    subject,
+    ...(target === undefined ? {} : { target }),
+    ...(fields === undefined ? {} : { fields }),
+    description: describeRefusal(type, code, status, subject, principal, facts, resource),
+    base: {
+      ...requestFields(req, registry.config, principal, facts),
+      ...(resource === undefined ? {} : { resource }),
+      status,
+      code,
+      ...(fields === undefined ? {} : { fields }),
+      ...(reasons === undefined || reasons.length === 0 ? {} : { reasons }),
+      ...(max === undefined || type !== 'excess_rate_limit_exceeded' ? {} : { max }),
+    },
+  });
+}
+
+function requestFields(
+  req: Request,
+  config: Config,
+  principal: Principal | undefined,
+  facts: Facts,
+): Occurrence['base'] {
+  const requestId = safeText(config.requestId(req));
+  const agent = req.headers['user-agent'];
+  const ip = req.ip;
+  return {
+    ...(requestId === undefined ? {} : { request_id: requestId }),
+    ...(principal === undefined ? {} : { principal: { kind: principal.kind, id: principal.id } }),
+    ...(facts.claimed === undefined || principal !== undefined ? {} : { claimed: facts.claimed }),
+    ...(typeof ip === 'string' && ip.length > 0 ? { source_ip: ip } : {}),
+    ...(typeof agent === 'string' && agent.length > 0 ? { useragent: agent.slice(0, MAX_TEXT) } : {}),
+    request_method: req.method.slice(0, 32),
+    request_uri: requestPath(req).slice(0, 2 * MAX_TEXT),
+  };
+}
+
+function sharedFields(base: Occurrence['base']): Occurrence['base'] {
+  const { request_id: _id, request_method: _method, request_uri: _uri, useragent: _agent, reasons: _reasons, ...shared } = base;
+  return shared;
+}
+
+function detailFields(details: SecurityEventDetails): Partial<SecurityEvent> {
+  return {
+    ...(details.resource === undefined ? {} : { resource: details.resource }),
+    ...(details.action === undefined ? {} : { action: details.action }),
+    ...(details.rehashed === undefined ? {} : { rehashed: details.rehashed }),
+    ...(details.status === undefined ? {} : { status: details.status }),
+    ...(details.code === undefined ? {} : { code: details.code }),
+  };
+}
+
+/** The caller an event is about: the identified principal, an unproved claim, else the address. */
+function subjectOf(req: Request, principal: Principal | undefined, facts: Facts): string {
+  if (principal !== undefined) return String(principal.id);
+  if (facts.claimed !== undefined) return facts.claimed.id;
+  // Once: Express computes req.ip on each read (the trust proxy walk over X-Forwarded-For).
+  const ip = req.ip;
+  return typeof ip === 'string' && ip.length > 0 ? ip : '-';
+}
+
+function who(principal: Principal | undefined, subject: string): string {
+  return principal === undefined ? `anonymous caller ${subject}` : `${principal.kind} ${String(principal.id)}`;
+}
+
+function describeRefusal(
+  type: SecurityEventType,
+  code: string,
+  status: number,
+  subject: string,
+  principal: Principal | undefined,
+  facts: Facts,
+  resource: string | undefined,
+): string {
+  const caller = who(principal, subject);
+  switch (type) {
+    case 'authn_login_fail':
+      if (code === 'password.mismatch') return `${caller} gave a wrong password for ${resource ?? 'a resource'}`;
+      return facts.claimed !== undefined
+        ? `a caller claiming to be ${facts.claimed.kind} ${facts.claimed.id} sent no valid signature`
+        : `${caller} sent no valid credentials`;
+    case 'authz_fail':
+      return `${caller} was refused ${resource ?? 'a resource'}, which it does not own`;
+    case 'malicious_excess_404':
+      return `${caller} asked for resources or paths that do not exist`;
+    case 'input_validation_fail':
+      return `${caller} sent a request refused with ${status} ${code}`;
+    case 'authn_password_change_fail':
+      return `${caller} tried to set the password of ${resource ?? 'a resource'}, which already has one`;
+    case 'excess_rate_limit_exceeded':
+      return code === 'password.busy'
+        ? `${caller} was refused: the password hashing pool is full`
+        : `${caller} exceeded ${facts.max ?? 'the'} password attempts per window on ${resource ?? 'a resource'}`;
+    default:
+      return `${caller}: ${status} ${code}`;
+  }
+}
+
+function describeSuccess(
+  type: SecurityEventType,
+  principal: Principal | undefined,
+  resource: string | undefined,
+  action: string | undefined,
+): string {
+  const caller = principal === undefined ? 'the application' : `${principal.kind} ${String(principal.id)}`;
+  const target = resource ?? 'a resource';
+  switch (type) {
+    case 'authn_password_change':
+      return action === 'clear' ? `${caller} cleared the password of ${target}` : `${caller} set the password of ${target}`;
+    case 'authn_login_success':
+      return `${caller} gave the right password for ${target}`;
+    case 'authn_login_fail':
+      return `${caller} gave a wrong password for ${target}`;
+    case 'sensitive_read':
+      return `${caller} had the secret of ${target} revealed`;
+    case 'sensitive_read_fail':
+      return `the sealed secret of ${target} could not be opened: tampered with, or sealed under an unknown key`;
+    case 'sensitive_update':
+      return `the secret of ${target} was ${action === 'rekey' ? 'sealed again under the current key' : 'updated'}`;
+    default:
+      return `${caller}: ${type} on ${target}`;
+  }
+}
+
+/** The rule codes of a problem's `errors` (`too_short`): codes of ours, never the input. */
+function reasonsOf(error: unknown): string[] | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const errors: unknown = (error as { errors?: unknown }).errors;
+  if (!Array.isArray(errors)) return undefined;
+  const codes = new Set<string>();
+  for (const entry of errors as unknown[]) {
+    const code: unknown = typeof entry === 'object' && entry !== null ? (entry as { code?: unknown }).code : undefined;
+    if (typeof code === 'string' && /^[a-z_]{1,40}$/.test(code)) codes.add(code);
+  }
+  return [...codes];
+}
+
+function defaultRequestId(req: Request): string | undefined {
+  const id: unknown = (req as unknown as { id?: unknown }).id;
+  if (typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id))) return String(id);
+  const header = req.headers['x-request-id'];
+  return typeof header === 'string' && REQUEST_ID.test(header) ? header : undefined;
+}
+
+function defaultResource(req: Request): string | undefined {
+  const id: unknown = (req.params as Record<string, unknown> | undefined)?.['id'];
+  return typeof id === 'string' ? id : undefined;
+}
+
+function safeText(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value.slice(0, MAX_TEXT) : undefined;
+}
+
+function defaultOnError(error: unknown): void {
+  const message = error instanceof Error ? error.message : typeof error;
+  console.error(`express-password-guard: the security event sink failed: ${message}`);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+function wholeNumber(option: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw optionError('securityEvents', option, `must be a whole number from ${min} to ${max}, got ${String(value)}.`);
+  }
+  return value;
+}

@@ -1,0 +1,157 @@
+import { assertKnownKeys, hasMethods, optionError } from '../internal/options';
+import type { KeysEnum } from '../internal/options';
+import type { SqliteDatabase, SqliteStatement } from '../stores/sqlite-store';
+import type { MaybePromise } from '../stores/store';
+
+/**
+ * Where {@link migratePasswords} finds passwords an app kept outside any
+ * {@link PasswordStore}, in clear, to move them into one. {@link MetadataChunks} reads
+ * the reviewed API's layout; implement it for another.
+ *
+ * @example
+ * const source: LegacyPasswordSource = {
+ *   ids: () => db.prepare('SELECT id FROM users WHERE password IS NOT NULL').pluck().all(),
+ *   read: (id) => db.prepare('SELECT password FROM users WHERE id = ?').pluck().get(id),
+ *   clear: (id, expected) =>
+ *     db.prepare('UPDATE users SET password = NULL WHERE id = ? AND password = ?').run(id, expected).changes === 1,
+ * };
+ */
+export interface LegacyPasswordSource {
+  /** Every id that may hold a password, each once. */
+  ids(): Iterable<string> | AsyncIterable<string>;
+  /** The plain-text password of `id`, or `undefined` (or `''`) when it has none. */
+  read(id: string): MaybePromise<string | undefined>;
+  /**
+   * Erases the password of `id` only if it is still `expected` (compare-and-delete),
+   * atomically, and tells whether it did.
+   */
+  clear(id: string, expected: string): MaybePromise<boolean>;
+}
+
+/**
+ * Options of {@link MetadataChunks}.
+ *
+ * @example
+ * const options: MetadataChunksOptions = { database: db, table: 'instance_system_metadata' };
+ */
+export interface MetadataChunksOptions {
+  /** The open, writable `better-sqlite3` database holding the table. Required. */
+  readonly database: SqliteDatabase;
+  /** The key-value table, one row per (id, key). Required. */
+  readonly table: string;
+  /** The column naming whose metadata a row is. @default 'instance_uuid' */
+  readonly idColumn?: string;
+  /** The column holding the metadata key. @default 'key' */
+  readonly keyColumn?: string;
+  /** The column holding the metadata value. @default 'value' */
+  readonly valueColumn?: string;
+  /**
+   * The keys of the password's chunks start with it; they are joined in key order.
+   * @default 'password_'
+   */
+  readonly keyPrefix?: string;
+}
+
+const optionKeys: KeysEnum<MetadataChunksOptions> = {
+  database: true,
+  table: true,
+  idColumn: true,
+  keyColumn: true,
+  valueColumn: true,
+  keyPrefix: true,
+};
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/**
+ * The reviewed API's stored passwords, as a {@link LegacyPasswordSource}: each is split
+ * into chunks kept as metadata rows (`password_0` … `password_3`, 255 characters each),
+ * and read back, as its reader does, by joining in key order every value whose key
+ * starts with `password_`. Clearing blanks those values, as the API's own clear does,
+ * in one transaction that first checks they still join to the expected password.
+ * Give the connection your {@link SqliteStore} uses when both are in one file:
+ * {@link migratePasswords} then moves each password in one transaction.
+ *
+ * @example
+ * const db = new Database('nova.db');
+ * const store = new SqliteStore({ database: db });
+ * const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
+ * await migratePasswords({ store, source });
+ */
+export class MetadataChunks implements LegacyPasswordSource {
+  /** The connection the chunks are read through. */
+  readonly database: SqliteDatabase;
+  readonly #ids: SqliteStatement;
+  readonly #chunks: SqliteStatement;
+  readonly #blank: SqliteStatement;
+  readonly #prefix: string;
+
+  constructor(options: MetadataChunksOptions) {
+    assertKnownKeys('MetadataChunks', options, optionKeys);
+    const db = options.database as Partial<SqliteDatabase> | undefined;
+    if (!hasMethods(db, ['prepare', 'exec'])) {
+      throw optionError('MetadataChunks', 'database', 'must be an open better-sqlite3 Database.');
+    }
+    const identifier = (option: keyof MetadataChunksOptions, value: unknown, fallback?: string): string => {
+      const name = value ?? fallback;
+      if (typeof name !== 'string' || !IDENTIFIER.test(name)) {
+        throw optionError('MetadataChunks', option, 'must be an SQL identifier: letters, digits and _, not starting with a digit.');
+      }
+      return name;
+    };
+    const table = identifier('table', options.table);
+    const id = identifier('idColumn', options.idColumn, 'instance_uuid');
+    const key = identifier('keyColumn', options.keyColumn, 'key');
+    const value = identifier('valueColumn', options.valueColumn, 'value');
+    const prefix = options.keyPrefix ?? 'password_';
+    if (typeof prefix !== 'string' || prefix.length === 0) {
+      throw optionError('MetadataChunks', 'keyPrefix', 'must be a non-empty string.');
+    }
+    this.database = options.database;
+    // substr rather than LIKE: LIKE ignores case, and the reader's startswith does not.
+    const isChunk = `substr("${key}", 1, ${[...prefix].length}) = ?`;
+    this.#ids = this.database.prepare(`SELECT DISTINCT "${id}" AS id FROM "${table}" WHERE ${isChunk} ORDER BY 1`);
+    this.#chunks = this.database.prepare(
+      `SELECT "${value}" AS value FROM "${table}" WHERE "${id}" = ? AND ${isChunk} ORDER BY "${key}" COLLATE BINARY`,
+    );
+    this.#blank = this.database.prepare(`UPDATE "${table}" SET "${value}" = '' WHERE "${id}" = ? AND ${isChunk}`);
+    this.#prefix = prefix;
+  }
+
+  ids(): string[] {
+    return (this.#ids.all(this.#prefix) as Array<{ id: unknown }>).map((row) => String(row.id));
+  }
+
+  read(id: string): string | undefined {
+    const rows = this.#chunks.all(id, this.#prefix) as Array<{ value: unknown }>;
+    const joined = rows.map((row) => (typeof row.value === 'string' ? row.value : '')).join('');
+    return joined === '' ? undefined : joined;
+  }
+
+  clear(id: string, expected: string): boolean {
+    return this.transaction(() => this.clearInTransaction(id, expected));
+  }
+
+  /** The compare-and-blank, for a caller already inside a transaction on {@link database}. */
+  clearInTransaction(id: string, expected: string): boolean {
+    if (this.read(id) !== expected) return false;
+    this.#blank.run(id, this.#prefix);
+    return true;
+  }
+
+  /**
+   * Runs `work` in one write transaction on {@link database} (`BEGIN IMMEDIATE`, so no
+   * other writer can slip in between its reads and writes), rolled back if it throws.
+   */
+  transaction<T>(work: () => T): T {
+    this.database.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.database.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.database.exec('ROLLBACK');
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,188 @@
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { misconfigured } from '../hashing/bcrypt';
+import { whenReady } from '../internal/async';
+import type { MaybePromise } from '../stores/store';
+import { KEY_BYTES, KEY_ID, localRing } from './key-ring';
+import type { IdentifiedKey, KeyProvider } from './key-ring';
+
+/** The cipher of sealed records, and the first part of their scheme. */
+export const SEALED_ALGORITHM = 'aes-256-gcm';
+const SCHEME_PREFIX = `${SEALED_ALGORITHM}:`;
+/** 96 bits: the nonce size GCM is defined for; any other is hashed into one, weakening it. */
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const FORMAT = 'v1';
+const AAD_LABEL = Buffer.from('express-password-guard sealed v1', 'utf8');
+/** The label's part of every associated data, framed once. */
+const AAD_LABEL_FRAMED = frame([AAD_LABEL]);
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/** The scheme of a record sealed under `keyId`: `aes-256-gcm:<keyId>`. */
+export function sealedScheme(keyId: string): string {
+  return SCHEME_PREFIX + keyId;
+}
+
+/** Whether a record's scheme says it was sealed (whatever its key id), not hashed. */
+export function isSealedScheme(scheme: string): boolean {
+  return scheme === SEALED_ALGORITHM || scheme.startsWith(SCHEME_PREFIX);
+}
+
+/** The key id of a sealed record's scheme, or `undefined` when it names none that can be. */
+export function sealedKeyId(scheme: string): string | undefined {
+  if (!scheme.startsWith(SCHEME_PREFIX)) return undefined;
+  const id = scheme.slice(SCHEME_PREFIX.length);
+  return KEY_ID.test(id) ? id : undefined;
+}
+
+/**
+ * The associated data of a sealed value: what it is bound to without being encrypted.
+ * Each part is length-prefixed, so ("a:b", "c") and ("a", "b:c") can never read the same.
+ */
+function associatedData(purpose: string, id: string, keyId: string): Buffer {
+  return frame([purpose, id, keyId], AAD_LABEL_FRAMED);
+}
+
+/** Each part as a 4-byte big-endian length and its bytes, after `head`, in one buffer. */
+function frame(parts: ReadonlyArray<string | Buffer>, head?: Buffer): Buffer {
+  let size = head?.length ?? 0;
+  for (const part of parts) size += 4 + (typeof part === 'string' ? Buffer.byteLength(part, 'utf8') : part.length);
+  // Unsafe is safe here: every byte is written below, and associated data is not secret.
+  const out = Buffer.allocUnsafe(size);
+  let offset = head === undefined ? 0 : head.copy(out);
+  for (const part of parts) {
+    const length = typeof part === 'string' ? out.write(part, offset + 4, 'utf8') : part.copy(out, offset + 4);
+    out.writeUInt32BE(length, offset);
+    offset += 4 + length;
+  }
+  return out;
+}
+
+/**
+ * Fresh nonces come from a pool of CSPRNG output, each 12 bytes used once and never
+ * again: OpenSSL's per-call cost of `randomBytes` (about 10 µs here) dwarfs the 12 bytes
+ * it returns, and was the largest single cost of a seal. Node's own `randomUUID`
+ * caches random bytes the same way. A nonce is public (it is stored beside the
+ * ciphertext), so holding the next few in memory reveals nothing a reader of the
+ * database does not already get.
+ */
+const NONCE_POOL = Buffer.alloc(NONCE_BYTES * 256);
+let noncePoolOffset = NONCE_POOL.length;
+
+function freshNonce(): Buffer {
+  if (noncePoolOffset + NONCE_BYTES > NONCE_POOL.length) {
+    randomFillSync(NONCE_POOL);
+    noncePoolOffset = 0;
+  }
+  // A copy, so the caller's nonce never changes when the pool is refilled.
+  const nonce = Buffer.from(NONCE_POOL.subarray(noncePoolOffset, noncePoolOffset + NONCE_BYTES));
+  noncePoolOffset += NONCE_BYTES;
+  return nonce;
+}
+
+/**
+ * Seals `plaintext` with AES-256-GCM under `key`, with a fresh random 96-bit nonce and
+ * the record's purpose, id and key id as associated data. The result is
+ * `v1.<nonce>.<ciphertext>.<tag>`, each part base64url: text every store keeps as is.
+ */
+export function seal(plaintext: string, key: Uint8Array | KeyObject, purpose: string, id: string, keyId: string): string {
+  const nonce = freshNonce();
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(associatedData(purpose, id, keyId));
+  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  const tag = cipher.getAuthTag();
+  return [FORMAT, nonce.toString('base64url'), ciphertext.toString('base64url'), tag.toString('base64url')].join('.');
+}
+
+/** Why a sealed value did not open. Never holds the value, the key or the plaintext. */
+export type OpenFailure =
+  | 'malformed'
+  | 'authentication failed (altered, truncated, moved from another record or purpose, or sealed under another key)'
+  | 'not UTF-8 text';
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function part(text: string | undefined, bytes?: number): Buffer | undefined {
+  if (text === undefined || !BASE64URL.test(text)) return undefined;
+  const decoded = Buffer.from(text, 'base64url');
+  if (decoded.toString('base64url') !== text) return undefined;
+  return bytes === undefined || decoded.length === bytes ? decoded : undefined;
+}
+
+/**
+ * Opens a value made by {@link seal}: the plaintext, or why it cannot be had. The tag is
+ * always checked (GCM's `final()` throws on a mismatch), so nothing of an altered value
+ * is ever returned.
+ */
+export function open(
+  sealed: string,
+  key: Uint8Array | KeyObject,
+  purpose: string,
+  id: string,
+  keyId: string,
+): { readonly plaintext: string } | { readonly failure: OpenFailure } {
+  const fields = sealed.split('.');
+  const nonce = part(fields[1], NONCE_BYTES);
+  const ciphertext = part(fields[2]);
+  const tag = part(fields[3], TAG_BYTES);
+  if (fields.length !== 4 || fields[0] !== FORMAT || nonce === undefined || ciphertext === undefined || tag === undefined) {
+    return { failure: 'malformed' };
+  }
+  let plain: Buffer;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+    decipher.setAAD(associatedData(purpose, id, keyId));
+    decipher.setAuthTag(tag);
+    plain = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+  } catch {
+    return { failure: 'authentication failed (altered, truncated, moved from another record or purpose, or sealed under another key)' };
+  }
+  try {
+    return { plaintext: strictUtf8.decode(plain) };
+  } catch {
+    return { failure: 'not UTF-8 text' };
+  } finally {
+    plain.fill(0);
+  }
+}
+
+/** A key as the provider gave it, checked: 32 bytes or a 500 that says so (never the key). */
+function checkedKey(value: unknown, id: string): Uint8Array | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!(value instanceof Uint8Array) || value.length !== KEY_BYTES) {
+    throw misconfigured(`The sealing key provider gave key "${id}" as something other than ${KEY_BYTES} bytes.`);
+  }
+  return value;
+}
+
+/**
+ * The current key id and its key; a provider that cannot give them is a misconfiguration
+ * (500). At once for a {@link localKeyRing} (and any provider answering synchronously),
+ * a promise only when the provider answers with one.
+ */
+export function currentKey(keys: KeyProvider): MaybePromise<IdentifiedKey> {
+  const local = localRing(keys);
+  if (local !== undefined) return local.current;
+  return whenReady(keys.currentKeyId(), (keyId: unknown) => {
+    if (typeof keyId !== 'string' || !KEY_ID.test(keyId)) {
+      throw misconfigured('The sealing key provider gave a current key id that is not [A-Za-z0-9._-]{1,64}.');
+    }
+    return whenReady(keys.key(keyId), (value): IdentifiedKey => {
+      const key = checkedKey(value, keyId);
+      if (key === undefined) throw misconfigured(`The sealing key provider has no key for its current key id "${keyId}".`);
+      return { keyId, key };
+    });
+  });
+}
+
+/** The id of the key new values are sealed under, as the provider gives it (unchecked). */
+export function currentKeyId(keys: KeyProvider): MaybePromise<unknown> {
+  return localRing(keys)?.current.keyId ?? keys.currentKeyId();
+}
+
+/** The key with id `keyId`, or `undefined` when the provider has none. */
+export function keyById(keys: KeyProvider, keyId: string): MaybePromise<Uint8Array | KeyObject | undefined> {
+  const local = localRing(keys);
+  if (local !== undefined) return local.keys.get(keyId);
+  return whenReady(keys.key(keyId), (value) => checkedKey(value, keyId));
+}

@@ -1,0 +1,131 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import express5 from 'express';
+import { createDemoApp, demoTokens } from '../../examples/demo-app';
+import type { Demo } from '../../examples/demo-app';
+import type { ProblemLogEntry } from '../../lib';
+import { metadataProxy } from '../helpers/metadata-proxy';
+import type { MetadataProxy } from '../helpers/metadata-proxy';
+import { openStackPythonFor } from '../helpers/openstack-clients';
+import { listen } from '../helpers/raw-http';
+import type { Listening } from '../helpers/raw-http';
+
+// The reviewed service's real clients against the demo: a guest step doing what the
+// cloudbase-init agent does, through a metadata proxy that forwards and maps statuses as
+// neutron's does, then python-novaclient's own get_password / clear_password as the owner.
+
+const SUITE = 'OpenStack interop with the real clients';
+const python = openStackPythonFor(SUITE);
+const withClients = python === undefined ? describe.skip : describe;
+const SCRIPT = resolve(__dirname, '..', 'fixtures', 'openstack_clients.py');
+
+const METADATA_SECRET = 'interop-metadata-secret-0123456789';
+const PASSWORD = 'Guest-admin Pa55word, set by the agent';
+
+function runPython(input: Record<string, unknown>): Promise<Record<string, unknown>> {
+  return new Promise((resolveRun, reject) => {
+    // Async: the demo and the proxy answer in this same process while Python runs.
+    const child = spawn(python ?? '', [SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
+    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`${SCRIPT} ${String(input['step'])} exited ${code}:\n${stderr}`));
+      else resolveRun(JSON.parse(stdout) as Record<string, unknown>);
+    });
+    child.stdin.end(JSON.stringify(input));
+  });
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+withClients(SUITE, () => {
+  let dir: string;
+  let demo: Demo;
+  let service: Listening;
+  let proxy: MetadataProxy;
+  const logged: ProblemLogEntry[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'epg-interop-'));
+    demo = createDemoApp({
+      express: express5,
+      filename: join(dir, 'demo.db'),
+      keyDir: dir,
+      sealingKey: Buffer.alloc(32, 7).toString('base64'),
+      tokens: demoTokens({}),
+      metadataSecret: METADATA_SECRET,
+      pepper: 'interop-pepper-0123456789abcdef0123',
+      cost: 10,
+      log: (entry) => logged.push(entry),
+    });
+    service = await listen(demo.app);
+    proxy = await metadataProxy(service.port, { secret: METADATA_SECRET, instanceId: 'srv-alice', tenantId: 'alice-project' });
+  });
+
+  afterAll(async () => {
+    await proxy.close();
+    await service.close();
+    await demo.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the guest agent sets the password through the proxy, and novaclient gets it back, refuses a stranger and clears it', async () => {
+    const guest = await runPython({ step: 'guest', metadata_url: proxy.url, password: PASSWORD });
+    expect(guest['versions']).toEqual([200, expect.arrayContaining(['2013-04-04', 'latest'])]);
+    expect(guest['uuid']).toBe('srv-alice');
+    expect(guest['can_post']).toBe(200);
+    // Unset: an empty body, which the agent reads as "not set yet".
+    expect(guest['before']).toEqual([200, 0]);
+    // Sent with no Content-Type, answered 200 with no body.
+    expect(guest['post']).toEqual([200, '', null]);
+    expect(guest['after']).toEqual([200, true]);
+    expect(guest['again']).toBe(409);
+    const posted = guest['posted_b64'] as string;
+
+    const compute = `http://127.0.0.1:${service.port}/v2.1`;
+    const asAlice = { compute_url: compute, server: 'srv-alice', token: 'alice-token', private_key: join(dir, 'srv-alice.pem') };
+    const owner = await runPython({ step: 'owner', ...asAlice, foreign_token: 'bob-token' });
+    expect(owner['password']).toBe(PASSWORD);
+    expect(owner['ciphered']).toBe(posted);
+    expect(owner['foreign']).toEqual(['NotFound', 404, 'The resource does not exist or the caller may not access it.']);
+    expect(owner['missing']).toEqual(owner['foreign']);
+
+    // The metadata route never answered a status the proxy would turn into a 500.
+    expect(proxy.upstreamStatuses.length).toBeGreaterThan(0);
+    for (const status of proxy.upstreamStatuses) expect([200, 400, 403, 404, 409]).toContain(status);
+    expect(logged).toEqual([]);
+
+    // While it is stored, nothing the guest posted is in any file under DATA_DIR, in any form.
+    const ciphertext = Buffer.from(posted, 'base64');
+    const forms = [
+      Buffer.from(posted),
+      Buffer.from(ciphertext.toString('base64url')),
+      Buffer.from(ciphertext.toString('hex')),
+      Buffer.from(ciphertext.toString('hex').toUpperCase()),
+      ciphertext.subarray(0, 32),
+      ciphertext.subarray(ciphertext.length - 32),
+      Buffer.from(posted.slice(0, 40)),
+      Buffer.from(PASSWORD),
+    ];
+    const files = filesUnder(dir);
+    expect(files).toEqual(expect.arrayContaining([join(dir, 'demo.db'), join(dir, 'srv-alice.pem')]));
+    for (const file of files) {
+      const bytes = readFileSync(file);
+      for (const form of forms) expect([file, bytes.includes(form)]).toEqual([file, false]);
+    }
+    expect(statSync(join(dir, 'srv-alice.pem')).mode & 0o777).toBe(0o600);
+
+    const cleared = await runPython({ step: 'clear', ...asAlice });
+    expect(cleared).toEqual({ clear: true, after_clear: '' });
+  });
+});

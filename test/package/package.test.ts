@@ -1,0 +1,91 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+// What users install is the packed tarball, not lib/: build it, unpack it where Node and
+// tsc resolve it as a dependency, and load it from CommonJS, ESM and strict TypeScript.
+const root = resolve(__dirname, '..', '..');
+
+describe('the packed package', () => {
+  let consumer: string;
+
+  beforeAll(() => {
+    mkdirSync(join(root, '.tmp'), { recursive: true });
+    // Inside the repo so the unpacked package finds its dependencies in ../node_modules.
+    consumer = mkdtempSync(join(root, '.tmp', 'consumer-'));
+    const packDir = join(consumer, 'pack');
+    mkdirSync(packDir);
+    execFileSync('npm', ['pack', '--silent', '--pack-destination', packDir], { cwd: root, stdio: 'pipe' });
+    const tarball = readdirSync(packDir).find((f) => f.endsWith('.tgz'));
+    if (tarball === undefined) throw new Error('npm pack wrote no tarball');
+    const target = join(consumer, 'node_modules', 'express-password-guard');
+    mkdirSync(target, { recursive: true });
+    execFileSync('tar', ['-xzf', join(packDir, tarball), '-C', target, '--strip-components=1']);
+  }, 120_000);
+
+  afterAll(() => {
+    rmSync(consumer, { recursive: true, force: true });
+  });
+
+  test('ships dist with declarations and no sources or tests', () => {
+    const files = execFileSync('tar', ['-tzf', join(consumer, 'pack', readdirSync(join(consumer, 'pack'))[0] ?? '')])
+      .toString()
+      .split('\n');
+    expect(files).toContain('package/dist/index.js');
+    expect(files).toContain('package/dist/index.d.ts');
+    expect(files.some((f) => f.startsWith('package/lib/') || f.startsWith('package/test/'))).toBe(false);
+  });
+
+  test('ships the migrate command as its bin, runnable with node', () => {
+    const target = join(consumer, 'node_modules', 'express-password-guard');
+    const manifest = JSON.parse(readFileSync(join(target, 'package.json'), 'utf8')) as { bin?: Record<string, string> };
+    expect(manifest.bin).toEqual({ 'express-password-guard': 'dist/migration/cli.js' });
+    const cli = join(target, 'dist', 'migration', 'cli.js');
+    expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    const help = execFileSync('node', [cli, '--help'], { cwd: consumer }).toString();
+    expect(help).toContain('Usage: express-password-guard migrate [options]');
+    const loaded = execFileSync('node', ['-e', "const m = require('express-password-guard'); console.log(typeof m.migratePasswords, typeof m.MetadataChunks)"], { cwd: consumer })
+      .toString()
+      .trim();
+    expect(loaded).toBe('function function');
+  });
+
+  test('loads from CommonJS and ESM with the same named exports', () => {
+    writeFileSync(
+      join(consumer, 'cjs.cjs'),
+      "const m = require('express-password-guard'); console.log(typeof m.methodGuard, typeof m.responseEncoder, typeof m.problemHandler);",
+    );
+    writeFileSync(
+      join(consumer, 'esm.mjs'),
+      "import { methodGuard, responseEncoder, problemHandler } from 'express-password-guard'; console.log(typeof methodGuard, typeof responseEncoder, typeof problemHandler);",
+    );
+    for (const file of ['cjs.cjs', 'esm.mjs']) {
+      const out = execFileSync('node', [file], { cwd: consumer }).toString().trim();
+      expect(out).toBe('function function function');
+    }
+  });
+
+  test('a strict TypeScript consumer compiles against the declarations (CJS and ESM)', () => {
+    const source = [
+      "import express from 'express';",
+      "import { methodGuard, responseEncoder, problemHandler } from 'express-password-guard';",
+      "import type { MethodGuardOptions, ResponseEncoderOptions } from 'express-password-guard';",
+      'const guardOptions: MethodGuardOptions = { handleOptions: true };',
+      "const encoderOptions: ResponseEncoderOptions = { redact: ['password'], noStore: true };",
+      'const app = express();',
+      "app.use(methodGuard(['GET', 'POST'], guardOptions), responseEncoder(encoderOptions));",
+      'app.use(problemHandler());',
+      '// @ts-expect-error unknown options are a type error as well as a runtime one',
+      'responseEncoder({ redacted: [] });',
+      'export default app;',
+    ].join('\n');
+    writeFileSync(join(consumer, 'app.cts'), source);
+    writeFileSync(join(consumer, 'app.mts'), source);
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    execFileSync(
+      'node',
+      [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--types', 'node', '--esModuleInterop', 'app.cts', 'app.mts'],
+      { cwd: consumer, stdio: 'pipe' },
+    );
+  });
+});

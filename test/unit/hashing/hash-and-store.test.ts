@@ -1,0 +1,389 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import bcrypt from 'bcrypt';
+import request from 'supertest';
+import type { Request, Response } from 'express';
+import {
+  HashLimiter,
+  MemoryStore,
+  hashAndStore,
+  problemHandler,
+  storedPassword,
+  validatedPassword,
+} from '../../../lib';
+import type { PasswordRecord, PasswordStore, ProblemLogEntry } from '../../../lib';
+import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { passwordApp, stubValidator } from '../../helpers/password';
+
+const PEPPER = 'test-pepper-0123456789abcdef0123456789abcdef';
+
+afterEach(() => {
+  jest.restoreAllMocks();
+});
+
+/** A long password: `prefix` padded to 72 bytes, then `tail`. */
+function past72(prefix: string, tail: string): string {
+  return prefix.padEnd(72, '-') + tail;
+}
+
+describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
+  test('stores only a bcrypt hash of the password, then hands over to the route', async () => {
+    const store = new MemoryStore();
+    const app = passwordApp(express, { store, cost: 10 });
+    const before = Date.now();
+    const res = await request(app).post('/servers/srv-1/password').send({ password: 'correct horse battery' });
+    expect(res.status).toBe(201);
+    expect(res.body.id).toBe('srv-1');
+    expect(res.body.scheme).toBe('bcrypt');
+    const record = store.get('srv-1');
+    expect(record).toEqual({ hash: expect.stringMatching(/^\$2b\$10\$[./A-Za-z0-9]{53}$/), setAt: res.body.setAt, scheme: 'bcrypt' });
+    expect(Date.parse(record?.setAt ?? '')).toBeGreaterThanOrEqual(before - 1000);
+    expect(record?.setAt).toBe(new Date(record?.setAt ?? 0).toISOString());
+    expect(await bcrypt.compare('correct horse battery', record?.hash ?? '')).toBe(true);
+    expect(JSON.stringify(record)).not.toContain('correct horse');
+    expect(res.text).not.toContain('$2b$');
+  });
+
+  test('forgets the plaintext before the route runs and exposes no hash to it', async () => {
+    const store = new MemoryStore();
+    const app = express();
+    let seen: unknown = 'not called';
+    app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10 }), (req: Request, res: Response) => {
+      seen = { password: validatedPassword(req), stored: storedPassword(req) };
+      res.status(204).end();
+    });
+    const res = await request(app).post('/servers/srv-1/password').send({ password: 'correct horse battery' });
+    expect(res.status).toBe(204);
+    expect(seen).toEqual({ password: undefined, stored: { id: 'srv-1', setAt: expect.any(String), scheme: 'bcrypt' } });
+  });
+
+  test('a second set for the same id gets 409 password.already_set and keeps the first hash', async () => {
+    const store = new MemoryStore();
+    const app = passwordApp(express, { store, cost: 10 });
+    await request(app).post('/servers/srv-1/password').send({ password: 'first password' });
+    const first = store.get('srv-1');
+    const res = await request(app).post('/servers/srv-1/password').send({ password: 'second password' });
+    expect(res.status).toBe(409);
+    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+    expect(res.body).toMatchObject({ status: 409, code: 'password.already_set' });
+    expect(res.text).not.toContain('second password');
+    expect(store.get('srv-1')).toBe(first);
+  });
+
+  test('of concurrent sets for one id exactly one wins, decided by the store', async () => {
+    const inner = new MemoryStore();
+    // get() always says "absent", so every request hashes and only setIfAbsent can decide.
+    const store: PasswordStore = {
+      setIfAbsent: (id, record) => inner.setIfAbsent(id, record),
+      get: () => undefined,
+      replace: (id, expected, record) => inner.replace(id, expected, record),
+      delete: (id) => inner.delete(id),
+    };
+    const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 3, maxQueue: 20, maxPerCaller: 20 }) });
+    const server = createServer(app).listen(0);
+    try {
+      const { port } = server.address() as AddressInfo;
+      const statuses = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          request(`http://127.0.0.1:${port}`).post('/servers/srv-1/password').send({ password: `password number ${i}` }).then((r) => r.status),
+        ),
+      );
+      expect(statuses.sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('a 72-byte password is stored whole; 73 bytes get 422 too_long and nothing is hashed', async () => {
+    const store = new MemoryStore();
+    const hash = jest.spyOn(bcrypt, 'hash');
+    const app = passwordApp(express, { store, cost: 10 });
+    const exactly72 = '€'.repeat(24);
+    expect(Buffer.byteLength(exactly72)).toBe(72);
+    expect((await request(app).post('/servers/a/password').send({ password: exactly72 })).status).toBe(201);
+    expect(hash).toHaveBeenCalledTimes(1);
+
+    for (const [id, password] of [['b', 'x'.repeat(73)], ['c', `${'€'.repeat(24)}x`], ['d', `${'x'.repeat(71)}€`]] as const) {
+      const res = await request(app).post(`/servers/${id}/password`).send({ password });
+      expect(res.status).toBe(422);
+      expect(res.body).toMatchObject({
+        code: 'password.invalid',
+        errors: [{ field: 'password', code: 'too_long', message: expect.stringContaining('72 bytes') }],
+      });
+      expect(res.text).not.toContain(password);
+      expect(store.get(id)).toBeUndefined();
+    }
+    expect(hash).toHaveBeenCalledTimes(1);
+  });
+
+  test('without a pepper, a password longer than 72 bytes never verifies against its first 72 bytes', async () => {
+    const store = new MemoryStore();
+    const app = passwordApp(express, { store, cost: 10 });
+    const stored = 'y'.repeat(72);
+    await request(app).post('/servers/srv-1/password').send({ password: stored });
+    expect((await request(app).post('/servers/srv-1/password/verify').send({ password: stored })).status).toBe(200);
+    // bcrypt alone would say yes to this one: it reads 72 bytes and drops the rest.
+    expect(await bcrypt.compare(`${stored}!`, store.get('srv-1')?.hash ?? '')).toBe(true);
+    const res = await request(app).post('/servers/srv-1/password/verify').send({ password: `${stored}!` });
+    expect(res.status).toBe(403);
+    expect(res.body.code).toBe('password.mismatch');
+  });
+
+  test('with a pepper, long passwords are hashed whole: two sharing 72 bytes do not cross-verify', async () => {
+    const store = new MemoryStore();
+    const app = passwordApp(express, { store, cost: 10, pepper: PEPPER });
+    const first = past72('shared prefix', 'first ending');
+    const second = past72('shared prefix', 'second ending');
+    expect(Buffer.from(first).subarray(0, 72).equals(Buffer.from(second).subarray(0, 72))).toBe(true);
+
+    const set = await request(app).post('/servers/a/password').send({ password: first });
+    expect(set.status).toBe(201);
+    expect(set.body.scheme).toBe('bcrypt+hmac-sha256');
+    expect((await request(app).post('/servers/b/password').send({ password: second })).status).toBe(201);
+    expect(store.get('a')?.scheme).toBe('bcrypt+hmac-sha256');
+
+    const verify = async (id: string, password: string): Promise<number> =>
+      (await request(app).post(`/servers/${id}/password/verify`).send({ password })).status;
+    expect(await verify('a', first)).toBe(200);
+    expect(await verify('b', second)).toBe(200);
+    expect(await verify('a', second)).toBe(403);
+    expect(await verify('b', first)).toBe(403);
+    expect(await verify('a', first.slice(0, 72))).toBe(403);
+    // Not the plain bcrypt of the password: the stored hash needs the pepper.
+    expect(await bcrypt.compare(first, store.get('a')?.hash ?? '')).toBe(false);
+  });
+
+  test('without the validator in front it fails closed with a 500 and stores nothing', async () => {
+    const store = new MemoryStore();
+    const app = express();
+    app.post('/servers/:id/password', express.json(), hashAndStore({ store, cost: 10 }), (_req: Request, res: Response) => {
+      res.status(204).end();
+    });
+    const logged: ProblemLogEntry[] = [];
+    app.use(problemHandler({ log: (entry) => logged.push(entry) }));
+    const res = await request(app).post('/servers/srv-1/password').send({ password: 'unvalidated password' });
+    expect(res.status).toBe(500);
+    expect(res.body.code).toBe('password.misconfigured');
+    // The explanation is for the operator's log, not the client.
+    expect(res.body.detail).toBe('The server could not complete the request.');
+    expect(logged[0]?.error).toMatch(/mount passwordBody\(\) before it/);
+    expect(store.size).toBe(0);
+  });
+
+  test('a route without an id fails closed with a 500', async () => {
+    const store = new MemoryStore();
+    const app = express();
+    app.post('/password', ...stubValidator(express), hashAndStore({ store, cost: 10 }), (_req: Request, res: Response) => {
+      res.status(204).end();
+    });
+    const logged: ProblemLogEntry[] = [];
+    app.use(problemHandler({ log: (entry) => logged.push(entry) }));
+    const res = await request(app).post('/password').send({ password: 'some password' });
+    expect(res.status).toBe(500);
+    expect(res.body.detail).toBe('The server could not complete the request.');
+    expect(logged[0]?.error).toMatch(/no record id/);
+    expect(store.size).toBe(0);
+  });
+
+  test('works mounted with app.use on a path with :id', async () => {
+    const store = new MemoryStore();
+    const app = express();
+    app.use('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10 }));
+    app.post('/servers/:id/password', (_req: Request, res: Response) => {
+      res.status(204).end();
+    });
+    app.use(problemHandler({ log: false }));
+    expect((await request(app).post('/servers/srv-9/password').send({ password: 'some password' })).status).toBe(204);
+    expect(store.get('srv-9')).toBeDefined();
+  });
+
+  test('the id option picks the record id', async () => {
+    const store = new MemoryStore();
+    const app = passwordApp(express, { store, cost: 10, id: (req) => `tenant-7/${req.params['id'] as string}` });
+    expect((await request(app).post('/servers/srv-1/password').send({ password: 'some password' })).status).toBe(201);
+    expect(store.get('tenant-7/srv-1')).toBeDefined();
+    expect(store.get('srv-1')).toBeUndefined();
+  });
+
+  test('a failing store is a 500 that shows and logs neither password nor hash', async () => {
+    const logged: string[] = [];
+    const store: PasswordStore = {
+      setIfAbsent: (_id: string, record: PasswordRecord) => Promise.reject(new Error(`disk full writing ${record.hash}`)),
+      get: () => undefined,
+      replace: (_id: string, _expected: string, _record: PasswordRecord) => false,
+      delete: () => false,
+    };
+    const app = express();
+    app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10 }), (_req: Request, res: Response) => {
+      res.status(204).end();
+    });
+    app.use(problemHandler({ log: (entry) => logged.push(entry.error) }));
+    const res = await request(app).post('/servers/srv-1/password').send({ password: 'secret password' });
+    expect(res.status).toBe(500);
+    expect(res.body.code).toBe('server.error');
+    expect(res.text).not.toContain('secret password');
+    expect(res.text).not.toContain('$2b$');
+    expect(logged.join('\n')).toContain('disk full writing [redacted]');
+    expect(logged.join('\n')).not.toContain('$2b$');
+  });
+
+  test('a store that answers nonsense is a 500, never a pass', async () => {
+    const store = {
+      setIfAbsent: () => 'yes',
+      get: () => undefined,
+      replace: (_id: string, _expected: string, _record: unknown) => false,
+      delete: () => false,
+    } as unknown as PasswordStore;
+    const app = passwordApp(express, { store, cost: 10 });
+    expect((await request(app).post('/servers/srv-1/password').send({ password: 'some password' })).status).toBe(500);
+  });
+
+  describe('backpressure', () => {
+    test('a burst past the cap gets 503 + Retry-After at once, without hashing; the rest succeed', async () => {
+      const store = new MemoryStore();
+      const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 1, maxPerCaller: 4 });
+      const hash = jest.spyOn(bcrypt, 'hash');
+      const app = passwordApp(express, { store, cost: 10, limiter });
+      // Something else holds the only slot, so exactly one request can queue.
+      let release = (): void => undefined;
+      const held = limiter.tryRun(() => new Promise<void>((resolve) => { release = resolve; }));
+      const server = createServer(app).listen(0);
+      try {
+        const { port } = server.address() as AddressInfo;
+        const answered: number[] = [];
+        const responses = Promise.all(
+          ['a', 'b', 'c', 'd'].map((id) =>
+            request(`http://127.0.0.1:${port}`).post(`/servers/${id}/password`).send({ password: `password of ${id}` })
+              .then((res) => {
+                answered.push(res.status);
+                return res;
+              }),
+          ),
+        );
+        await until(() => answered.length === 3);
+        expect(answered).toEqual([503, 503, 503]);
+        expect(limiter.queued).toBe(1);
+        release();
+        await held;
+        const all = await responses;
+        const refused = all.filter((res) => res.status === 503);
+        expect(refused).toHaveLength(3);
+        for (const res of refused) {
+          expect(res.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
+          expect(res.body.code).toBe('password.busy');
+        }
+        expect(all.filter((res) => res.status === 201)).toHaveLength(1);
+        expect(hash).toHaveBeenCalledTimes(1);
+        expect(store.size).toBe(1);
+      } finally {
+        server.close();
+      }
+    });
+
+    test('a burst within the cap all succeeds', async () => {
+      const store = new MemoryStore();
+      const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 2, maxQueue: 2, maxPerCaller: 4 }) });
+      const server = createServer(app).listen(0);
+      try {
+        const { port } = server.address() as AddressInfo;
+        const statuses = await Promise.all(
+          ['a', 'b', 'c', 'd'].map((id) =>
+            request(`http://127.0.0.1:${port}`).post(`/servers/${id}/password`).send({ password: `password of ${id}` }).then((r) => r.status),
+          ),
+        );
+        expect(statuses).toEqual([201, 201, 201, 201]);
+        expect(store.size).toBe(4);
+      } finally {
+        server.close();
+      }
+    });
+
+    test('the event loop keeps turning while hashes run', async () => {
+      const store = new MemoryStore();
+      const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 2, maxQueue: 10, maxPerCaller: 12 }) });
+      let ticks = 0;
+      const timer = setInterval(() => {
+        ticks += 1;
+      }, 5);
+      try {
+        await Promise.all(['a', 'b', 'c', 'd'].map((id) => request(app).post(`/servers/${id}/password`).send({ password: `password of ${id}` })));
+      } finally {
+        clearInterval(timer);
+      }
+      // Four cost-10 hashes, two at a time, take well over 50 ms; a blocked loop would not tick.
+      expect(ticks).toBeGreaterThan(5);
+    });
+  });
+});
+
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe('hashAndStore defaults', () => {
+  test('hashes at cost 12 by default', async () => {
+    const store = new MemoryStore();
+    const express = expressVersions[1]?.[1];
+    if (express === undefined) throw new Error('no express');
+    const app = passwordApp(express, { store });
+    expect((await request(app).post('/servers/srv-1/password').send({ password: 'some password' })).status).toBe(201);
+    expect(store.get('srv-1')?.hash).toMatch(/^\$2b\$12\$/);
+  });
+});
+
+describe('hashAndStore options', () => {
+  const store = new MemoryStore();
+
+  test.each([9, 0, -1, 32, 10.5, Number.NaN, '12', null])('cost %p is refused at start-up', (cost) => {
+    expect(() => hashAndStore({ store, cost } as never)).toThrow(/option "cost" must be a whole number from 10 to 31/);
+  });
+
+  test('costs 10 and 31 are accepted', () => {
+    expect(() => hashAndStore({ store, cost: 10 })).not.toThrow();
+    expect(() => hashAndStore({ store, cost: 31 })).not.toThrow();
+  });
+
+  test.each<[unknown, RegExp]>([
+    [undefined, /option "store" must be a password store/],
+    [null, /option "store" must be a password store/],
+    [{}, /has no setIfAbsent, get, replace, delete method/],
+    [{ get: () => undefined, setIfAbsent: () => true, delete: () => true }, /has no replace method/],
+    [
+      { get: () => undefined, setIfAbsent: () => true, delete: () => true, replace: (_id: string, _record: unknown) => true },
+      /replace is replace\(id, expectedHash, record\), a compare-and-set/,
+    ],
+    // Issue 17, point 6: a zero-argument stub claimed writes it never made and passed.
+    [
+      { get: () => undefined, setIfAbsent: () => true, delete: () => true, replace: () => true },
+      /replace with 0 declared parameters; a password store's replace is replace\(id, expectedHash, record\)/,
+    ],
+  ])('store %p is refused', (bad, message) => {
+    expect(() => hashAndStore({ store: bad } as never)).toThrow(message);
+  });
+
+  test('a pepper must be a string or bytes of at least 32 bytes', () => {
+    expect(() => hashAndStore({ store, pepper: 'short' })).toThrow(/option "pepper" must be at least 32 bytes/);
+    expect(() => hashAndStore({ store, pepper: Buffer.alloc(31) })).toThrow(/at least 32 bytes/);
+    expect(() => hashAndStore({ store, pepper: 42 } as never)).toThrow(/option "pepper" must be a string or a Buffer/);
+    expect(() => hashAndStore({ store, pepper: Buffer.alloc(32, 1) })).not.toThrow();
+    expect(() => hashAndStore({ store, pepper: new Uint8Array(32) })).not.toThrow();
+  });
+
+  test('id and limiter are checked', () => {
+    expect(() => hashAndStore({ store, id: 'id' } as never)).toThrow(/option "id" (must be a function|\("id"\) must start with)/);
+    expect(() => hashAndStore({ store, limiter: { maxConcurrent: 1 } } as never)).toThrow(/option "limiter" must be a HashLimiter/);
+  });
+
+  test('unknown options throw with a suggestion', () => {
+    expect(() => hashAndStore({ store, rounds: 12 } as never)).toThrow(/unknown option "rounds"/);
+    expect(() => hashAndStore({ store, peper: PEPPER } as never)).toThrow(/Did you mean "pepper"\?/);
+  });
+
+  test('the middleware is named for stack traces', () => {
+    expect(hashAndStore({ store }).name).toBe('hashAndStore');
+  });
+});

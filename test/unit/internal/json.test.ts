@@ -1,0 +1,79 @@
+import { performance } from 'node:perf_hooks';
+import { DEFAULT_KEPT_KEYS, DEFAULT_REDACTED_KEYS, keyRedaction, keyWords, safeJson } from '../../../lib/internal/json';
+
+const defaults = keyRedaction({ words: DEFAULT_REDACTED_KEYS, keep: DEFAULT_KEPT_KEYS });
+
+/** The fastest of a few runs, so a busy machine's pauses do not count against the code. */
+function fastestMs(run: () => void, times = 3): number {
+  let best = Infinity;
+  for (let i = 0; i < times; i++) {
+    const started = performance.now();
+    run();
+    best = Math.min(best, performance.now() - started);
+  }
+  return best;
+}
+
+describe('keyWords', () => {
+  test.each([
+    ['adminPass', ['admin', 'pass']],
+    ['client_secret', ['client', 'secret']],
+    ['API-KEY', ['api', 'key']],
+    ['APIKey', ['api', 'key']],
+    ['XMLHttpRequest', ['xml', 'http', 'request']],
+    ['password_0', ['password', '0']],
+    ['password12', ['password', '12']],
+    ['sha256Hash', ['sha', '256', 'hash']],
+    ['totp.secret', ['totp', 'secret']],
+    ['ｐａｓｓｗｏｒｄ', ['password']],
+    ['__', []],
+  ])('%s → %j', (key, words) => {
+    expect(keyWords(key)).toEqual(words);
+  });
+});
+
+describe('safeJson', () => {
+  it('removes secret-named keys on every call, whether or not the decision is cached', () => {
+    const redacted = keyRedaction({ words: ['password', 'hash'] });
+    // More distinct keys than the cache holds, then secret keys it cannot have cached.
+    const many = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`field${i}`, i]));
+    const longKey = `PASSWORD${'_'.repeat(100)}`;
+    for (let call = 0; call < 3; call++) {
+      const text = safeJson({ ...many, password_1: 'p1', nested: { Password: 'p2', [longKey]: 'p3', 'pass-word': 'p4', HASH: 'h' } }, redacted);
+      expect(text).toBeDefined();
+      expect(text).not.toMatch(/"p[1-4]"|"h"/);
+      const parsed = JSON.parse(text ?? '') as Record<string, unknown>;
+      expect(parsed['field1499']).toBe(1499);
+      expect(parsed['nested']).toEqual({});
+    }
+  });
+
+  it('keeps keys that only resemble secret names', () => {
+    expect(safeJson({ passwordSet: true, hashing: 'bcrypt' }, defaults)).toBe('{"passwordSet":true,"hashing":"bcrypt"}');
+  });
+
+  it('redacts a trailing chunk number of any length, and digits only at the end or between words', () => {
+    const text = safeJson({ password_0: 1, password_123: 2, password999x: 3, pass1word: 4, x1password: 5, password1a2: 6 }, defaults);
+    expect(text).toBe('{}');
+  });
+
+  it('redacts plurals and words joined across separators', () => {
+    expect(safeJson({ hashes: 1, secrets: 2, api_key: 3, privateKey: 4, Salts: 5 }, defaults)).toBe('{}');
+  });
+
+  it('keep compares whole names without case or separators', () => {
+    const kept = keyRedaction({ words: DEFAULT_REDACTED_KEYS, keep: ['token'] });
+    expect(safeJson({ TOKEN: 1, access_token: 2, token_0: 3 }, kept)).toBe('{"TOKEN":1}');
+  });
+
+  // Issue 14 defect 1: /[0-9]+$/ on 100,000 digits followed by a letter took seconds.
+  it.each([
+    ['digits then a letter', `${'1'.repeat(99_999)}a`],
+    ['alternating case', 'aB'.repeat(50_000)],
+    ['digits and letters', 'a1'.repeat(50_000)],
+    ['separators', '_'.repeat(100_000)],
+  ])('a 100,000-character key (%s) costs a few milliseconds', (_name, key) => {
+    expect(key.length).toBe(100_000);
+    expect(fastestMs(() => safeJson({ [key]: 1 }, defaults))).toBeLessThan(25);
+  });
+});

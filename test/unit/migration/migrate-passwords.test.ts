@@ -1,0 +1,396 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import bcrypt from 'bcrypt';
+import Database from 'better-sqlite3';
+import { MemoryStore, MetadataChunks, SqliteStore, localKeyRing, migratePasswords, verifyPassword } from '../../../lib';
+import type { KeyProvider, MigrationProgress, PasswordRecord, PasswordStore } from '../../../lib';
+import { openRecord, sealedRecord } from '../../../lib/sealing/encrypt-and-store';
+import { K1, K2 } from '../../helpers/sealing';
+
+const SET_AT = '2019-05-14T09:30:00.000Z';
+const PEPPER = 'test-pepper-0123456789abcdef0123456789abcdef';
+const hex = (algorithm: string, password: string): string => createHash(algorithm).update(password, 'utf8').digest('hex');
+const record = (hash: string, scheme: string): PasswordRecord => ({ hash, setAt: SET_AT, scheme });
+
+function mixedStore(): MemoryStore {
+  const store = new MemoryStore();
+  store.setIfAbsent('plain', record('copper kettle summer', 'plain'));
+  store.setIfAbsent('md5', record(hex('md5', 'tangerine lantern 42'), 'md5'));
+  store.setIfAbsent('sha1', record(hex('sha1', 'quiet harbour bell'), 'sha1'));
+  store.setIfAbsent('sha256', record(hex('sha256', 'marble owl at noon'), 'sha256'));
+  store.setIfAbsent('bcrypt', record(bcrypt.hashSync('already fine', 10), 'bcrypt'));
+  store.setIfAbsent('long', record('L'.repeat(80), 'plain'));
+  store.setIfAbsent('bad-md5', record('zz-not-hex', 'md5'));
+  store.setIfAbsent('unknown', record('$1$salt$whatever', 'md5-crypt'));
+  return store;
+}
+
+/** Every method async, as a networked store's: the migration must not rely on sync answers. */
+function asyncStore(inner: MemoryStore): PasswordStore {
+  return {
+    setIfAbsent: async (id, r) => inner.setIfAbsent(id, r),
+    get: async (id) => inner.get(id),
+    replace: async (id, expected, r) => inner.replace(id, expected, r),
+    delete: async (id) => inner.delete(id),
+    async *ids() {
+      for (const id of inner.ids()) yield id;
+    },
+  };
+}
+
+describe('migratePasswords', () => {
+  test('upgrades every legacy record, reports the others, and a second run changes nothing', async () => {
+    const store = mixedStore();
+    const progress: MigrationProgress[] = [];
+    const failures: string[] = [];
+    const summary = await migratePasswords({
+      store: asyncStore(store),
+      cost: 10,
+      onProgress: (p) => progress.push(p),
+      onFailure: (f) => failures.push(f.id),
+    });
+    expect(summary).toMatchObject({ seen: 8, upgraded: 4, current: 1, failed: 3, dryRun: false, scrubbed: undefined });
+    expect(summary.failures.map((f) => f.id).sort()).toEqual(['bad-md5', 'long', 'unknown']);
+    expect(failures.sort()).toEqual(['bad-md5', 'long', 'unknown']);
+    expect(progress.map((p) => p.done)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(progress.at(-1)).toEqual({ done: 8, total: 8, upgraded: 4, current: 1, failed: 3 });
+    for (const failure of summary.failures) {
+      expect(failure.reason).not.toMatch(/L{10}|zz-not-hex|whatever/);
+    }
+    expect(summary.failures.find((f) => f.id === 'long')?.reason).toMatch(/over bcrypt's 72 bytes and no pepper given: it is never truncated/);
+
+    expect(store.get('plain')?.scheme).toBe('bcrypt');
+    expect(store.get('md5')?.scheme).toBe('bcrypt+md5');
+    expect(store.get('sha1')?.scheme).toBe('bcrypt+sha1');
+    expect(store.get('sha256')?.scheme).toBe('bcrypt+sha256');
+    expect(store.get('long')).toEqual(record('L'.repeat(80), 'plain'));
+    for (const id of ['plain', 'md5', 'sha1', 'sha256']) {
+      expect(store.get(id)?.hash).toMatch(/^\$2b\$10\$/);
+      expect(store.get(id)?.setAt).toBe(SET_AT);
+    }
+
+    const before = new Map(store.ids().map((id) => [id, store.get(id)]));
+    const again = await migratePasswords({ store, cost: 10 });
+    expect(again).toMatchObject({ seen: 8, upgraded: 0, current: 5, failed: 3 });
+    for (const [id, kept] of before) expect(store.get(id)).toBe(kept);
+  });
+
+  test('with the pepper, a plain record over 72 bytes is hashed whole', async () => {
+    const store = mixedStore();
+    const summary = await migratePasswords({ store, cost: 10, pepper: PEPPER });
+    expect(summary.failures.map((f) => f.id).sort()).toEqual(['bad-md5', 'unknown']);
+    expect(store.get('long')?.scheme).toBe('bcrypt+hmac-sha256');
+    expect(store.get('plain')?.scheme).toBe('bcrypt+hmac-sha256');
+    expect((await verifyPassword(store, 'long', 'L'.repeat(80), { cost: 10, pepper: PEPPER })).match).toBe(true);
+    expect((await verifyPassword(store, 'long', 'L'.repeat(72), { cost: 10, pepper: PEPPER })).match).toBe(false);
+  });
+
+  test('dryRun counts what would change and writes and hashes nothing', async () => {
+    const store = mixedStore();
+    const before = new Map(store.ids().map((id) => [id, store.get(id)]));
+    const hash = jest.spyOn(bcrypt, 'hash');
+    try {
+      const summary = await migratePasswords({ store, cost: 10, dryRun: true });
+      expect(summary).toMatchObject({ seen: 8, upgraded: 4, current: 1, failed: 3, dryRun: true });
+      expect(hash).not.toHaveBeenCalled();
+    } finally {
+      hash.mockRestore();
+    }
+    for (const [id, kept] of before) expect(store.get(id)).toBe(kept);
+  });
+
+  test('a record upgraded by a verify while it is being migrated is read again, never overwritten', async () => {
+    const inner = new MemoryStore();
+    inner.setIfAbsent('srv-1', record(hex('md5', 'tangerine lantern 42'), 'md5'));
+    let raced = false;
+    const racing: PasswordStore = {
+      ...asyncStore(inner),
+      replace: async (id, expected, next) => {
+        if (!raced) {
+          raced = true;
+          // The owner logs in between the migration's read and its write.
+          await verifyPassword(inner, id, 'tangerine lantern 42', { cost: 10 });
+        }
+        return inner.replace(id, expected, next);
+      },
+    };
+    const summary = await migratePasswords({ store: racing, cost: 10 });
+    expect(summary).toMatchObject({ seen: 1, upgraded: 0, current: 1, failed: 0 });
+    expect(inner.get('srv-1')?.scheme).toBe('bcrypt');
+    expect(await bcrypt.compare('tangerine lantern 42', inner.get('srv-1')?.hash ?? '')).toBe(true);
+  });
+
+  // Issue 14 defect 7: a decomposed legacy password never matched the NFC form the body reader produces.
+  test('a legacy password stored decomposed verifies with its NFC form before and after migration', async () => {
+    const decomposed = 'cafe\u0301 au lait 42';
+    const composed = decomposed.normalize('NFC');
+    expect(composed).not.toBe(decomposed);
+    const store = new MemoryStore();
+    store.setIfAbsent('plain', record(decomposed, 'plain'));
+    store.setIfAbsent('plain-2', record(decomposed, 'plain'));
+    store.setIfAbsent('md5', record(hex('md5', decomposed), 'md5'));
+    store.setIfAbsent('md5-2', record(hex('md5', decomposed), 'md5'));
+    // Before migration, read as legacy records (rehash off, so they stay legacy).
+    for (const id of ['plain', 'md5']) {
+      expect(await verifyPassword(store, id, composed, { cost: 10, rehash: false })).toEqual({ match: true, rehashed: false });
+      expect((await verifyPassword(store, id, 'cafe au lait 42', { cost: 10, rehash: false })).match).toBe(false);
+    }
+    const summary = await migratePasswords({ store, cost: 10 });
+    expect(summary.upgraded).toBe(4);
+    expect(store.get('plain')?.scheme).toBe('bcrypt');
+    expect(store.get('md5')?.scheme).toBe('bcrypt+md5');
+    for (const id of ['plain', 'md5']) {
+      expect((await verifyPassword(store, id, 'cafe au lait 42', { cost: 10, rehash: false })).match).toBe(false);
+      expect(await verifyPassword(store, id, composed, { cost: 10, rehash: false })).toEqual({ match: true, rehashed: false });
+    }
+    // A match on the wrapped record upgrades it to a bcrypt hash of the NFC form.
+    expect(await verifyPassword(store, 'md5-2', composed, { cost: 10 })).toEqual({ match: true, rehashed: true });
+    expect(await bcrypt.compare(composed, store.get('md5-2')?.hash ?? '')).toBe(true);
+    expect(await bcrypt.compare(composed, store.get('plain-2')?.hash ?? '')).toBe(true);
+  });
+
+  test("normalization: 'none' hashes the stored code points as they are", async () => {
+    const store = new MemoryStore();
+    store.setIfAbsent('plain', record('cafe\u0301 au lait 42', 'plain'));
+    await migratePasswords({ store, cost: 10, normalization: 'none' });
+    expect(await bcrypt.compare('cafe\u0301 au lait 42', store.get('plain')?.hash ?? '')).toBe(true);
+  });
+
+  test('bad options throw a TypeError naming the option', async () => {
+    const store = new MemoryStore();
+    const { ids: _ids, ...unlisted } = asyncStore(store);
+    await expect(migratePasswords({ store: unlisted })).rejects.toThrow(/option "store" cannot list its records/);
+    await expect(migratePasswords({ store, concurrency: 0 })).rejects.toThrow(/option "concurrency"/);
+    await expect(migratePasswords({ store, cost: 4 })).rejects.toThrow(/option "cost"/);
+    await expect(migratePasswords({ store, dryrun: true } as never)).rejects.toThrow(/unknown option "dryrun". Did you mean "dryRun"/);
+    await expect(migratePasswords({ store, source: {} as never })).rejects.toThrow(/option "source"/);
+    await expect(migratePasswords({ store, pepper: 'short' })).rejects.toThrow(/option "pepper"/);
+    await expect(migratePasswords({ store, normalization: 'nfc' as never })).rejects.toThrow(/option "normalization" must be one of NFC/);
+  });
+});
+
+describe('MetadataChunks: the reviewed API layout', () => {
+  let dir: string;
+  let db: Database.Database;
+  let store: SqliteStore;
+  const ciphertext = Buffer.from('guest agent ciphertext '.repeat(14)).toString('base64');
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'epg-chunks-'));
+    db = new Database(join(dir, 'nova.db'));
+    db.exec('CREATE TABLE instance_system_metadata (id INTEGER PRIMARY KEY, instance_uuid TEXT, key TEXT, value TEXT, deleted INTEGER DEFAULT 0)');
+    store = new SqliteStore({ database: db });
+  });
+  afterEach(() => {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const insert = (uuid: string, key: string, value: string | null): void => {
+    db.prepare('INSERT INTO instance_system_metadata (instance_uuid, key, value) VALUES (?, ?, ?)').run(uuid, key, value);
+  };
+  const chunk = (uuid: string, password: string): void => {
+    // Inserted out of order: the reader sorts by key, as the reviewed API's does.
+    for (const i of [2, 0, 3, 1]) insert(uuid, `password_${i}`, password.slice(i * 255, (i + 1) * 255));
+  };
+
+  test('reads chunks joined in key order, ignoring other keys, NULLs, and keys that differ only in case', () => {
+    chunk('inst-a', ciphertext);
+    insert('inst-a', 'image_base', 'not a password');
+    insert('inst-b', 'password_0', 'short one');
+    insert('inst-b', 'password_1', null);
+    insert('inst-b', 'PASSWORD_2', 'not read');
+    insert('inst-c', 'other', 'x');
+    const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
+    expect(source.ids()).toEqual(['inst-a', 'inst-b']);
+    expect(source.read('inst-a')).toBe(ciphertext);
+    expect(source.read('inst-b')).toBe('short one');
+    expect(source.read('inst-c')).toBeUndefined();
+    expect(source.clear('inst-b', 'another')).toBe(false);
+    expect(source.read('inst-b')).toBe('short one');
+    expect(source.clear('inst-b', 'short one')).toBe(true);
+    expect(source.read('inst-b')).toBeUndefined();
+    expect(db.prepare("SELECT value FROM instance_system_metadata WHERE key = 'PASSWORD_2'").get()).toEqual({ value: 'not read' });
+  });
+
+  test('moves each password into the store in one transaction; the store records migrate too; a second run is all current', async () => {
+    chunk('inst-a', ciphertext);
+    chunk('inst-b', 'short and sweet');
+    store.setIfAbsent('inst-old', record(hex('sha1', 'quiet harbour bell'), 'sha1'));
+    const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
+    const summary = await migratePasswords({ store, source, cost: 10, pepper: PEPPER });
+    expect(summary).toMatchObject({ seen: 3, upgraded: 3, current: 0, failed: 0, scrubbed: true });
+    expect(source.read('inst-a')).toBeUndefined();
+    expect(source.read('inst-b')).toBeUndefined();
+    expect(store.get('inst-old')?.scheme).toBe('bcrypt+sha1');
+    expect((await verifyPassword(store, 'inst-a', ciphertext, { cost: 10, pepper: PEPPER, rehash: false })).match).toBe(true);
+    expect((await verifyPassword(store, 'inst-b', 'short and sweet', { cost: 10, pepper: PEPPER, rehash: false })).match).toBe(true);
+    expect(readFileSync(join(dir, 'nova.db')).includes(Buffer.from('short and sweet'))).toBe(false);
+
+    expect(await migratePasswords({ store, source, cost: 10, pepper: PEPPER })).toMatchObject({ seen: 3, upgraded: 0, current: 3, failed: 0 });
+  });
+
+  test('without the pepper a ciphertext over 72 bytes fails and stays where it was; nothing is truncated', async () => {
+    chunk('inst-a', ciphertext);
+    const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
+    const summary = await migratePasswords({ store, source, cost: 10 });
+    expect(summary).toMatchObject({ seen: 1, upgraded: 0, failed: 1 });
+    expect(source.read('inst-a')).toBe(ciphertext);
+    expect(store.get('inst-a')).toBeUndefined();
+  });
+
+  test('finishes a move a stopped run left half done (store set, chunks not erased), and refuses to guess on a conflict', async () => {
+    chunk('inst-a', 'password one');
+    chunk('inst-b', 'password two');
+    store.setIfAbsent('inst-a', record(bcrypt.hashSync('password one', 10), 'bcrypt'));
+    store.setIfAbsent('inst-b', record(bcrypt.hashSync('set since, through the new API', 10), 'bcrypt'));
+    // A source on its own connection: the migration cannot use one transaction for both.
+    const other = new Database(join(dir, 'nova.db'));
+    try {
+      const source = new MetadataChunks({ database: other, table: 'instance_system_metadata' });
+      const summary = await migratePasswords({ store, source, cost: 10 });
+      expect(summary).toMatchObject({ seen: 2, upgraded: 1, failed: 1 });
+      expect(summary.failures[0]).toEqual({
+        id: 'inst-b',
+        reason: 'the store already holds a different password for this id; its legacy password was left in place.',
+      });
+      expect(source.read('inst-a')).toBeUndefined();
+      expect(source.read('inst-b')).toBe('password two');
+    } finally {
+      other.close();
+    }
+  });
+
+  test('a reader holding the WAL open keeps the file from being scrubbed, and the summary says so', async () => {
+    store.setIfAbsent('srv-1', record('copper kettle summer', 'plain'));
+    const reader = new Database(join(dir, 'nova.db'));
+    try {
+      reader.exec('BEGIN');
+      reader.prepare('SELECT count(*) FROM password_records').get();
+      const summary = await migratePasswords({ store, cost: 10 });
+      expect(summary).toMatchObject({ upgraded: 1, failed: 0, scrubbed: false });
+      reader.exec('COMMIT');
+    } finally {
+      reader.close();
+    }
+    expect(store.get('srv-1')?.scheme).toBe('bcrypt');
+  });
+
+  test('bad options throw a TypeError naming the option', () => {
+    expect(() => new MetadataChunks({ database: db, table: 'x; DROP TABLE y' })).toThrow(/option "table"/);
+    expect(() => new MetadataChunks({ database: db, table: 't', valueColumn: '1v' })).toThrow(/option "valueColumn"/);
+    expect(() => new MetadataChunks({ database: db, table: 't', keyPrefix: '' })).toThrow(/option "keyPrefix"/);
+    expect(() => new MetadataChunks({ database: {} as never, table: 't' })).toThrow(/option "database"/);
+    expect(() => new MetadataChunks({ database: db, table: 'instance_system_metadata', column: 'x' } as never)).toThrow(/unknown option "column"/);
+  });
+});
+
+describe('migratePasswords re-seals sealed records under the current key', () => {
+  const ring1 = (): KeyProvider => localKeyRing({ current: 'k1', keys: { k1: K1 } });
+  const ring2 = (): KeyProvider => localKeyRing({ current: 'k2', keys: { k1: K1, k2: K2 } });
+  const secrets = ['guest ciphertext one', 'guest ciphertext two', 'guest ciphertext three', 'guest ciphertext four'];
+
+  /** Four values sealed under k1, one hashed record, and one sealed value moved to the wrong id. */
+  async function sealedStore(store: PasswordStore = new MemoryStore()): Promise<PasswordStore> {
+    for (const [i, secret] of secrets.entries()) {
+      await store.setIfAbsent(`s-${i}`, await sealedRecord(ring1(), 'password', `s-${i}`, secret, SET_AT));
+    }
+    await store.setIfAbsent('hashed', record(bcrypt.hashSync('checked only', 10), 'bcrypt'));
+    await store.setIfAbsent('moved', await sealedRecord(ring1(), 'password', 's-0', 'sealed for another id', SET_AT));
+    return store;
+  }
+
+  async function snapshot(store: PasswordStore): Promise<Record<string, PasswordRecord | undefined>> {
+    const ids: string[] = [];
+    for await (const id of store.ids?.() ?? []) ids.push(id);
+    return Object.fromEntries(await Promise.all(ids.sort().map(async (id) => [id, await store.get(id)] as const)));
+  }
+
+  test('dry run counts and changes nothing; the run re-seals; a second run finds everything current', async () => {
+    const store = await sealedStore(asyncStore(new MemoryStore()));
+    const before = await snapshot(store);
+
+    const dry = await migratePasswords({ store, keys: ring2(), dryRun: true, cost: 10 });
+    expect(dry).toMatchObject({ seen: 6, upgraded: 4, current: 1, failed: 1, dryRun: true });
+    expect(await snapshot(store)).toEqual(before);
+
+    const progress: MigrationProgress[] = [];
+    const run = await migratePasswords({ store, keys: ring2(), cost: 10, onProgress: (p) => progress.push(p) });
+    expect(run).toMatchObject({ seen: 6, upgraded: 4, current: 1, failed: 1, dryRun: false });
+    expect(progress.at(-1)).toEqual({ done: 6, total: 6, upgraded: 4, current: 1, failed: 1 });
+    expect(run.failures).toEqual([{ id: 'moved', reason: expect.stringMatching(/^the sealed value did not open: authentication failed/) }]);
+    expect(JSON.stringify(run.failures)).not.toContain('another id');
+    const after = await snapshot(store);
+    expect(after['hashed']).toEqual(before['hashed']);
+    expect(after['moved']).toEqual(before['moved']);
+    for (const [i, secret] of secrets.entries()) {
+      const resealed = after[`s-${i}`] as PasswordRecord;
+      expect(resealed.scheme).toBe('aes-256-gcm:k2');
+      expect(resealed.setAt).toBe(SET_AT);
+      expect(resealed.hash).not.toBe(before[`s-${i}`]?.hash);
+      // k1 can be retired: every record opens with k2 alone.
+      expect(await openRecord(localKeyRing({ current: 'k2', keys: { k2: K2 } }), 'password', `s-${i}`, resealed)).toEqual({ plaintext: secret, keyId: 'k2' });
+    }
+
+    const again = await migratePasswords({ store, keys: ring2(), cost: 10 });
+    expect(again).toMatchObject({ seen: 6, upgraded: 0, current: 5, failed: 1 });
+    expect(await snapshot(store)).toEqual(after);
+  });
+
+  test('without keys, sealed records are left as they are and counted current', async () => {
+    const store = await sealedStore();
+    const before = await snapshot(store);
+    expect(await migratePasswords({ store, cost: 10 })).toMatchObject({ seen: 6, upgraded: 0, current: 6, failed: 0 });
+    expect(await snapshot(store)).toEqual(before);
+  });
+
+  test('stopped half-way by a failing store, then run again: converges, nothing lost', async () => {
+    const inner = await sealedStore();
+    let replaces = 0;
+    const flaky: PasswordStore = {
+      setIfAbsent: (id, r) => inner.setIfAbsent(id, r),
+      get: (id) => inner.get(id),
+      replace: (id, expected, r) => {
+        replaces += 1;
+        if (replaces === 3) throw new Error('the database went away');
+        return inner.replace(id, expected, r);
+      },
+      delete: (id) => inner.delete(id),
+      ids: () => inner.ids?.() ?? [],
+    };
+    await expect(migratePasswords({ store: flaky, keys: ring2(), concurrency: 1, cost: 10 })).rejects.toThrow(/the store failed on record/);
+    const half = await snapshot(inner);
+    expect(Object.values(half).filter((r) => r?.scheme === 'aes-256-gcm:k2')).toHaveLength(2);
+    expect(await migratePasswords({ store: flaky, keys: ring2(), cost: 10 })).toMatchObject({ upgraded: 2, current: 3, failed: 1 });
+    for (const [i, secret] of secrets.entries()) {
+      expect(await openRecord(ring2(), 'password', `s-${i}`, (await inner.get(`s-${i}`)) as PasswordRecord)).toEqual({ plaintext: secret, keyId: 'k2' });
+    }
+  });
+
+  test('on SQLite, no copy of a value sealed under the retired key is left in the file or its WAL', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'reseal-'));
+    const file = join(dir, 'secrets.db');
+    const store = new SqliteStore({ filename: file });
+    try {
+      await sealedStore(store);
+      const old = secrets.map((_, i) => store.get(`s-${i}`)?.hash.split('.')[2] ?? 'missing');
+      const bytes = (): Buffer => Buffer.concat([file, `${file}-wal`].filter(existsSync).map((f) => readFileSync(f)));
+      expect(old.every((part) => bytes().includes(Buffer.from(part)))).toBe(true);
+      const summary = await migratePasswords({ store, keys: ring2(), cost: 10 });
+      expect(summary).toMatchObject({ upgraded: 4, scrubbed: true });
+      for (const part of old) expect(bytes().includes(Buffer.from(part))).toBe(false);
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('bad options are TypeErrors at the call', async () => {
+    const store = new MemoryStore();
+    await expect(migratePasswords({ store, keys: { current: 'k1' } as never })).rejects.toThrow(/^migratePasswords: option "keys" must be a key provider/);
+    await expect(migratePasswords({ store, keys: ring1(), purpose: 'a b' })).rejects.toThrow(/^migratePasswords: option "purpose" must be a label/);
+    await expect(migratePasswords({ store, keys: { currentKeyId: () => 'k9', key: () => undefined } })).rejects.toThrow(/no key for its current key id "k9"/);
+  });
+});
