@@ -3,8 +3,9 @@ import request from 'supertest';
 import { dictionary } from '@zxcvbn-ts/language-common';
 import { passwordBody, problemHandler, validatedPassword } from '../../../lib';
 import type { PasswordBodyOptions } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
+import { codes, expectNoLeak, expectProblem } from '../../helpers/problem';
 
 const PATH = '/servers/srv-7f3a9c/password';
 
@@ -49,21 +50,6 @@ const text = (app: Express, value: string | Buffer): request.Test =>
  */
 const keepAlive = (test: request.Test): request.Test => test.set('Connection', 'keep-alive');
 
-/** The whole answer, as a client (or a log of it) would have it. */
-function wholeResponse(res: request.Response): string {
-  return `${res.status}\n${JSON.stringify(res.headers)}\n${res.text}`;
-}
-
-function expectNoLeak(res: request.Response, secret: string): void {
-  expect(wholeResponse(res)).not.toContain(secret);
-  expect(wholeResponse(res)).not.toContain(JSON.stringify(secret).slice(1, -1));
-}
-
-function codes(res: request.Response): string[] {
-  const errors = (res.body as { errors?: { code: string }[] }).errors ?? [];
-  return errors.map((error) => error.code);
-}
-
 describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
   const app = passwordApp(express);
   // The metadata-service route: a base64 ciphertext of up to the whole body.
@@ -76,13 +62,8 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       expect((ok.body as { seen: Seen }).seen.password).toHaveLength(1020);
 
       const refused = await keepAlive(text(metadata, 'b'.repeat(1021)));
-      expect(refused.status).toBe(413);
-      expect(refused.headers['content-type']).toMatch(PROBLEM_JSON);
+      expectProblem(refused, 413, 'body.too_large', 'The request body is larger than the limit of 1020 bytes.');
       expect(refused.headers['connection']).toBe('close');
-      expect(refused.body).toMatchObject({
-        code: 'body.too_large',
-        detail: 'The request body is larger than the limit of 1020 bytes.',
-      });
       expectNoLeak(refused, 'b'.repeat(40));
     });
 
@@ -91,9 +72,8 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       const ok = await json(metadata, { password: 'c'.repeat(1020 - overhead) });
       expect(ok.status).toBe(200);
       const refused = await keepAlive(json(metadata, { password: 'd'.repeat(1021 - overhead) }));
-      expect(refused.status).toBe(413);
+      expectProblem(refused, 413, 'body.too_large');
       expect(refused.headers['connection']).toBe('close');
-      expect(refused.body).toMatchObject({ code: 'body.too_large' });
       expectNoLeak(refused, 'd'.repeat(40));
     });
 
@@ -176,8 +156,7 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
 
     test('a compressed body gets 415 with Accept-Encoding: identity', async () => {
       const res = await text(app, 'compressed-secret').set('Content-Encoding', 'gzip');
-      expect(res.status).toBe(415);
-      expect(res.body).toMatchObject({ code: 'body.encoding_unsupported' });
+      expectProblem(res, 415, 'body.encoding_unsupported');
       expect(res.headers['accept-encoding']).toBe('identity');
     });
 
@@ -204,12 +183,10 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       ['a Latin-1 é', [0x73, 0x65, 0x63, 0x72, 0x65, 0x74, 0x2d, 0xe9, 0x61, 0x62, 0x63]],
     ])('invalid UTF-8 (%s) gets 400, as text and as JSON', async (_label, bytes) => {
       const asText = await text(app, Buffer.from(bytes));
-      expect(asText.status).toBe(400);
-      expect(asText.body).toMatchObject({ code: 'body.invalid_utf8', detail: 'The request body is not valid UTF-8.' });
+      expectProblem(asText, 400, 'body.invalid_utf8', 'The request body is not valid UTF-8.');
       const inJson = Buffer.concat([Buffer.from('{"password":"'), Buffer.from(bytes), Buffer.from('"}')]);
       const asJson = await jsonBytes(app, inJson);
-      expect(asJson.status).toBe(400);
-      expect(asJson.body).toMatchObject({ code: 'body.invalid_utf8' });
+      expectProblem(asJson, 400, 'body.invalid_utf8');
       expectNoLeak(asJson, 'secret-');
     });
 
@@ -221,8 +198,7 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       ['a lone surrogate in a key', '{"password":"lone-secret-ok","\\udfff":1}'],
     ])('%s gets 400 body.lone_surrogate', async (_label, body) => {
       const res = await request(app).post(PATH).type('application/json').send(body);
-      expect(res.status).toBe(400);
-      expect(res.body).toMatchObject({ code: 'body.lone_surrogate' });
+      expectProblem(res, 400, 'body.lone_surrogate');
       expectNoLeak(res, 'lone-secret');
     });
 
@@ -237,8 +213,7 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
 
     test('invalid JSON gets 400 with a fixed detail that does not quote the body', async () => {
       const res = await request(app).post(PATH).type('application/json').send('{"password":"broken-json-secret"');
-      expect(res.status).toBe(400);
-      expect(res.body).toMatchObject({ code: 'body.parse_failed', detail: 'The request body is not valid JSON.' });
+      expectProblem(res, 400, 'body.parse_failed', 'The request body is not valid JSON.');
       expectNoLeak(res, 'broken-json-secret');
     });
 
@@ -246,8 +221,7 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       'JSON %s that is not an object gets 400',
       async (body) => {
         const res = await request(app).post(PATH).type('application/json').send(body);
-        expect(res.status).toBe(400);
-        expect(res.body).toMatchObject({ code: 'body.not_object' });
+        expectProblem(res, 400, 'body.not_object');
         expectNoLeak(res, 'json-secret');
       },
     );
@@ -413,8 +387,7 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       for (const returned of ['nova', [1234], [['nested', 5]]]) {
         const broken = passwordApp(express, { context: (() => returned) as unknown as () => string[] });
         const res = await text(broken, 'some long passphrase');
-        expect(res.status).toBe(500);
-        expect(res.body).toMatchObject({ code: 'password.misconfigured' });
+        expectProblem(res, 500, 'password.misconfigured');
         expectNoLeak(res, 'some long passphrase');
       }
     });
@@ -464,14 +437,7 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
     test('every failure is reported at once, in one 422', async () => {
       const strict = passwordApp(express, { context: ['nova'], composition: { digits: 1 }, minScore: 2 });
       const res = await json(strict, { password: 'Nova\u0000' });
-      expect(res.status).toBe(422);
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-      expect(res.body).toMatchObject({
-        type: 'urn:express-password-guard:password.invalid',
-        code: 'password.invalid',
-        status: 422,
-        detail: 'The password was refused: 5 rules failed; see errors.',
-      });
+      expectProblem(res, 422, 'password.invalid', 'The password was refused: 5 rules failed; see errors.');
       expect(codes(res)).toEqual(['too_short', 'control_character', 'composition', 'context_word', 'weak']);
       for (const error of (res.body as { errors: Record<string, unknown>[] }).errors) {
         expect(Object.keys(error).sort()).toEqual(['code', 'field', 'message']);
@@ -575,8 +541,7 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       });
       misordered.use(problemHandler({ log: false }));
       const res = await json(misordered, { password: 'parsed-too-early-secret' });
-      expect(res.status).toBe(500);
-      expect(res.body).toMatchObject({ code: 'password.misconfigured' });
+      expectProblem(res, 500, 'password.misconfigured');
       expectNoLeak(res, 'parsed-too-early-secret');
     });
 
