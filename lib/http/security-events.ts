@@ -1,8 +1,9 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { requestPath } from '../internal/errors';
 import type { Principal, PrincipalId } from '../access/identities';
-import { assertFunction, assertKnownKeys, optionError } from '../internal/options';
+import { assertFunction, assertKnownKeys, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
+import { visibleAscii } from '../internal/syntax';
 
 /**
  * The names of OWASP's Application Logging Vocabulary this package emits, plus
@@ -207,7 +208,7 @@ const LEVELS: Readonly<Record<SecurityEventType, SecurityEventLevel>> = {
 };
 
 const MAX_IN_FLIGHT = 100;
-const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+const REQUEST_ID = visibleAscii(128);
 const MAX_TEXT = 200;
 
 /** What the middlewares learned about a request on the way, for its refusal event. */
@@ -786,9 +787,5 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 function wholeNumber(option: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw optionError('securityEvents', option, `must be a whole number from ${min} to ${max}, got ${String(value)}.`);
-  }
-  return value;
+  return integerOption('securityEvents', option, value, min, max) ?? fallback;
 }

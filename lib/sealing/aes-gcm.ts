@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { misconfigured } from '../hashing/bcrypt';
 import { whenReady } from '../internal/async';
+import { BASE64URL } from '../internal/syntax';
 import type { MaybePromise } from '../stores/store';
 import { KEY_BYTES, KEY_ID, localRing } from './key-ring';
 import type { IdentifiedKey, KeyProvider } from './key-ring';
@@ -16,7 +17,6 @@ const FORMAT = 'v1';
 const AAD_LABEL = Buffer.from('express-password-guard sealed v1', 'utf8');
 /** The label's part of every associated data, framed once. */
 const AAD_LABEL_FRAMED = frame([AAD_LABEL]);
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 /** The scheme of a record sealed under `keyId`: `aes-256-gcm:<keyId>`. */
 export function sealedScheme(keyId: string): string {

@@ -6,15 +6,15 @@ import { assertKeyProvider } from './key-ring';
 import type { KeyProvider } from './key-ring';
 import { assertBoolean, assertKnownKeys, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
-import { misconfigured } from '../hashing/bcrypt';
-import { readRecordId, resolveIdReader } from '../access/record-id';
+import { requireRecordId, resolveIdReader } from '../access/record-id';
 import type { RecordIdReader } from '../access/record-id';
-import { clearValidatedPassword, validatedPassword } from '../body/validated-password';
+import { takeValidatedPassword } from '../body/validated-password';
 import { markRevealed, markSecret, revealedFor } from '../internal/secrets';
 import { reportSecurityEvent } from '../http/security-events';
 import { currentKey, currentKeyId, isSealedScheme, keyById, open, seal, sealedKeyId, sealedScheme } from './aes-gcm';
 import { assertStore, checkedBoolean, checkedRecord } from '../stores/store';
 import type { MaybePromise, PasswordRecord, PasswordStore } from '../stores/store';
+import { requestSlot } from '../internal/request-slot';
 
 /**
  * Options of {@link encryptAndStore}.
@@ -102,7 +102,7 @@ export interface SealedSecret {
   readonly keyId: string;
 }
 
-const sealedByRequest = new WeakMap<Request, SealedSecret>();
+const sealedByRequest = requestSlot<SealedSecret>();
 
 /**
  * What {@link encryptAndStore} stored for `req`, or `undefined` before it succeeded.
@@ -197,20 +197,12 @@ export function encryptAndStore(options: EncryptAndStoreOptions): RequestHandler
   const { store, keys, readId, purpose } = resolveSealing('encryptAndStore', options, storerKeys);
 
   // Written with whenReady rather than await: with a synchronous store and key provider
-  // (SQLite or memory, localKeyRing) the whole seal and write run in this call.
+  // (SQLite or memory, localKeyRing) the whole seal and write run in this call. The
+  // misconfiguration checks throw, and maybeAsyncMiddleware hands that to next(err).
   return maybeAsyncMiddleware('encryptAndStore', (req, _res, next) => {
-    const value = validatedPassword(req);
-    clearValidatedPassword(req);
-    if (value === undefined) {
-      next(misconfigured('The secret route is misconfigured: no validated value reached encryptAndStore; mount passwordBody() before it.'));
-      return;
-    }
+    const value = takeValidatedPassword(req, 'secret', 'encryptAndStore');
     markSecret(req, value);
-    const id = readRecordId(req, readId);
-    if (id === undefined) {
-      next(misconfigured('The secret route is misconfigured: encryptAndStore found no record id; check its recordId option or the route path.'));
-      return;
-    }
+    const id = requireRecordId(req, readId, 'secret', 'encryptAndStore', 'recordId');
     return whenReady(sealedRecord(keys, purpose, id, value, new Date().toISOString()), (record) => {
       markSecret(req, record.hash);
       return whenReady(store.setIfAbsent(id, record), (stored) => {
@@ -249,11 +241,7 @@ export function revealSecret(options: RevealSecretOptions): RequestHandler {
   const rotate = options.rotate ?? true;
 
   return maybeAsyncMiddleware('revealSecret', (req, res, next) => {
-    const id = readRecordId(req, readId);
-    if (id === undefined) {
-      next(misconfigured('The secret route is misconfigured: revealSecret found no record id; check its recordId option or the route path.'));
-      return;
-    }
+    const id = requireRecordId(req, readId, 'secret', 'revealSecret', 'recordId');
     res.setHeader('Cache-Control', 'no-store');
     const reveal = (plaintext: string): void => {
       reportSecurityEvent(req, 'sensitive_read', { resource: id, action: 'reveal' });

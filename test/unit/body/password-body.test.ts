@@ -168,8 +168,8 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       expect(res.status).toBe(200);
     });
 
-    test('accept limits the body types', async () => {
-      const textOnly = passwordApp(express, { accept: ['text'] });
+    test('from limits the body types', async () => {
+      const textOnly = passwordApp(express, { from: 'text' });
       const res = await json(textOnly, { password: 'json is not accepted here' });
       expect(res.status).toBe(415);
       expect((res.body as { detail: string }).detail).toBe('The request body must be text/plain, in UTF-8.');
@@ -567,13 +567,13 @@ describe('passwordBody options', () => {
     ['null options', null, /options must be an object/],
     ['field ""', { field: '' }, /option "field" must be a non-empty string/],
     ['field 5', { field: 5 }, /option "field"/],
-    ['limit 0', { limit: 0 }, /option "limit" must be an integer from 1 to 1048576, got 0/],
+    ['limit 0', { limit: 0 }, /option "limit" must be a whole number from 1 to 1048576, got 0/],
     ['limit 1.5', { limit: 1.5 }, /option "limit"/],
-    ['limit "1kb"', { limit: '1kb' }, /option "limit" must be an integer from 1 to 1048576, got "1kb"/],
+    ['limit "1kb"', { limit: '1kb' }, /option "limit" must be a whole number from 1 to 1048576, got "1kb"/],
     ['limit over 1 MiB', { limit: 2 * 1024 * 1024 }, /option "limit"/],
-    ['accept []', { accept: [] }, /option "accept"/],
-    ['accept ["xml"]', { accept: ['xml'] }, /option "accept"/],
-    ['accept "json"', { accept: 'json' }, /option "accept"/],
+    ['from []', { from: [] }, /option "from" must be one of, or a non-empty array of/],
+    ['from ["xml"]', { from: ['xml'] }, /option "from" must be one of, or a non-empty array of, "json", "form", "text", "query"; got \["xml"\]/],
+    ['accept, the removed name of from', { accept: 'json' }, /unknown option "accept"/],
     ['methods []', { methods: [] }, /option "methods"/],
     ['methods ["post"]', { methods: ['post'] }, /option "methods" has "post"/],
     ['methods ["GE T"]', { methods: ['GE T'] }, /option "methods"/],
@@ -583,9 +583,9 @@ describe('passwordBody options', () => {
     ['normalization "NFX"', { normalization: 'NFX' }, /option "normalization" must be one of NFC, NFD, NFKC, NFKD, none/],
     ['minLength 0', { minLength: 0 }, /option "minLength"/],
     ['minLength "8"', { minLength: '8' }, /option "minLength"/],
-    ['maxLength above the limit', { maxLength: 2000 }, /option "maxLength" must be an integer from 1 to 1020/],
+    ['maxLength above the limit', { maxLength: 2000 }, /option "maxLength" must be a whole number from 1 to 1020/],
     ['minLength above maxLength', { minLength: 20, maxLength: 10 }, /option "minLength" \(20\) is above maxLength \(10\)/],
-    ['maxBytes below maxLength', { maxBytes: 32 }, /option "maxBytes" must be an integer from 64 to 1020/],
+    ['maxBytes below maxLength', { maxBytes: 32 }, /option "maxBytes" must be a whole number from 64 to 1020/],
     ['maxBytes above the limit', { maxBytes: 4096 }, /option "maxBytes"/],
     ['composition true', { composition: true }, /option "composition" must be false or an object/],
     ['composition with an unknown class', { composition: { capitals: 1 } }, /unknown class "capitals"/],
@@ -593,7 +593,7 @@ describe('passwordBody options', () => {
     ['commonPasswords "yes"', { commonPasswords: 'yes' }, /option "commonPasswords" must be true or false/],
     ['context "nova"', { context: 'nova' }, /option "context" must be an array of strings or a function/],
     ['context [1]', { context: [1] }, /option "context"/],
-    ['minScore 5', { minScore: 5 }, /option "minScore" must be an integer from 0 to 4/],
+    ['minScore 5', { minScore: 5 }, /option "minScore" must be a whole number from 0 to 4/],
     ['minScore 2.5', { minScore: 2.5 }, /option "minScore"/],
   ])('%s throws a TypeError naming it', (_label, options, message) => {
     expect(() => passwordBody(options as PasswordBodyOptions)).toThrow(TypeError);

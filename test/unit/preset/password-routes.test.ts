@@ -1,7 +1,8 @@
 import bcrypt from 'bcrypt';
 import request from 'supertest';
 import type { Request } from 'express';
-import { MemoryStore, passwordRoutes, requestUser } from '../../../lib';
+import { MemoryStore, passwordBody, passwordRoutes, requestUser } from '../../../lib';
+import * as passwordBodyModule from '../../../lib/body/password-body';
 import type { PasswordLocation, PasswordRecord, PasswordRoutesOptions, ProblemLogEntry, UserPrincipal } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
 import { sendFrom } from '../../helpers/password';
@@ -176,6 +177,19 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
     expect(alone).toEqual([expect.stringMatching(/ Routes: \/servers\/:id\/password\.$/)]);
   });
 
+  test('the verify route reads with the body options it shares: field, limit, normalization', async () => {
+    const app = userRoutesApp(express, store, { body: { field: 'secret', limit: 200, normalization: 'none' } });
+    const composed = 'caf\u00e9 tangerine kettle 42';
+    await request(app).post('/servers/s1/password').set('X-User', 'alice').send({ secret: composed }).expect(204);
+    const right = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').send({ secret: composed });
+    expect(right.body).toEqual({ match: true });
+    // Under the default NFC the decomposed spelling would match too.
+    const decomposed = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').send({ secret: composed.normalize('NFD') });
+    expect(decomposed.body).toEqual({ match: false });
+    const oversize = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').send({ secret: 'x'.repeat(200) });
+    expect(oversize.status).toBe(413);
+  });
+
   test('without body.from the verify route reads a JSON body only, as before', async () => {
     const app = userRoutesApp(express, store);
     await request(app).post('/servers/s1/password').set('X-User', 'alice').type('text').send(PASSWORD).expect(204);
@@ -246,5 +260,71 @@ describe('passwordRoutes options', () => {
     ['a bad errors option', { errors: { log: 'yes' } }, /log/],
   ])('throws on %s', (_case, extra, message) => {
     expect(() => passwordRoutes(express(), { ...base(), ...(extra as object) } as never)).toThrow(message);
+  });
+});
+
+describe('the verify route and the body options', () => {
+  const express = expressVersions[1]![1];
+  // Where and how a password is read: what a client of the set route would expect of verify.
+  const SHARED = ['field', 'from', 'query', 'limit', 'normalization', 'readTimeout', 'drainBytes', 'drainMs'];
+  // The content rules, and what only setting needs.
+  const SET_ONLY = [
+    'minLength',
+    'maxLength',
+    'maxBytes',
+    'composition',
+    'commonPasswords',
+    'context',
+    'minScore',
+    'purpose',
+    'methods',
+    'handOff',
+    'repeat',
+    'secretFields',
+    'anyContentType',
+  ];
+
+  test('every option passwordBody knows is sorted: shared with verify, or set only', () => {
+    let known: string[] = [];
+    try {
+      passwordBody({ notAnOption: true } as never);
+    } catch (error) {
+      known = /Known options: (.*)\.$/.exec((error as Error).message)?.[1]?.split(', ') ?? [];
+    }
+    expect(known.length).toBeGreaterThan(10);
+    expect([...known].sort()).toEqual([...SHARED, ...SET_ONLY].sort());
+  });
+
+  test('each shared option given to passwordRoutes reaches the verify route\'s passwordBody', () => {
+    const body = {
+      field: 'pw',
+      from: ['json', 'query'],
+      query: { parameter: 'pwq', warn: () => undefined },
+      limit: 2000,
+      normalization: 'NFKC',
+      readTimeout: 1234,
+      drainBytes: 4321,
+      drainMs: 567,
+    } as const;
+    expect(Object.keys(body).sort()).toEqual([...SHARED].sort());
+    const spy = jest.spyOn(passwordBodyModule, 'passwordBody');
+    try {
+      passwordRoutes(express(), {
+        store: new MemoryStore(),
+        ownership: { load: () => ({ owner: 'a' }), owner: 'owner' },
+        body: { ...body, minLength: 12, repeat: 'again' },
+      });
+      // The verify route's is the one without the content rules.
+      const verify = spy.mock.calls.map(([options]) => options ?? {}).filter((options) => options.minLength === 1);
+      expect(verify).toHaveLength(1);
+      const got = verify[0] as Record<string, unknown>;
+      for (const [key, value] of Object.entries(body)) {
+        if (key === 'query') expect(got[key]).toMatchObject({ parameter: 'pwq' });
+        else expect([key, got[key]]).toEqual([key, value]);
+      }
+      expect(got['repeat']).toBeUndefined();
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
