@@ -329,7 +329,6 @@ async function openStore(values: Values): Promise<Opened> {
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 function openSqlite(file: string, readonly: boolean): BetterSqlite3.Database {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const Database = require('better-sqlite3') as typeof BetterSqlite3;
   return new Database(file, { readonly, fileMustExist: true, timeout: 5000 });
 }
@@ -366,7 +365,6 @@ async function connectRedis(url: string): Promise<RedisStoreClient & { quit(): P
   };
   try {
     // Loaded only here: ioredis is not a dependency of this package.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const loaded = require('ioredis') as { default?: typeof Redis } & typeof Redis;
     Redis = loaded.default ?? loaded;
   } catch (error) {

@@ -146,7 +146,6 @@ export class SqliteStore<D extends SqliteDatabase = SqliteDatabase> implements P
       // the -wal and -shm files the database file's mode: creating it first decides all three.
       if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
       // Loaded here so that an app using another store never loads the native module.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const Database = require('better-sqlite3') as typeof BetterSqlite3;
       db = new Database(path, { timeout: busyTimeout }) as unknown as D;
     } else {

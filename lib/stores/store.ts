@@ -129,7 +129,7 @@ export function assertSource(factory: string, option: string, source: unknown): 
   }
 }
 
-function assertReplaceArity(factory: string, option: string, replace: Function): void {
+function assertReplaceArity(factory: string, option: string, replace: { readonly length: number }): void {
   // Fewer than three declared parameters is almost surely not the compare-and-set: (id,
   // record) would write the expected hash as a record, and () => true is a stub that
   // claims writes it never made. A wrapper must name its three parameters.

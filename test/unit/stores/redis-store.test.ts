@@ -1,6 +1,6 @@
 import bcrypt from 'bcrypt';
-import Redis from 'ioredis';
-import type { Cluster, RedisOptions } from 'ioredis';
+import type Redis from 'ioredis';
+import type { Cluster } from 'ioredis';
 import request from 'supertest';
 import type { Express, Request, Response } from 'express';
 import {
