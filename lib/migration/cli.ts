@@ -14,7 +14,7 @@ import type { LegacyPasswordSource } from './metadata-chunks';
 import { maskRedisUrl, redisUrlHasCredential } from '../stores/redis-url';
 import { RedisStore } from '../stores/redis-store';
 import type { RedisStoreClient } from '../stores/redis-store';
-import { SqliteStore } from '../stores/sqlite-store';
+import { loadBetterSqlite3, SqliteStore } from '../stores/sqlite-store';
 import type { PasswordRecord, PasswordStore } from '../stores/store';
 
 const USAGE = `Usage: express-password-guard migrate [options]
@@ -329,7 +329,7 @@ async function openStore(values: Values): Promise<Opened> {
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 function openSqlite(file: string, readonly: boolean): BetterSqlite3.Database {
-  const Database = require('better-sqlite3') as typeof BetterSqlite3;
+  const Database = loadBetterSqlite3('reading SQLite files (--sqlite, --metadata-db)');
   return new Database(file, { readonly, fileMustExist: true, timeout: 5000 });
 }
 

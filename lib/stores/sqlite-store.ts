@@ -94,7 +94,8 @@ interface Row {
  * a local filesystem, never over NFS or SMB. The file is in WAL mode (readers never
  * block the writer), with `synchronous=FULL` (a 204 means the hash survives a power cut)
  * and `secure_delete` (a deleted or replaced hash is zeroed, not left in free pages).
- * Methods are synchronous; call {@link SqliteStore.close} on shutdown.
+ * Methods are synchronous; call {@link SqliteStore.close} on shutdown. `better-sqlite3` is
+ * an optional peer dependency of this package: `npm install better-sqlite3` to use this store.
  *
  * @example
  * const store = new SqliteStore({ filename: '/var/lib/myapp/passwords.db' });
@@ -142,11 +143,11 @@ export class SqliteStore<D extends SqliteDatabase = SqliteDatabase> implements P
     let db: D;
     if (database === undefined) {
       const path = filename as string;
+      // Before the file is created, so a missing package leaves no empty file behind.
+      const Database = loadBetterSqlite3('SqliteStore: option "filename"');
       // SQLite creates the file with the process umask (often world-readable) and gives
       // the -wal and -shm files the database file's mode: creating it first decides all three.
       if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
-      // Loaded here so that an app using another store never loads the native module.
-      const Database = require('better-sqlite3') as typeof BetterSqlite3;
       db = new Database(path, { timeout: busyTimeout }) as unknown as D;
     } else {
       db = database;
@@ -244,4 +245,23 @@ function assertDatabase(database: unknown): asserts database is SqliteDatabase {
   const db = database as Partial<Record<keyof SqliteDatabase, unknown>>;
   if (db.open !== true) throw optionError('SqliteStore', 'database', 'must be open.');
   if (db.readonly === true) throw optionError('SqliteStore', 'database', 'must be writable, not opened readonly.');
+}
+
+/**
+ * `better-sqlite3`, loaded on first use: it is an optional peer dependency (a native
+ * module built at install time), so an app on another store never needs it installed.
+ * Throws an error naming the install command when it is missing.
+ */
+export function loadBetterSqlite3(user: string): typeof BetterSqlite3 {
+  try {
+    return require('better-sqlite3') as typeof BetterSqlite3;
+  } catch (error) {
+    // Only the package itself missing: a broken install (its native binding) keeps its own error.
+    if ((error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && (error as Error).message.startsWith("Cannot find module 'better-sqlite3'")) {
+      throw new Error(`${user} needs the better-sqlite3 package, which is not installed: run "npm install better-sqlite3" in your project.`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
 }

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -229,6 +230,39 @@ describe('SqliteStore options', () => {
     expect(() => new SqliteStore({ filename: ':memory:', tabel: 'x' } as never)).toThrow(
       /unknown option "tabel"\. Did you mean "table"\?/,
     );
+  });
+});
+
+// better-sqlite3 is an optional peer dependency: the rest of the package loads without it.
+describe('SqliteStore in a project without better-sqlite3', () => {
+  const ROOT = join(__dirname, '..', '..', '..');
+
+  function withoutBetterSqlite3(script: string): { status: number | null; stdout: string; stderr: string } {
+    const result = spawnSync(
+      process.execPath,
+      ['--require', './test/fixtures/without-better-sqlite3.cjs', '--import', 'tsx', '--eval', script],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  test('the package loads and its other stores work', () => {
+    const result = withoutBetterSqlite3(
+      "const { MemoryStore, SqliteStore } = require('./lib'); new MemoryStore().setIfAbsent('a', { hash: 'h', setAt: 'now', scheme: 'bcrypt' }); console.log(typeof SqliteStore);",
+    );
+    expect(result).toMatchObject({ status: 0, stdout: 'function\n' });
+  });
+
+  test('new SqliteStore({ filename }) throws naming the install command, and creates no file', () => {
+    const filename = freshFile();
+    const result = withoutBetterSqlite3(
+      `const { SqliteStore } = require('./lib'); try { new SqliteStore({ filename: ${JSON.stringify(filename)} }); } catch (error) { console.log(error.message); }`,
+    );
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe(
+      'SqliteStore: option "filename" needs the better-sqlite3 package, which is not installed: run "npm install better-sqlite3" in your project.\n',
+    );
+    expect(existsSync(filename)).toBe(false);
   });
 });
 
