@@ -14,7 +14,8 @@ import type { LegacyPasswordSource } from './metadata-chunks';
 import { maskRedisUrl, redisUrlHasCredential } from '../stores/redis-url';
 import { RedisStore } from '../stores/redis-store';
 import type { RedisStoreClient } from '../stores/redis-store';
-import { loadBetterSqlite3, SqliteStore } from '../stores/sqlite-store';
+import { loadBetterSqlite3 } from '../internal/load-better-sqlite3';
+import { SqliteStore } from '../stores/sqlite-store';
 import type { PasswordRecord, PasswordStore } from '../stores/store';
 
 const USAGE = `Usage: express-password-guard migrate [options]

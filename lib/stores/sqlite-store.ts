@@ -1,7 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
-import type BetterSqlite3 from 'better-sqlite3';
 import { assertKnownKeys, hasMethods, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
+import { loadBetterSqlite3 } from '../internal/load-better-sqlite3';
 import { copyRecord } from './store';
 import type { PasswordRecord, PasswordStore } from './store';
 
@@ -245,23 +245,4 @@ function assertDatabase(database: unknown): asserts database is SqliteDatabase {
   const db = database as Partial<Record<keyof SqliteDatabase, unknown>>;
   if (db.open !== true) throw optionError('SqliteStore', 'database', 'must be open.');
   if (db.readonly === true) throw optionError('SqliteStore', 'database', 'must be writable, not opened readonly.');
-}
-
-/**
- * `better-sqlite3`, loaded on first use: it is an optional peer dependency (a native
- * module built at install time), so an app on another store never needs it installed.
- * Throws an error naming the install command when it is missing.
- */
-export function loadBetterSqlite3(user: string): typeof BetterSqlite3 {
-  try {
-    return require('better-sqlite3') as typeof BetterSqlite3;
-  } catch (error) {
-    // Only the package itself missing: a broken install (its native binding) keeps its own error.
-    if ((error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && (error as Error).message.startsWith("Cannot find module 'better-sqlite3'")) {
-      throw new Error(`${user} needs the better-sqlite3 package, which is not installed: run "npm install better-sqlite3" in your project.`, {
-        cause: error,
-      });
-    }
-    throw error;
-  }
 }

@@ -50,9 +50,10 @@ export interface PasswordRecord {
 
 /**
  * Where hashed passwords are kept, one record per id. Implement it over your own
- * database; `test/store-contract.ts` is the suite every store must pass. Each method may
- * return its value or a promise of it. Records handed in must not be mutated later by
- * the store's caller, and records handed out are the caller's to keep: copy, never share.
+ * database and run `storeContract` from `express-password-guard/testing` against it: the
+ * suite every store must pass (docs/store-contract.md). Each method may return its value
+ * or a promise of it. Records handed in must not be mutated later by the store's caller,
+ * and records handed out are the caller's to keep: copy, never share.
  *
  * @example
  * const store: PasswordStore = {

@@ -8,7 +8,7 @@ import { SqliteStore } from '../../../lib';
 import type { PasswordStore } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
 import { passwordApp } from '../../helpers/password';
-import { storeContract } from './store-contract';
+import { storeContract } from '../../../lib/testing';
 
 let dir: string;
 let opened: SqliteStore[] = [];
@@ -38,27 +38,25 @@ function open(filename: string, table?: string): SqliteStore {
   return store;
 }
 
-storeContract(
-  'SqliteStore (a file)',
-  () => new SqliteStore({ filename: freshFile() }),
-  (store: PasswordStore) => {
+storeContract('SqliteStore (a file)', {
+  create: () => new SqliteStore({ filename: freshFile() }),
+  destroy: (store: PasswordStore) => {
     (store as SqliteStore).close();
   },
-);
+});
 
 const appDatabases = new WeakMap<PasswordStore, Database.Database>();
-storeContract(
-  "SqliteStore (on an app's own database)",
-  () => {
+storeContract("SqliteStore (on an app's own database)", {
+  create: () => {
     const db = new Database(freshFile());
     const store = new SqliteStore({ database: db, table: 'server_passwords' });
     appDatabases.set(store, db);
     return store;
   },
-  (store: PasswordStore) => {
+  destroy: (store: PasswordStore) => {
     appDatabases.get(store)?.close();
   },
-);
+});
 
 const record = { hash: '$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy', setAt: '2026-11-28T18:04:34.000Z', scheme: 'bcrypt' };
 
