@@ -1,7 +1,7 @@
 /**
  * Where a chain server spends its time under load: runs one variant in a child with
  * `--cpu-prof`, loads it with autocannon, and prints the functions with the most self
- * time and the time per package. For the README's evidence when a target is missed.
+ * time and the time per package. For docs/performance.md's evidence when a target is missed.
  *
  *   npx tsx test/bench/profile.ts hardened 5 [seconds]
  */

@@ -173,7 +173,7 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-/** What the README recommends: connect first, then fail at once while Redis is away. */
+/** What docs/stores.md recommends: connect first, then fail at once while Redis is away. */
 export const FAIL_FAST: RedisOptions = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 };
 
 /**

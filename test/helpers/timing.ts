@@ -97,7 +97,7 @@ export function probabilitySlower(a: readonly number[], b: readonly number[]): n
   return wins / (a.length * b.length);
 }
 
-/** What a comparison found, in the figures the README reports. */
+/** What a comparison found, in the figures docs/security.md reports. */
 export interface Comparison {
   readonly medianA: number;
   readonly medianB: number;
