@@ -2,7 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import type { Store } from 'express-rate-limit';
 import { problem } from '../internal/errors';
-import { assertBoolean, assertFunction, assertKnownKeys, missingMethods, optionError } from '../internal/options';
+import { assertBoolean, assertFunction, assertKnownKeys, missingMethods, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 import { ownership } from './ownership';
 import { verifiedPassword } from '../hashing/verify-password';
@@ -129,18 +129,9 @@ const usedStores = new WeakSet<object>();
  */
 export function guessLimit(options: GuessLimitOptions = {}): RequestHandler {
   assertKnownKeys('guessLimit', options, optionKeys);
-  const limit = options.limit ?? 5;
-  if (!Number.isSafeInteger(limit) || limit < 1) {
-    throw optionError('guessLimit', 'limit', `must be a whole number of attempts, 1 or more, got ${String(limit)}.`);
-  }
-  const windowMs = options.windowMs ?? 60_000;
-  if (!Number.isSafeInteger(windowMs) || windowMs < 1000 || windowMs > MAX_WINDOW_MS) {
-    throw optionError(
-      'guessLimit',
-      'windowMs',
-      `must be a whole number of milliseconds from 1000 to ${MAX_WINDOW_MS}, got ${String(windowMs)}.`,
-    );
-  }
+  const limit = integerOption('guessLimit', 'limit', options.limit, 1, undefined, { unit: 'attempts' }) ?? 5;
+  const windowMs =
+    integerOption('guessLimit', 'windowMs', options.windowMs, 1000, MAX_WINDOW_MS, { unit: 'milliseconds' }) ?? 60_000;
   const standardHeaders = options.standardHeaders ?? 'draft-8';
   if (standardHeaders !== 'draft-7' && standardHeaders !== 'draft-8') {
     throw optionError('guessLimit', 'standardHeaders', `must be 'draft-7' or 'draft-8', got ${JSON.stringify(standardHeaders) ?? typeof standardHeaders}.`);

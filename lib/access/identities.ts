@@ -4,6 +4,7 @@ import { assertKnownKeys, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 import { parsePath, readPath } from '../internal/object-path';
 import { noteSecurityFacts } from '../http/security-events';
+import { TOKEN, visibleAscii } from '../internal/syntax';
 
 /**
  * The id a principal or an owner is known by. Ids are compared with `===`: `'1'` is not
@@ -178,11 +179,10 @@ const signedInstanceKeys: KeysEnum<SignedInstanceIdentityOptions> = {
 
 // Visible ASCII only: Nova signs the UTF-8 bytes of the id while Node reads header bytes
 // as Latin-1, so any other byte would make the two sides sign different strings.
-const INSTANCE_ID = /^[\x21-\x7e]{1,255}$/;
+const INSTANCE_ID = visibleAscii(255);
 // Lower-case only, as Nova's hexdigest() compare: one spelling per signature. Checked
 // before decoding because Buffer.from(hex) silently stops at the first non-hex character.
 const SIGNATURE = /^[0-9a-f]{64}$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
  * A principal resolver for the scheme the OpenStack metadata service trusts: the caller

@@ -6,6 +6,8 @@ import type { Principal, PrincipalResolver, UserPrincipal } from './identities';
 import { assertFunction, assertKnownKeys, optionError } from '../internal/options';
 import { noteSecurityFacts } from '../http/security-events';
 import type { KeysEnum } from '../internal/options';
+import { TOKEN_SOURCE } from '../internal/syntax';
+import { requestSlot } from '../internal/request-slot';
 
 /**
  * Who owns a resource: one principal, several (a server is owned by its user and is
@@ -119,8 +121,7 @@ export interface OwnershipGuard<P extends Principal = Principal, R = unknown> ex
   owned(req: Request): OwnedBy<P, R>;
 }
 
-// WeakMaps rather than properties on `req`: nothing a logger dumps, and gone with the request.
-const lastOwned = new WeakMap<Request, OwnedBy>();
+const lastOwned = requestSlot<OwnedBy>();
 
 /**
  * What the last {@link requireOwnership} guard to pass on this request let through, or
@@ -136,7 +137,7 @@ export function ownership<P extends Principal = Principal, R = unknown>(req: Req
 }
 
 // An auth-scheme token, then parameters of visible ASCII: no CR/LF can reach the header.
-const CHALLENGE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?: [\x20-\x7e]*)?$/;
+const CHALLENGE = new RegExp(`^${TOKEN_SOURCE}(?: [\\x20-\\x7e]*)?$`);
 const DENIED_DETAIL = 'The resource does not exist or the caller may not access it.';
 const UNAUTHENTICATED_DETAIL = 'The request does not identify its caller.';
 
@@ -174,7 +175,7 @@ export function requireOwnership<P extends Principal = UserPrincipal, R = unknow
   const deniedStatus = resolveDeniedStatus(options.deniedStatus);
   const challenge = resolveChallenge(options.challenge);
   const sameId = resolveMatchIds(options.matchIds);
-  const passed = new WeakMap<Request, OwnedBy<P, R>>();
+  const passed = requestSlot<OwnedBy<P, R>>();
 
   const guard = asyncMiddleware(
     'requireOwnership',

@@ -78,3 +78,16 @@ export function readRecordId(req: Request, reader: RecordIdReader): string | und
   const id: unknown = reader(req);
   return typeof id === 'string' && id.length > 0 ? id : undefined;
 }
+
+/**
+ * The record id of `req`, or a thrown 500 `password.misconfigured` for the log, naming
+ * `middleware` and its id `option`: a route that names no record is miswired, and a key
+ * to write under is never guessed. For middlewares wrapped by asyncMiddleware.
+ */
+export function requireRecordId(req: Request, reader: RecordIdReader, route: 'password' | 'secret', middleware: string, option = 'id'): string {
+  const id = readRecordId(req, reader);
+  if (id === undefined) {
+    throw problem(500, 'password.misconfigured', `The ${route} route is misconfigured: ${middleware} found no record id; check its ${option} option or the route path.`);
+  }
+  return id;
+}

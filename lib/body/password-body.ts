@@ -4,15 +4,16 @@ import { asyncMiddleware } from '../internal/async';
 import { closeAfterAnswer, DEFAULT_DRAIN } from '../internal/bounded-close';
 import { problem } from '../internal/errors';
 import type { ProblemError } from '../internal/errors';
-import { assertBoolean, assertKnownKeys, optionError } from '../internal/options';
+import { assertBoolean, assertKnownKeys, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 import { handQueryBack, readQueryPasswords, resolveQuery } from './password-query';
 import type { PasswordQueryOptions, QueryConfig, QueryPasswords } from './password-query';
-import { compilePasswordRules, integerOption, passwordRuleKeys } from './password-rules';
+import { compilePasswordRules, passwordRuleKeys } from './password-rules';
 import type { PasswordRulesOptions } from './password-rules';
 import { setSubmittedPasswords, setValidatedPassword } from './validated-password';
 import { markSecret } from '../internal/secrets';
 import { decodePairs, UrlencodedError } from '../internal/urlencoded';
+import { MEDIA_TYPE, MEDIA_TYPE_PARAMETER, TOKEN } from '../internal/syntax';
 
 /**
  * Where the password may be: `'json'` is an `application/json` body with the password in
@@ -26,10 +27,10 @@ import { decodePairs, UrlencodedError } from '../internal/urlencoded';
 export type PasswordLocation = 'json' | 'form' | 'text' | 'query';
 
 /**
- * The body locations of {@link PasswordLocation}, which the older `accept` option takes.
+ * The body locations of {@link PasswordLocation}: every one but the query.
  *
  * @example
- * const accept: readonly PasswordBodyType[] = ['text'];
+ * const bodies: readonly PasswordBodyType[] = ['json', 'text'];
  */
 export type PasswordBodyType = Exclude<PasswordLocation, 'query'>;
 
@@ -40,7 +41,7 @@ export type PasswordBodyType = Exclude<PasswordLocation, 'query'>;
  * @example
  * // The metadata-service route: a base64 ciphertext, not a human password.
  * const options: PasswordBodyOptions = {
- *   accept: ['text'],
+ *   from: 'text',
  *   maxLength: 1020,
  *   commonPasswords: false,
  * };
@@ -71,11 +72,6 @@ export interface PasswordBodyOptions extends PasswordRulesOptions {
    * @default 1020, the reviewed API's own limit (4 chunks of 255 bytes)
    */
   readonly limit?: number;
-  /**
-   * The older name of `from`, for body locations only; set one or the other.
-   * @default ['json', 'text']
-   */
-  readonly accept?: readonly PasswordBodyType[];
   /**
    * Methods whose password is read; other methods pass through untouched, so the
    * middleware can sit on a path that also serves `GET` and `DELETE`. `HEAD` is read
@@ -169,7 +165,6 @@ const optionKeys: KeysEnum<PasswordBodyOptions> = {
   from: true,
   query: true,
   limit: true,
-  accept: true,
   methods: true,
   readTimeout: true,
   drainBytes: true,
@@ -195,12 +190,6 @@ const MEDIA_TYPE_NAMES: Readonly<Record<PasswordBodyType, string>> = {
 };
 const LOCATIONS: readonly PasswordLocation[] = ['json', 'form', 'text', 'query'];
 const VERIFY_LIMIT = 8192;
-
-// RFC 9110 §8.3.1 (media type) and §5.6.2 (token), §5.6.4 (quoted-string).
-const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}$`);
-const PARAMETER = new RegExp(`^(${TOKEN})=(?:(${TOKEN})|"((?:[^"\\\\]|\\\\.)*)")$`);
-const METHOD = new RegExp(`^${TOKEN}$`);
 
 const LONE_SURROGATE = /\p{Cs}/u;
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -438,7 +427,7 @@ function parseContentType(header: string | undefined): { mediaType: string; char
   for (const parameter of parameters) {
     const trimmed = parameter.trim();
     if (trimmed === '') continue;
-    const match = PARAMETER.exec(trimmed);
+    const match = MEDIA_TYPE_PARAMETER.exec(trimmed);
     if (match === null) return undefined;
     if (match[1]?.toLowerCase() === 'charset') {
       charset = (match[2] ?? match[3]?.replace(/\\(.)/g, '$1') ?? '').toLowerCase();
@@ -681,18 +670,13 @@ function resolveConfig(options: PasswordBodyOptions, verifying: boolean): BodyCo
 }
 
 function resolveLocations(options: PasswordBodyOptions, verifying: boolean): ReadonlySet<PasswordLocation> {
-  if (options.from !== undefined && options.accept !== undefined) {
-    throw optionError(FACTORY, 'accept', 'is the older name of "from": set one of them, not both.');
-  }
-  const name = options.accept === undefined ? 'from' : 'accept';
-  const allowed = name === 'from' ? LOCATIONS : LOCATIONS.filter((location) => location !== 'query');
-  const option: unknown = options.from ?? options.accept ?? (verifying ? ['json', 'form', 'text'] : ['json', 'text']);
-  const list: unknown[] = typeof option === 'string' && name === 'from' ? [option] : Array.isArray(option) ? option : [];
-  if (list.length === 0 || !list.every((location) => (allowed as readonly unknown[]).includes(location))) {
+  const option: unknown = options.from ?? (verifying ? ['json', 'form', 'text'] : ['json', 'text']);
+  const list: unknown[] = typeof option === 'string' ? [option] : Array.isArray(option) ? option : [];
+  if (list.length === 0 || !list.every((location) => (LOCATIONS as readonly unknown[]).includes(location))) {
     throw optionError(
       FACTORY,
-      name,
-      `must be ${name === 'from' ? 'one of, or a non-empty array of,' : 'a non-empty array of'} ${allowed.map((l) => `"${l}"`).join(', ')}; got ${describeOption(option)}.`,
+      'from',
+      `must be one of, or a non-empty array of, ${LOCATIONS.map((l) => `"${l}"`).join(', ')}; got ${describeOption(option)}.`,
     );
   }
   return new Set(list as PasswordLocation[]);
@@ -718,7 +702,7 @@ function resolveMethods(option: readonly string[] | undefined, readsQuery: boole
     throw optionError(FACTORY, 'methods', 'must be a non-empty array of method names, such as ["POST"].');
   }
   for (const method of methods) {
-    if (typeof method !== 'string' || !METHOD.test(method) || method !== method.toUpperCase()) {
+    if (typeof method !== 'string' || !TOKEN.test(method) || method !== method.toUpperCase()) {
       // Node only parses methods upper-case: "post" would never match and the body
       // would silently go unchecked.
       throw optionError(FACTORY, 'methods', `has ${JSON.stringify(method)}, which is not an upper-case method name.`);

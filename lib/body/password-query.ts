@@ -4,6 +4,7 @@ import { assertFunction, assertKnownKeys, optionError } from '../internal/option
 import type { KeysEnum } from '../internal/options';
 import { markSecret } from '../internal/secrets';
 import { decodeComponent, encodedPairs, UrlencodedError } from '../internal/urlencoded';
+import { NOT_VISIBLE_ASCII } from '../internal/syntax';
 
 /**
  * How {@link passwordBody} reads a password from the query string, a legacy location
@@ -120,10 +121,6 @@ function dateOption(factory: string, name: string, value: unknown): Date | undef
   return value;
 }
 
-// A request target is printable ASCII (RFC 9112 §3.2); Node refuses anything else
-// unless its lenient parser is on, and then it must not reach the decoder as Latin-1.
-const NOT_URL_TEXT = /[^\x21-\x7e]/;
-
 /** What {@link readQueryPasswords} found: the password, and the other password parameters sent. */
 export interface QueryPasswords {
   readonly password: string | undefined;
@@ -150,7 +147,9 @@ export function readQueryPasswords(
   const query = url.slice(start + 1);
   const pairs = encodedPairs(query);
   if (pairs.length === 0) return undefined;
-  if (NOT_URL_TEXT.test(query)) throw queryProblem('parse_failed');
+  // A request target is printable ASCII (RFC 9112 §3.2); Node refuses anything else
+  // unless its lenient parser is on, and then it must not reach the decoder as Latin-1.
+  if (NOT_VISIBLE_ASCII.test(query)) throw queryProblem('parse_failed');
   const names = [config.parameter, ...others];
   const matches = new Map<string, string[]>();
   for (const pair of pairs) {

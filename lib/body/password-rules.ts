@@ -5,7 +5,7 @@ import { body } from 'express-validator';
 import type { Meta, ValidationChain } from 'express-validator';
 import { problem } from '../internal/errors';
 import type { ProblemField } from '../internal/errors';
-import { assertBoolean, optionError } from '../internal/options';
+import { assertBoolean, describeValue, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 
 /**
@@ -267,25 +267,6 @@ function plural(count: number, names: readonly [string, string]): string {
   return `${count} ${count === 1 ? names[0] : names[1]}`;
 }
 
-/**
- * `value` when it is an integer in [min, max], `undefined` when unset; else a `TypeError`
- * naming the option.
- *
- * @example
- * const limit = integerOption('passwordBody', 'limit', options.limit, 1, 1024 * 1024) ?? 1020;
- */
-export function integerOption(factory: string, name: string, value: unknown, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw optionError(factory, name, `must be an integer from ${min} to ${max}, got ${describe(value)}.`);
-  }
-  return value;
-}
-
-function describe(value: unknown): string {
-  return typeof value === 'number' || typeof value === 'string' ? JSON.stringify(value) : typeof value;
-}
-
 function normalizer(form: PasswordNormalization): (text: string) => string {
   return form === 'none' ? (text) => text : (text) => text.normalize(form);
 }
@@ -309,7 +290,7 @@ export function compilePasswordRules(
 ): PasswordRules {
   const form = options.normalization ?? 'NFC';
   if (!NORMALIZATIONS.includes(form)) {
-    throw optionError(factory, 'normalization', `must be one of ${NORMALIZATIONS.join(', ')}, got ${describe(form)}.`);
+    throw optionError(factory, 'normalization', `must be one of ${NORMALIZATIONS.join(', ')}, got ${describeValue(form)}.`);
   }
   const minLength = integerOption(factory, 'minLength', options.minLength, 1, limit) ?? 8;
   const maxLength = integerOption(factory, 'maxLength', options.maxLength, 1, limit) ?? Math.min(64, limit);

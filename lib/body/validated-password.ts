@@ -1,9 +1,9 @@
 import type { Request } from 'express';
+import { problem } from '../internal/errors';
 import { markSecret } from '../internal/secrets';
+import { requestSlot } from '../internal/request-slot';
 
-// A WeakMap rather than a property on `req`: loggers and error serialisers that dump the
-// request object cannot see it, and it goes away with the request.
-const passwords = new WeakMap<Request, string>();
+const passwords = requestSlot<string>();
 
 /** Stores the validated, normalised password of this request (the validator calls it). */
 export function setValidatedPassword(req: Request, password: string): void {
@@ -21,10 +21,28 @@ export function validatedPassword(req: Request): string | undefined {
 
 /** Forgets the request's password, once it has been hashed or compared. */
 export function clearValidatedPassword(req: Request): void {
-  passwords.delete(req);
+  passwords.clear(req);
 }
 
-const otherPasswords = new WeakMap<Request, ReadonlyMap<string, string>>();
+/**
+ * Takes the validated password off `req`, so that it is used once, or throws the 500
+ * `password.misconfigured` of a route that mounts `middleware` without passwordBody()
+ * before it. For middlewares wrapped by asyncMiddleware.
+ */
+export function takeValidatedPassword(req: Request, route: 'password' | 'secret', middleware: string): string {
+  const password = passwords.get(req);
+  passwords.clear(req);
+  if (password === undefined) {
+    throw problem(
+      500,
+      'password.misconfigured',
+      `The ${route} route is misconfigured: no validated ${route === 'secret' ? 'value' : 'password'} reached ${middleware}; mount passwordBody() before it.`,
+    );
+  }
+  return password;
+}
+
+const otherPasswords = requestSlot<ReadonlyMap<string, string>>();
 
 /** Keeps the other password fields of a form (the current password, the repeat); passwordBody calls it. */
 export function setSubmittedPasswords(req: Request, fields: ReadonlyMap<string, string>): void {

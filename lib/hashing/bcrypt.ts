@@ -3,7 +3,7 @@ import bcrypt from 'bcrypt';
 import { problem } from '../internal/errors';
 import type { ProblemError } from '../internal/errors';
 import type { HashLimiter } from './hash-limiter';
-import { optionError } from '../internal/options';
+import { integerOption, optionError } from '../internal/options';
 
 /** bcrypt reads this many bytes of its input and silently ignores the rest. */
 export const BCRYPT_MAX_BYTES = 72;
@@ -43,15 +43,11 @@ export function resolveHashing(factory: string, cost: unknown, pepper: unknown):
 }
 
 function resolveCost(factory: string, value: unknown): number {
-  if (value === undefined) return DEFAULT_COST;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN_COST || value > MAX_COST) {
-    throw optionError(
-      factory,
-      'cost',
-      `must be a whole number from ${MIN_COST} to ${MAX_COST} (each step doubles the work; ${DEFAULT_COST} is the default), got ${String(value)}.`,
-    );
-  }
-  return value;
+  return (
+    integerOption(factory, 'cost', value, MIN_COST, MAX_COST, {
+      hint: `each step doubles the work; ${DEFAULT_COST} is the default`,
+    }) ?? DEFAULT_COST
+  );
 }
 
 function resolvePepper(factory: string, value: unknown): Buffer | undefined {

@@ -10,18 +10,18 @@ import {
   bcryptInput,
   busyProblem,
   limitedHash,
-  misconfigured,
   resolveHashing,
   tooLongProblem,
 } from './bcrypt';
 import type { PasswordScheme } from './bcrypt';
-import { readRecordId, resolveIdReader } from '../access/record-id';
+import { requireRecordId, resolveIdReader } from '../access/record-id';
 import type { RecordIdSource } from '../access/record-id';
-import { clearValidatedPassword, validatedPassword } from '../body/validated-password';
+import { takeValidatedPassword } from '../body/validated-password';
 import { markSecret } from '../internal/secrets';
 import { reportSecurityEvent } from '../http/security-events';
 import { assertStore, checkedBoolean, checkedRecord } from '../stores/store';
 import type { PasswordRecord, PasswordStore } from '../stores/store';
+import { requestSlot } from '../internal/request-slot';
 
 /**
  * Options of {@link hashAndStore}.
@@ -105,7 +105,7 @@ export interface StoredPassword {
   readonly scheme: PasswordScheme;
 }
 
-const storedByRequest = new WeakMap<Request, StoredPassword>();
+const storedByRequest = requestSlot<StoredPassword>();
 
 /**
  * What {@link hashAndStore} stored for `req`, or `undefined` before it succeeded.
@@ -174,17 +174,8 @@ export function hashAndStore(options: HashAndStoreOptions): RequestHandler {
   }
 
   return asyncMiddleware('hashAndStore', async (req, _res, next) => {
-    const password = validatedPassword(req);
-    clearValidatedPassword(req);
-    if (password === undefined) {
-      next(misconfigured('The password route is misconfigured: no validated password reached hashAndStore; mount passwordBody() before it.'));
-      return;
-    }
-    const id = readRecordId(req, readId);
-    if (id === undefined) {
-      next(misconfigured('The password route is misconfigured: hashAndStore found no record id; check its id option or the route path.'));
-      return;
-    }
+    const password = takeValidatedPassword(req, 'password', 'hashAndStore');
+    const id = requireRecordId(req, readId, 'password', 'hashAndStore');
     const input = bcryptInput(password, scheme, pepper);
     if (input === undefined) {
       next(tooLongProblem());

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Request } from 'express';
 import { ownership } from '../access/ownership';
-import { assertKnownKeys, hasMethods, optionError } from '../internal/options';
+import { assertKnownKeys, hasMethods, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 
 /**
@@ -162,11 +162,7 @@ export class HashLimiter {
 }
 
 function count(option: string, value: unknown, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw optionError('HashLimiter', option, `must be a whole number, ${min} or more.`);
-  }
-  return value;
+  return integerOption('HashLimiter', option, value, min) ?? fallback;
 }
 
 /**

@@ -18,7 +18,7 @@ import {
   resolveHashing,
 } from './bcrypt';
 import type { HashingConfig, PasswordScheme } from './bcrypt';
-import { readRecordId, resolveIdReader } from '../access/record-id';
+import { requireRecordId, resolveIdReader } from '../access/record-id';
 import type { RecordIdSource } from '../access/record-id';
 import { clearValidatedPassword, validatedPassword } from '../body/validated-password';
 import { markSecret } from '../internal/secrets';
@@ -26,6 +26,7 @@ import { reportSecurityEvent } from '../http/security-events';
 import { wrongMechanism } from '../sealing/encrypt-and-store';
 import { assertSource, assertStore, checkedBoolean, checkedRecord } from '../stores/store';
 import type { PasswordSource, PasswordStore } from '../stores/store';
+import { requestSlot } from '../internal/request-slot';
 
 /**
  * Options of {@link verifyPassword}; {@link passwordVerifier} takes them too.
@@ -271,7 +272,7 @@ export interface VerifiedPassword {
   readonly rehashed: boolean;
 }
 
-const verifiedByRequest = new WeakMap<Request, VerifiedPassword>();
+const verifiedByRequest = requestSlot<VerifiedPassword>();
 
 /**
  * What {@link passwordVerifier} established for `req`: set only when the password
@@ -331,11 +332,7 @@ export function passwordVerifier(options: PasswordVerifierOptions): RequestHandl
       return;
     }
     markSecret(req, candidate);
-    const id = readRecordId(req, readId);
-    if (id === undefined) {
-      next(misconfigured('The password route is misconfigured: passwordVerifier found no record id; check its id option or the route path.'));
-      return;
-    }
+    const id = requireRecordId(req, readId, 'password', 'passwordVerifier');
     const { match, rehashed } = await verifyWith(config, store, id, candidate, (value) => markSecret(req, value), callerKey(req));
     if (!match) {
       next(problem(403, 'password.mismatch', 'The password does not match.'));

@@ -3,6 +3,7 @@ import { closeAfterAnswer, DEFAULT_DRAIN, hasUnreadBody } from '../internal/boun
 import { problem, requestPath } from '../internal/errors';
 import { assertBoolean, assertKnownKeys } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
+import { TOKEN } from '../internal/syntax';
 
 /** Options of {@link methodGuard}. */
 export interface MethodGuardOptions {
@@ -27,8 +28,6 @@ export interface MethodGuardOptions {
 
 const optionKeys: KeysEnum<MethodGuardOptions> = { handleOptions: true, subtree: true };
 
-// RFC 9110 §5.6.2: a method is a token.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 const STANDARD_METHODS = new Set([
   'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH',

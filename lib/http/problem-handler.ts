@@ -10,6 +10,7 @@ import { assertKnownKeys, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 import { scrubSecrets } from '../internal/secrets';
 import { reportRefusal } from './security-events';
+import { MEDIA_TYPE } from '../internal/syntax';
 
 /** What the error handler logs for a server-side failure: never a password or a hash. */
 export interface ProblemLogEntry {
@@ -175,8 +176,6 @@ export function problemHandler(options: ProblemHandlerOptions = {}): ErrorReques
     res.end(req.method === 'HEAD' ? undefined : text);
   };
 }
-
-const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 function withCharset(contentType: unknown): string {
   // A formatter's mistake must not become a header injection or a sniffed body.

@@ -1,8 +1,10 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { requestPath } from '../internal/errors';
 import type { Principal, PrincipalId } from '../access/identities';
-import { assertFunction, assertKnownKeys, optionError } from '../internal/options';
+import { assertFunction, assertKnownKeys, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
+import { visibleAscii } from '../internal/syntax';
+import { requestSlot } from '../internal/request-slot';
 
 /**
  * The names of OWASP's Application Logging Vocabulary this package emits, plus
@@ -207,7 +209,7 @@ const LEVELS: Readonly<Record<SecurityEventType, SecurityEventLevel>> = {
 };
 
 const MAX_IN_FLIGHT = 100;
-const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+const REQUEST_ID = visibleAscii(128);
 const MAX_TEXT = 200;
 
 /** What the middlewares learned about a request on the way, for its refusal event. */
@@ -265,7 +267,7 @@ interface Slot {
   readonly facts: Facts;
 }
 
-const slots = new WeakMap<Request, Slot>();
+const slots = requestSlot<Slot>();
 
 /**
  * Registers `sink` for every request that passes: mount it first, before the routes, so
@@ -446,7 +448,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
 
   const middleware = function securityEvents(req: Request, _res: Response, next: NextFunction): void {
     // The outer registration wins, so an app-wide sink is not replaced by a router's.
-    if (!slots.has(req)) slots.set(req, { registry, facts: {} });
+    slots.getOrCreate(req, () => ({ registry, facts: {} }));
     next();
   };
 
@@ -743,9 +745,5 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 function wholeNumber(option: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw optionError('securityEvents', option, `must be a whole number from ${min} to ${max}, got ${String(value)}.`);
-  }
-  return value;
+  return integerOption('securityEvents', option, value, min, max) ?? fallback;
 }

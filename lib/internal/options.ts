@@ -57,6 +57,40 @@ export function optionError(factory: string, option: string, problem: string): T
   return new TypeError(`${factory}: option "${option}" ${problem}`);
 }
 
+/**
+ * `value` when it is a whole number in [min, max], `undefined` when unset; else a
+ * `TypeError` naming the option and the accepted range. `max` defaults to no upper
+ * bound (the largest safe integer); `unit` ("milliseconds") and `hint` (a short
+ * explanation in brackets) make the message say what the number counts.
+ *
+ * @example
+ * const limit = integerOption('passwordBody', 'limit', options.limit, 1, 1024 * 1024) ?? 1020;
+ * const windowMs = integerOption('guessLimit', 'windowMs', options.windowMs, 1000, 2 ** 31 - 1, { unit: 'milliseconds' }) ?? 60_000;
+ */
+export function integerOption(
+  factory: string,
+  name: string,
+  value: unknown,
+  min: number,
+  max: number = Number.MAX_SAFE_INTEGER,
+  words: { readonly unit?: string; readonly hint?: string } = {},
+): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    const what = words.unit === undefined ? 'a whole number' : `a whole number of ${words.unit}`;
+    const range = max === Number.MAX_SAFE_INTEGER ? `, ${min} or more` : ` from ${min} to ${max}`;
+    const hint = words.hint === undefined ? '' : ` (${words.hint})`;
+    throw optionError(factory, name, `must be ${what}${range}${hint}, got ${describeValue(value)}.`);
+  }
+  return value;
+}
+
+/** A rejected option value for a message: numbers and strings as written, anything else by its type. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  return typeof value === 'string' ? JSON.stringify(value) : typeof value;
+}
+
 export function assertBoolean(factory: string, option: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'boolean') {
     throw optionError(factory, option, `must be true or false, got ${typeof value}.`);

@@ -1,6 +1,7 @@
 import type { Request } from 'express';
+import { requestSlot } from './request-slot';
 
-const secretsByRequest = new WeakMap<Request, Set<string>>();
+const secretsByRequest = requestSlot<Set<string>>();
 
 /**
  * Records a value that must never leave the process for this request (a submitted
@@ -9,12 +10,7 @@ const secretsByRequest = new WeakMap<Request, Set<string>>();
  */
 export function markSecret(req: Request, value: string): void {
   if (value.length === 0) return;
-  let secrets = secretsByRequest.get(req);
-  if (secrets === undefined) {
-    secrets = new Set();
-    secretsByRequest.set(req, secrets);
-  }
-  secrets.add(value);
+  secretsByRequest.getOrCreate(req, () => new Set()).add(value);
 }
 
 export const REDACTED = '[redacted]';
@@ -27,7 +23,7 @@ export function scrubSecrets(req: Request, text: string): string {
   return result;
 }
 
-const revealedByRequest = new WeakMap<Request, { readonly value: string | undefined }>();
+const revealedByRequest = requestSlot<{ readonly value: string | undefined }>();
 
 /**
  * Records what `revealSecret` opened for this request, after its ownership check

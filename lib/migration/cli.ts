@@ -17,6 +17,7 @@ import type { RedisStoreClient } from '../stores/redis-store';
 import { loadBetterSqlite3 } from '../internal/load-better-sqlite3';
 import { SqliteStore } from '../stores/sqlite-store';
 import type { PasswordRecord, PasswordStore } from '../stores/store';
+import { SQL_IDENTIFIER } from '../internal/syntax';
 
 const USAGE = `Usage: express-password-guard migrate [options]
 
@@ -226,108 +227,135 @@ function readKeyRing(variable: string | undefined, file: string | undefined): Ke
 }
 
 type Values = Record<string, string | boolean | undefined>;
+type StoreKind = 'sqlite' | 'redis' | 'module';
+
+/** A store just opened: how the output names it, and for SQLite its file and connection. */
+interface OpenedStore {
+  readonly store: PasswordStore;
+  readonly label: string;
+  readonly sqlite?: { readonly file: string; readonly db: BetterSqlite3.Database };
+}
+
+/** What an opener must close, pushed as it opens; run in reverse, on success or failure. */
+type Closers = Array<() => unknown>;
+
+const STORE_OPENERS: Readonly<Record<StoreKind, (values: Values, closers: Closers) => Promise<OpenedStore>>> = {
+  sqlite: openSqliteStore,
+  redis: openRedisStore,
+  module: openModuleStore,
+};
+
+function text(values: Values, flag: string): string | undefined {
+  const value = values[flag];
+  return typeof value === 'string' ? value : undefined;
+}
 
 async function openStore(values: Values): Promise<Opened> {
-  const given = (['sqlite', 'redis', 'redis-env', 'redis-file', 'module'] as const).filter((flag) => values[flag] !== undefined);
-  if (given.length !== 1) {
-    throw new UsageError(given.length === 0 ? 'give a store: --sqlite <file>, --redis <url> (or --redis-env / --redis-file) or --module <file>.' : `give one store, not ${given.map((f) => `--${f}`).join(' and ')}.`);
-  }
-  const chosen = given.map((flag) => (flag.startsWith('redis') ? 'redis' : flag)) as Array<'sqlite' | 'redis' | 'module'>;
-  const text = (flag: string): string | undefined => {
-    const value = values[flag];
-    return typeof value === 'string' ? value : undefined;
-  };
-  if (text('table') !== undefined && chosen[0] !== 'sqlite') throw new UsageError('--table goes with --sqlite.');
-  if (text('prefix') !== undefined && chosen[0] !== 'redis') throw new UsageError('--prefix goes with --redis.');
-  const metadataTable = text('metadata-table');
-  if (metadataTable !== undefined && text('metadata-db') === undefined && chosen[0] !== 'sqlite') {
-    throw new UsageError('--metadata-table needs --metadata-db <file> unless the store is --sqlite.');
-  }
-  if (metadataTable === undefined) {
-    for (const flag of ['metadata-db', 'metadata-id-column', 'metadata-key-column', 'metadata-value-column']) {
-      if (text(flag) !== undefined) throw new UsageError(`--${flag} goes with --metadata-table.`);
-    }
-  }
-
-  const closers: Array<() => unknown> = [];
+  const kind = chosenStore(values);
+  const closers: Closers = [];
   const close = async (): Promise<void> => {
     for (const closer of closers.splice(0).reverse()) await closer();
   };
   try {
-    let store: PasswordStore;
-    let label: string;
-    let storeDb: BetterSqlite3.Database | undefined;
-    const sqlite = text('sqlite');
-    const redis = redisUrl(text('redis'), text('redis-env'), text('redis-file'));
-    const moduleFile = text('module');
-    if (sqlite !== undefined) {
-      // An existing file and table only: a typo must not migrate a new, empty one and say "done".
-      if (!existsSync(sqlite)) throw new UsageError(`--sqlite ${sqlite}: no such file.`);
-      const table = text('table') ?? 'password_records';
-      if (!IDENTIFIER.test(table)) throw new UsageError(`--table ${table}: not an SQL identifier (letters, digits and _).`);
-      const probe = openSqlite(sqlite, true);
-      const exists = probe.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
-      if (!exists && metadataTable === undefined) {
-        probe.close();
-        throw new UsageError(`--sqlite ${sqlite} has no table "${table}"${text('table') === undefined ? ' (give its name with --table)' : ''}.`);
-      }
-      if (values['dry-run'] === true) {
-        // Read-only: opening a SqliteStore would switch the file to WAL and create a missing table.
-        closers.push(() => probe.close());
-        store = readOnlyStore(probe, exists ? table : undefined);
-        storeDb = probe;
-      } else {
-        probe.close();
-        const sqliteStore = new SqliteStore({ filename: sqlite, table });
-        closers.push(() => sqliteStore.close());
-        store = sqliteStore;
-        storeDb = sqliteStore.database as BetterSqlite3.Database;
-      }
-      label = `SQLite store ${sqlite} (table ${table})`;
-    } else if (redis !== undefined) {
-      const client = await connectRedis(redis);
-      closers.push(() => client.quit());
-      store = new RedisStore({ client, ...(text('prefix') === undefined ? {} : { prefix: text('prefix') }) });
-      label = `Redis store ${maskRedisUrl(redis)} (prefix ${(store as RedisStore).prefix})`;
-    } else {
-      store = await loadStore(moduleFile as string);
-      const closable = store as PasswordStore & { close?: () => unknown };
-      if (typeof closable.close === 'function') closers.push(() => closable.close?.());
-      label = `store from ${moduleFile as string}`;
-    }
-
-    let source: LegacyPasswordSource | undefined;
-    if (metadataTable !== undefined) {
-      const metadataDb = text('metadata-db');
-      let db: BetterSqlite3.Database;
-      if (metadataDb === undefined || (sqlite !== undefined && resolve(metadataDb) === resolve(sqlite))) {
-        db = storeDb as BetterSqlite3.Database;
-      } else {
-        if (!existsSync(metadataDb)) throw new UsageError(`--metadata-db ${metadataDb}: no such file.`);
-        const dryRun = values['dry-run'] === true;
-        const opened = openSqlite(metadataDb, dryRun);
-        db = opened;
-        closers.push(() => opened.close());
-        // Erased chunks are zeroed in their pages, not left readable in free space.
-        if (!dryRun) db.pragma('secure_delete = ON');
-      }
-      source = new MetadataChunks({
-        database: db,
-        table: metadataTable,
-        ...optional('idColumn', text('metadata-id-column')),
-        ...optional('keyColumn', text('metadata-key-column')),
-        ...optional('valueColumn', text('metadata-value-column')),
-      });
-      label += `, moving clear-text passwords from table ${metadataTable}${metadataDb === undefined ? '' : ` of ${metadataDb}`}`;
-    }
-    return { store, source, label, close };
+    const opened = await STORE_OPENERS[kind](values, closers);
+    if (text(values, 'metadata-table') === undefined) return { store: opened.store, source: undefined, label: opened.label, close };
+    const metadata = openMetadataChunks(values, opened, closers);
+    return { store: opened.store, source: metadata.source, label: `${opened.label}, ${metadata.label}`, close };
   } catch (error) {
     await close();
     throw error;
   }
 }
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+/** The one store flag given, once the flags that go with another kind are ruled out. */
+function chosenStore(values: Values): StoreKind {
+  const given = (['sqlite', 'redis', 'redis-env', 'redis-file', 'module'] as const).filter((flag) => values[flag] !== undefined);
+  if (given.length !== 1) {
+    throw new UsageError(given.length === 0 ? 'give a store: --sqlite <file>, --redis <url> (or --redis-env / --redis-file) or --module <file>.' : `give one store, not ${given.map((f) => `--${f}`).join(' and ')}.`);
+  }
+  const flag = given[0] as (typeof given)[number];
+  const kind: StoreKind = flag.startsWith('redis') ? 'redis' : (flag as StoreKind);
+  if (text(values, 'table') !== undefined && kind !== 'sqlite') throw new UsageError('--table goes with --sqlite.');
+  if (text(values, 'prefix') !== undefined && kind !== 'redis') throw new UsageError('--prefix goes with --redis.');
+  if (text(values, 'metadata-table') === undefined) {
+    for (const flag of ['metadata-db', 'metadata-id-column', 'metadata-key-column', 'metadata-value-column']) {
+      if (text(values, flag) !== undefined) throw new UsageError(`--${flag} goes with --metadata-table.`);
+    }
+  } else if (text(values, 'metadata-db') === undefined && kind !== 'sqlite') {
+    throw new UsageError('--metadata-table needs --metadata-db <file> unless the store is --sqlite.');
+  }
+  return kind;
+}
+
+async function openSqliteStore(values: Values, closers: Closers): Promise<OpenedStore> {
+  const file = text(values, 'sqlite') as string;
+  // An existing file and table only: a typo must not migrate a new, empty one and say "done".
+  if (!existsSync(file)) throw new UsageError(`--sqlite ${file}: no such file.`);
+  const table = text(values, 'table') ?? 'password_records';
+  if (!SQL_IDENTIFIER.test(table)) throw new UsageError(`--table ${table}: not an SQL identifier (letters, digits and _).`);
+  const probe = openSqlite(file, true);
+  const exists = probe.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+  if (!exists && text(values, 'metadata-table') === undefined) {
+    probe.close();
+    throw new UsageError(`--sqlite ${file} has no table "${table}"${text(values, 'table') === undefined ? ' (give its name with --table)' : ''}.`);
+  }
+  const label = `SQLite store ${file} (table ${table})`;
+  if (values['dry-run'] === true) {
+    // Read-only: opening a SqliteStore would switch the file to WAL and create a missing table.
+    closers.push(() => probe.close());
+    return { store: readOnlyStore(probe, exists ? table : undefined), label, sqlite: { file, db: probe } };
+  }
+  probe.close();
+  const store = new SqliteStore({ filename: file, table });
+  closers.push(() => store.close());
+  return { store, label, sqlite: { file, db: store.database as BetterSqlite3.Database } };
+}
+
+async function openRedisStore(values: Values, closers: Closers): Promise<OpenedStore> {
+  const url = redisUrl(text(values, 'redis'), text(values, 'redis-env'), text(values, 'redis-file')) as string;
+  const client = await connectRedis(url);
+  closers.push(() => client.quit());
+  const prefix = text(values, 'prefix');
+  const store = new RedisStore({ client, ...(prefix === undefined ? {} : { prefix }) });
+  return { store, label: `Redis store ${maskRedisUrl(url)} (prefix ${store.prefix})` };
+}
+
+async function openModuleStore(values: Values, closers: Closers): Promise<OpenedStore> {
+  const file = text(values, 'module') as string;
+  const store = await loadStore(file);
+  const closable = store as PasswordStore & { close?: () => unknown };
+  if (typeof closable.close === 'function') closers.push(() => closable.close?.());
+  return { store, label: `store from ${file}` };
+}
+
+/**
+ * The reviewed API's metadata table as the migration's source: in the store's own SQLite
+ * file unless --metadata-db names another, which is then opened (read-only for a dry run).
+ */
+function openMetadataChunks(values: Values, opened: OpenedStore, closers: Closers): { source: LegacyPasswordSource; label: string } {
+  const table = text(values, 'metadata-table') as string;
+  const metadataDb = text(values, 'metadata-db');
+  let db: BetterSqlite3.Database;
+  if (metadataDb === undefined || (opened.sqlite !== undefined && resolve(metadataDb) === resolve(opened.sqlite.file))) {
+    db = (opened.sqlite as NonNullable<OpenedStore['sqlite']>).db;
+  } else {
+    if (!existsSync(metadataDb)) throw new UsageError(`--metadata-db ${metadataDb}: no such file.`);
+    const dryRun = values['dry-run'] === true;
+    const own = openSqlite(metadataDb, dryRun);
+    db = own;
+    closers.push(() => own.close());
+    // Erased chunks are zeroed in their pages, not left readable in free space.
+    if (!dryRun) db.pragma('secure_delete = ON');
+  }
+  const source = new MetadataChunks({
+    database: db,
+    table,
+    ...optional('idColumn', text(values, 'metadata-id-column')),
+    ...optional('keyColumn', text(values, 'metadata-key-column')),
+    ...optional('valueColumn', text(values, 'metadata-value-column')),
+  });
+  return { source, label: `moving clear-text passwords from table ${table}${metadataDb === undefined ? '' : ` of ${metadataDb}`}` };
+}
 
 function openSqlite(file: string, readonly: boolean): BetterSqlite3.Database {
   const Database = loadBetterSqlite3('reading SQLite files (--sqlite, --metadata-db)');

@@ -2,6 +2,7 @@ import { assertKnownKeys, hasMethods, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 import type { SqliteDatabase, SqliteStatement } from '../stores/sqlite-store';
 import type { MaybePromise } from '../stores/store';
+import { SQL_IDENTIFIER } from '../internal/syntax';
 
 /**
  * Where {@link migratePasswords} finds passwords an app kept outside any
@@ -61,7 +62,6 @@ const optionKeys: KeysEnum<MetadataChunksOptions> = {
   keyPrefix: true,
 };
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 /**
  * The reviewed API's stored passwords, as a {@link LegacyPasswordSource}: each is split
@@ -94,7 +94,7 @@ export class MetadataChunks implements LegacyPasswordSource {
     }
     const identifier = (option: keyof MetadataChunksOptions, value: unknown, fallback?: string): string => {
       const name = value ?? fallback;
-      if (typeof name !== 'string' || !IDENTIFIER.test(name)) {
+      if (typeof name !== 'string' || !SQL_IDENTIFIER.test(name)) {
         throw optionError('MetadataChunks', option, 'must be an SQL identifier: letters, digits and _, not starting with a digit.');
       }
       return name;

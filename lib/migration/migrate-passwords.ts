@@ -1,7 +1,7 @@
 import bcrypt from 'bcrypt';
 import { classifyScheme, resolveLegacy, storedDigest, WRAPPED_PREFIX } from '../hashing/legacy-schemes';
 import type { LegacyScheme, LegacySchemes } from '../hashing/legacy-schemes';
-import { assertBoolean, assertFunction, assertKnownKeys, hasMethods, optionError } from '../internal/options';
+import { assertBoolean, assertFunction, assertKnownKeys, hasMethods, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 import { BCRYPT_MAX_BYTES, bcryptInput, resolveHashing } from '../hashing/bcrypt';
 import type { HashingConfig, PasswordScheme } from '../hashing/bcrypt';
@@ -196,10 +196,7 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
   assertBoolean('migratePasswords', 'dryRun', options.dryRun);
   assertFunction('migratePasswords', 'onProgress', options.onProgress);
   assertFunction('migratePasswords', 'onFailure', options.onFailure);
-  const concurrency = options.concurrency ?? 2;
-  if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-    throw optionError('migratePasswords', 'concurrency', 'must be a whole number from 1 to 64.');
-  }
+  const concurrency = integerOption('migratePasswords', 'concurrency', options.concurrency, 1, 64) ?? 2;
   const form = options.normalization ?? 'NFC';
   if (!NORMALIZATIONS.includes(form)) {
     throw optionError('migratePasswords', 'normalization', `must be one of ${NORMALIZATIONS.join(', ')}.`);

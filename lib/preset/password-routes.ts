@@ -20,7 +20,7 @@ import { recordVerified, resolveVerify, verifyWith } from '../hashing/verify-pas
 import { problemHandler } from '../http/problem-handler';
 import type { ProblemHandlerOptions } from '../http/problem-handler';
 import { noBody } from '../body/no-body';
-import { readRecordId, resolveIdReader } from '../access/record-id';
+import { readRecordId, requireRecordId, resolveIdReader } from '../access/record-id';
 import type { RecordIdReader } from '../access/record-id';
 import { validatedPassword, clearValidatedPassword } from '../body/validated-password';
 import { responseEncoder } from '../http/response-encoder';
@@ -94,8 +94,9 @@ export interface PasswordRoutesOptions<P extends Principal = UserPrincipal, R = 
   readonly ownership: RequireOwnershipOptions<P, R>;
   /**
    * How a new password is read and which content rules it must pass:
-   * {@link passwordBody}'s options. The verify route reads its candidate from the same
-   * `from`, `field`, `query`, `limit` and `normalization`, without the content rules.
+   * {@link passwordBody}'s options. The verify route reads its candidate with the same
+   * `from`, `field`, `query`, `limit`, `normalization`, `readTimeout`, `drainBytes` and
+   * `drainMs`, without the content rules.
    * @default {} plus `context` = the record id and the caller's id, unless you set one
    */
   readonly body?: PasswordBodyOptions;
@@ -103,7 +104,7 @@ export interface PasswordRoutesOptions<P extends Principal = UserPrincipal, R = 
   readonly hashing?: PasswordRoutesHashing;
   /**
    * Mount `POST <path>/verify`, answering `{ "match": true | false }`. It reads the
-   * candidate from `body.from` (or `body.accept`) when set, else from a JSON body only.
+   * candidate from `body.from` when set, else from a JSON body only.
    * @default true
    */
   readonly verify?: boolean;
@@ -168,6 +169,52 @@ const VERIFY_RULES = { minLength: 1, commonPasswords: false, composition: false 
 const DEFAULT_LIMIT = 1020;
 
 /**
+ * Which of `body`'s options the verify route reads its candidate with too. Every option
+ * of passwordBody must be listed, so a new one does not compile until it is sorted here:
+ * `true` for where and how a password is read, `false` for what only setting needs.
+ */
+const SHARED_WITH_VERIFY: { readonly [K in keyof Required<PasswordBodyOptions>]: boolean } = {
+  field: true,
+  from: true,
+  query: true,
+  limit: true,
+  normalization: true,
+  readTimeout: true,
+  drainBytes: true,
+  drainMs: true,
+  // Content rules: a wrong guess must not get a 422 that tells what the password is not.
+  minLength: false,
+  maxLength: false,
+  maxBytes: false,
+  composition: false,
+  commonPasswords: false,
+  context: false,
+  minScore: false,
+  // The verify route sets its own rules, takes POST only, and hands the candidate to the
+  // built-in verifier, never back to a handler through req.body.
+  purpose: false,
+  methods: false,
+  handOff: false,
+  // Fields and headers of the set route's clients; the verify route is this package's own.
+  repeat: false,
+  secretFields: false,
+  anyContentType: false,
+};
+
+/** The options of the verify route's passwordBody(), derived from the set route's. */
+function verifyBodyOptions(body: PasswordBodyOptions): PasswordBodyOptions {
+  const shared = Object.fromEntries(
+    Object.entries(body).filter(([key]) => SHARED_WITH_VERIFY[key as keyof PasswordBodyOptions] === true),
+  ) as PasswordBodyOptions;
+  return {
+    ...shared,
+    from: shared.from ?? ['json'],
+    ...VERIFY_RULES,
+    maxLength: shared.limit ?? DEFAULT_LIMIT,
+  };
+}
+
+/**
  * Installs the whole retrofit on `router` (an app or a `Router`, Express 4 or 5), in
  * the order the pieces must run: response encoder, method guard, ownership, body reader
  * and validator, hashing storer or verifier, and the problem handler.
@@ -223,14 +270,7 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
   const beforeDelete = middlewares('beforeDelete');
 
   const guard = requireOwnership(options.ownership);
-  const recordId = (req: Request): string => {
-    const id = readRecordId(req, readId);
-    // A route that names no record is miswired; never guess a key.
-    if (id === undefined) {
-      throw problem(500, 'password.misconfigured', 'The password route is misconfigured: no record id; check its id option or path.');
-    }
-    return id;
-  };
+  const recordId = (req: Request): string => requireRecordId(req, readId, 'password', 'passwordRoutes');
   const routes = options.verify === false ? path : `${path} and ${path.replace(/\/+$/, '')}/verify`;
   const bodyOptions = withOneQueryWarning(options.body ?? {}, routes);
   const setBody = passwordBody({
@@ -282,18 +322,7 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
 
   if (options.verify !== false) {
     const verifyConfig = resolveVerify('passwordRoutes', hashing);
-    const verifyBody = passwordBody({
-      field: bodyOptions.field,
-      limit: bodyOptions.limit,
-      from: bodyOptions.from ?? bodyOptions.accept ?? ['json'],
-      query: bodyOptions.query,
-      normalization: bodyOptions.normalization,
-      readTimeout: bodyOptions.readTimeout,
-      drainBytes: bodyOptions.drainBytes,
-      drainMs: bodyOptions.drainMs,
-      ...VERIFY_RULES,
-      maxLength: bodyOptions.limit ?? DEFAULT_LIMIT,
-    });
+    const verifyBody = passwordBody(verifyBodyOptions(bodyOptions));
     const verify = router.route(`${path.replace(/\/+$/, '')}/verify`);
     verify.all(...encoder, methodGuard(['POST'], methods), guard);
     verify.post(

@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { KEY_BYTES, KEY_ID } from './key-ring';
 import type { KeyProvider } from './key-ring';
 import { misconfigured } from '../hashing/bcrypt';
+import { BASE64URL } from '../internal/syntax';
 
 /** The cipher of sealed records, and the first part of their scheme. */
 export const SEALED_ALGORITHM = 'aes-256-gcm';
@@ -11,7 +12,6 @@ const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const FORMAT = 'v1';
 const AAD_LABEL = Buffer.from('express-password-guard sealed v1', 'utf8');
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 /** The scheme of a record sealed under `keyId`: `aes-256-gcm:<keyId>`. */
 export function sealedScheme(keyId: string): string {

@@ -6,15 +6,15 @@ import { assertKeyProvider } from './key-ring';
 import type { KeyProvider } from './key-ring';
 import { assertBoolean, assertKnownKeys, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
-import { misconfigured } from '../hashing/bcrypt';
-import { readRecordId, resolveIdReader } from '../access/record-id';
+import { requireRecordId, resolveIdReader } from '../access/record-id';
 import type { RecordIdReader } from '../access/record-id';
-import { clearValidatedPassword, validatedPassword } from '../body/validated-password';
+import { takeValidatedPassword } from '../body/validated-password';
 import { markRevealed, markSecret, revealedFor } from '../internal/secrets';
 import { reportSecurityEvent } from '../http/security-events';
 import { currentKey, isSealedScheme, keyById, open, seal, sealedKeyId, sealedScheme } from './aes-gcm';
 import { assertStore, checkedBoolean, checkedRecord } from '../stores/store';
 import type { PasswordRecord, PasswordStore } from '../stores/store';
+import { requestSlot } from '../internal/request-slot';
 
 /**
  * Options of {@link encryptAndStore}.
@@ -102,7 +102,7 @@ export interface SealedSecret {
   readonly keyId: string;
 }
 
-const sealedByRequest = new WeakMap<Request, SealedSecret>();
+const sealedByRequest = requestSlot<SealedSecret>();
 
 /**
  * What {@link encryptAndStore} stored for `req`, or `undefined` before it succeeded.
@@ -197,18 +197,9 @@ export function encryptAndStore(options: EncryptAndStoreOptions): RequestHandler
   const { store, keys, readId, purpose } = resolveSealing('encryptAndStore', options, storerKeys);
 
   return asyncMiddleware('encryptAndStore', async (req, _res, next) => {
-    const value = validatedPassword(req);
-    clearValidatedPassword(req);
-    if (value === undefined) {
-      next(misconfigured('The secret route is misconfigured: no validated value reached encryptAndStore; mount passwordBody() before it.'));
-      return;
-    }
+    const value = takeValidatedPassword(req, 'secret', 'encryptAndStore');
     markSecret(req, value);
-    const id = readRecordId(req, readId);
-    if (id === undefined) {
-      next(misconfigured('The secret route is misconfigured: encryptAndStore found no record id; check its recordId option or the route path.'));
-      return;
-    }
+    const id = requireRecordId(req, readId, 'secret', 'encryptAndStore', 'recordId');
     const record = await sealedRecord(keys, purpose, id, value, new Date().toISOString());
     markSecret(req, record.hash);
     if (!checkedBoolean('setIfAbsent', await store.setIfAbsent(id, record))) {
@@ -244,11 +235,7 @@ export function revealSecret(options: RevealSecretOptions): RequestHandler {
   const rotate = options.rotate ?? true;
 
   return asyncMiddleware('revealSecret', async (req, res, next) => {
-    const id = readRecordId(req, readId);
-    if (id === undefined) {
-      next(misconfigured('The secret route is misconfigured: revealSecret found no record id; check its recordId option or the route path.'));
-      return;
-    }
+    const id = requireRecordId(req, readId, 'secret', 'revealSecret', 'recordId');
     res.setHeader('Cache-Control', 'no-store');
     const record = checkedRecord(await store.get(id));
     if (record === undefined) {

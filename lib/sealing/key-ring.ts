@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { assertKnownKeys, hasMethods, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 import type { MaybePromise } from '../stores/store';
+import { BASE64URL } from '../internal/syntax';
 
 /** AES-256 takes exactly this many key bytes. */
 export const KEY_BYTES = 32;
@@ -54,7 +55,6 @@ export interface LocalKeyRingOptions {
 const optionKeys: KeysEnum<LocalKeyRingOptions> = { current: true, keys: true };
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 /**
  * Decodes a base64 (or base64url) key strictly: the lenient decoder of `Buffer` skips
@@ -66,7 +66,7 @@ function decodeKey(text: string): Buffer | undefined {
     const decoded = Buffer.from(trimmed, 'base64');
     if (decoded.toString('base64') === trimmed) return decoded;
   }
-  if (BASE64URL.test(trimmed)) {
+  if (trimmed !== '' && BASE64URL.test(trimmed)) {
     const decoded = Buffer.from(trimmed, 'base64url');
     if (decoded.toString('base64url') === trimmed) return decoded;
   }

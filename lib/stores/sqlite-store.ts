@@ -1,9 +1,10 @@
 import { closeSync, openSync } from 'node:fs';
-import { assertKnownKeys, hasMethods, optionError } from '../internal/options';
+import { assertKnownKeys, hasMethods, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 import { loadBetterSqlite3 } from '../internal/load-better-sqlite3';
 import { copyRecord } from './store';
 import type { PasswordRecord, PasswordStore } from './store';
+import { SQL_IDENTIFIER } from '../internal/syntax';
 
 /**
  * A prepared statement, as far as {@link SqliteStore} uses one.
@@ -77,7 +78,6 @@ export interface SqliteStoreOptions<D extends SqliteDatabase = SqliteDatabase> {
 
 const optionKeys: KeysEnum<SqliteStoreOptions> = { filename: true, database: true, table: true, busyTimeout: true };
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const ID_PAGE = 500;
 
 interface Row {
@@ -128,17 +128,16 @@ export class SqliteStore<D extends SqliteDatabase = SqliteDatabase> implements P
     }
     if (database !== undefined) assertDatabase(database);
     const table = options.table ?? 'password_records';
-    if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
+    if (typeof table !== 'string' || !SQL_IDENTIFIER.test(table)) {
       throw optionError(
         'SqliteStore',
         'table',
         'must be an SQL identifier: letters, digits and _, not starting with a digit, at most 64 characters.',
       );
     }
-    const busyTimeout = options.busyTimeout ?? (database === undefined ? 5000 : undefined);
-    if (busyTimeout !== undefined && (!Number.isSafeInteger(busyTimeout) || busyTimeout < 0)) {
-      throw optionError('SqliteStore', 'busyTimeout', 'must be a whole number of milliseconds, 0 or more.');
-    }
+    const busyTimeout =
+      integerOption('SqliteStore', 'busyTimeout', options.busyTimeout, 0, undefined, { unit: 'milliseconds' }) ??
+      (database === undefined ? 5000 : undefined);
 
     let db: D;
     if (database === undefined) {

@@ -1,12 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { Express } from 'express';
-import { createDemoApp, demoTokens } from '../../examples/demo-app';
 import type { Demo } from '../../examples/demo-app';
 import { CHROMIUM_ARGS, chromiumFor } from '../helpers/chromium';
+import { openTestDemo } from '../helpers/demo';
+import type { TestDemo } from '../helpers/demo';
 import { expressVersions } from '../helpers/express';
 import type { ExpressFactory } from '../helpers/express';
 import { bodyOf, exchange, listen } from '../helpers/raw-http';
@@ -127,7 +125,7 @@ withChromium(SUITE, () => {
   });
 
   describe.each(expressVersions)('the demo on %s', (name, express: ExpressFactory) => {
-    let dir: string;
+    let fixture: TestDemo;
     let demo: Demo;
     let server: Listening;
     let origin: string;
@@ -137,16 +135,8 @@ withChromium(SUITE, () => {
     const replays = new Map<string, { type: string; body: string }>();
 
     beforeAll(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'epg-browser-'));
-      demo = createDemoApp({
-        express,
-        filename: join(dir, 'demo.db'),
-        tokens: demoTokens({}),
-        metadataSecret: 'browser-metadata-secret',
-        pepper: 'browser-pepper-0123456789abcdef0123456789',
-        cost: 10,
-        log: false,
-      });
+      fixture = openTestDemo('browser', { express, metadataSecret: 'browser-metadata-secret', pepper: 'browser-pepper-0123456789abcdef0123456789' });
+      demo = fixture.demo;
       // The naive client and the control live beside the demo, on its origin, as an app's
       // own pages would: fetch() reads the demo's answers without CORS.
       const outer: Express = express();
@@ -178,8 +168,7 @@ withChromium(SUITE, () => {
     afterAll(async () => {
       await context.close();
       await server.close();
-      demo.close();
-      rmSync(dir, { recursive: true, force: true });
+      await fixture.close();
     });
 
     beforeEach(() => {

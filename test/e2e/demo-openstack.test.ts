@@ -1,51 +1,41 @@
-import { constants, createHmac, createPrivateKey, createPublicKey, publicEncrypt } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants, createPrivateKey, createPublicKey, publicEncrypt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
-import { createDemoApp, demoTokens } from '../../examples/demo-app';
 import type { Demo } from '../../examples/demo-app';
 import { newRsaKeyPair, parseSshRsaKey } from '../../examples/ssh-key';
-import { expressVersions, PROBLEM_JSON } from '../helpers/express';
+import { expressVersions } from '../helpers/express';
 import type { ExpressFactory } from '../helpers/express';
+import { expectProblem } from '../helpers/problem';
+import { openTestDemo } from '../helpers/demo';
+import { sign } from '../helpers/instance-identity';
+import type { TestDemo } from '../helpers/demo';
 
 // The demo's OpenStack contract on Express 4 and 5: the metadata paths as the instance
 // reaches them behind the proxy, and os-server-password as the owner's client calls it.
 
 const SECRET = 'demo-openstack-metadata-secret';
-const sign = (id: string): string => createHmac('sha256', SECRET).update(id).digest('hex');
 const instance = (id: string, tenant = id === 'srv-alice' ? 'alice-project' : 'bob-project') => ({
   'X-Instance-ID': id,
-  'X-Instance-ID-Signature': sign(id),
+  'X-Instance-ID-Signature': sign(id, SECRET),
   'X-Tenant-ID': tenant,
 });
 const PROXY_PASSES = [200, 400, 403, 404, 409];
 
 describe.each(expressVersions)('the demo OpenStack contract on %s', (_name, express: ExpressFactory) => {
+  let fixture: TestDemo;
   let dir: string;
   let demo: Demo;
   let ciphertext: string;
 
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'epg-openstack-'));
-    demo = createDemoApp({
-      express,
-      filename: join(dir, 'demo.db'),
-      keyDir: dir,
-      tokens: demoTokens({}),
-      metadataSecret: SECRET,
-      pepper: 'demo-openstack-pepper-0123456789abcdef',
-      cost: 10,
-      log: false,
-    });
+    fixture = openTestDemo('openstack', { express, keyPairs: true, metadataSecret: SECRET, pepper: 'demo-openstack-pepper-0123456789abcdef' });
+    ({ demo, dir } = fixture);
     const publicKey = createPublicKey(createPrivateKey(readFileSync(join(dir, 'srv-alice.pem'))));
     ciphertext = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.from('guest admin password')).toString('base64');
   });
 
-  afterAll(() => {
-    demo.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => fixture.close());
 
   const metadata = (path: string) => `/openstack${path}`;
 
@@ -71,10 +61,10 @@ describe.each(expressVersions)('the demo OpenStack contract on %s', (_name, expr
   test('who may ask: a bad or missing signature is 403, a wrong or missing project 404, in plain text', async () => {
     const cases: Array<[Record<string, string>, number]> = [
       [{}, 403],
-      [{ ...instance('srv-alice'), 'X-Instance-ID-Signature': sign('srv-bob') }, 403],
-      [{ ...instance('srv-alice'), 'X-Instance-ID-Signature': sign('srv-alice').toUpperCase() }, 403],
+      [{ ...instance('srv-alice'), 'X-Instance-ID-Signature': sign('srv-bob', SECRET) }, 403],
+      [{ ...instance('srv-alice'), 'X-Instance-ID-Signature': sign('srv-alice', SECRET).toUpperCase() }, 403],
       [instance('srv-alice', 'bob-project'), 404],
-      [{ 'X-Instance-ID': 'srv-alice', 'X-Instance-ID-Signature': sign('srv-alice') }, 404],
+      [{ 'X-Instance-ID': 'srv-alice', 'X-Instance-ID-Signature': sign('srv-alice', SECRET) }, 404],
       [instance('srv-nowhere', 'alice-project'), 404],
     ];
     for (const [headers, status] of cases) {
@@ -194,9 +184,7 @@ describe.each(expressVersions)('the demo OpenStack contract on %s', (_name, expr
 
     for (const bad of ['ssh-rsa AAAA', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAbc', newRsaKeyPair('small', 1024).publicKey, 42]) {
       const res = await request(demo.app).post('/servers').set('Authorization', 'Bearer bob-token').send({ public_key: bad });
-      expect(res.status).toBe(400);
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-      expect(res.body.code).toBe('server.invalid_public_key');
+      expectProblem(res, 400, 'server.invalid_public_key');
     }
     // Without a key a server is made as before, but no guest password can be posted for it.
     const keyless = await request(demo.app).post('/servers').set('Authorization', 'Bearer bob-token');

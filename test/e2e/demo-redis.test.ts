@@ -2,11 +2,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Redis from 'ioredis';
-import { PROBLEM_JSON } from '../helpers/express';
 import { startDemo, stopDemo, waitForOutput } from '../helpers/demo-process';
 import type { DemoProcess } from '../helpers/demo-process';
 import { RedisClients, freePort, redisServerFor, startRedisServer } from '../helpers/redis-server';
 import type { RedisServer } from '../helpers/redis-server';
+import { expectProblem } from '../helpers/problem';
 
 // `REDIS_URL=… npm start`, twice, on one Redis: two real processes, as two hosts would
 // run them, that must act as one app for set-once, server ownership and guess budgets.
@@ -109,7 +109,7 @@ withRedis('two demo processes on one Redis', () => {
     expect(statuses.filter((status) => status === 409 || status === 503)).toHaveLength(9);
     expect(statuses.filter((status) => status === 409).length).toBeGreaterThanOrEqual(2);
     for (const answer of answers.filter((x) => x.status === 409)) {
-      expect(answer.headers.get('content-type')).toMatch(PROBLEM_JSON);
+      expectProblem(answer, 409, 'password.already_set');
     }
     // Each process refused some: neither decided alone.
     for (const base of [a(), b()]) {
@@ -157,9 +157,7 @@ withRedis('two demo processes on one Redis', () => {
     // The fourth, on either process, and even with the right password: refused unread.
     for (const [base, candidate] of [[b(), 'wrong guess 3'], [a(), password], [b(), password]] as const) {
       const blocked = await guess(base, candidate);
-      expect(blocked.status).toBe(429);
-      expect(blocked.headers.get('content-type')).toMatch(PROBLEM_JSON);
-      expect(blocked.body['code']).toBe('password.too_many_attempts');
+      expectProblem(blocked, 429, 'password.too_many_attempts');
       const retryAfter = Number(blocked.headers.get('retry-after'));
       expect(retryAfter).toBeGreaterThan(0);
       expect(retryAfter).toBeLessThanOrEqual(60);
@@ -188,9 +186,7 @@ withRedis('two demo processes on one Redis', () => {
       redisServer.resume();
     }
     for (const answer of answers) {
-      expect(answer.status).toBe(500);
-      expect(answer.headers.get('content-type')).toMatch(PROBLEM_JSON);
-      expect(answer.body['code']).toBe('server.error');
+      expectProblem(answer, 500, 'server.error');
     }
     for (const demo of demos) {
       expect(demo.child.exitCode).toBeNull();

@@ -5,19 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startDemo as start, waitForOutput as waitFor } from '../helpers/demo-process';
+import { freePort } from '../helpers/redis-server';
 
 // `npm start` as a user runs it: a real process, a real port, a real SQLite file.
 
 const ROOT = resolve(__dirname, '..', '..');
-function freePort(): Promise<number> {
-  return new Promise((resolvePort) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
-
 describe('the demo server (npm start)', () => {
   let dir: string;
   beforeEach(() => {

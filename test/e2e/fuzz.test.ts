@@ -1,14 +1,13 @@
-import { createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { METHODS } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import fc from 'fast-check';
-import { createDemoApp, demoSqliteStore, demoTokens } from '../../examples/demo-app';
+import { demoSqliteStore } from '../../examples/demo-app';
 import { defaultHashLimiter } from '../../lib';
 import type { SecurityEvent } from '../../lib';
 import type { Demo } from '../../examples/demo-app';
+import { openTestDemo } from '../helpers/demo';
+import { sign } from '../helpers/instance-identity';
+import type { TestDemo } from '../helpers/demo';
 import { expressVersions } from '../helpers/express';
 import type { ExpressFactory } from '../helpers/express';
 import { header, parseResponses } from '../helpers/http-message';
@@ -34,7 +33,6 @@ const SERVERS = ['srv-alice', 'srv-bob'] as const;
 const OWNER: Readonly<Record<string, UserName>> = { 'srv-alice': 'alice', 'srv-bob': 'bob' };
 
 const hashes = defaultHashLimiter();
-const sign = (id: string): string => createHmac('sha256', METADATA_SECRET).update(id, 'utf8').digest('hex');
 
 /** Who the request claims to be, as header lines, and whom the demo would accept. */
 interface Identity {
@@ -52,7 +50,7 @@ const identity: fc.Arbitrary<Identity> = fc.oneof(
   // Node trims the value: still alice.
   { weight: 1, arbitrary: fc.constant<Identity>({ lines: ['Authorization: Bearer alice-token \t'], user: 'alice', instance: undefined }) },
   { weight: 2, arbitrary: fc.constantFrom(...SERVERS).map((id) => ({
-    lines: [`X-Instance-ID: ${id}`, `X-Instance-ID-Signature: ${sign(id)}`, `X-Tenant-ID: ${OWNER[id] ?? ''}-project`],
+    lines: [`X-Instance-ID: ${id}`, `X-Instance-ID-Signature: ${sign(id, METADATA_SECRET)}`, `X-Tenant-ID: ${OWNER[id] ?? ''}-project`],
     user: undefined,
     instance: id,
   })) },
@@ -63,12 +61,12 @@ const identity: fc.Arbitrary<Identity> = fc.oneof(
       ['Authorization: Basic YWxpY2U6YWxpY2UtdG9rZW4='],
       ['Authorization: bearer alice-token'],
       ['Authorization: Bearer  alice-token'],
-      [`X-Instance-ID: srv-alice`, `X-Instance-ID-Signature: ${sign('srv-bob')}`],
-      [`X-Instance-ID: srv-alice`, `X-Instance-ID-Signature: ${sign('srv-alice').toUpperCase()}`],
-      [`X-Instance-ID: srv-bob`, `X-Instance-ID-Signature: ${sign('srv-bob').slice(0, 63)}`],
-      [`X-Instance-ID: srv-missing`, `X-Instance-ID-Signature: ${sign('srv-missing')}`],
+      [`X-Instance-ID: srv-alice`, `X-Instance-ID-Signature: ${sign('srv-bob', METADATA_SECRET)}`],
+      [`X-Instance-ID: srv-alice`, `X-Instance-ID-Signature: ${sign('srv-alice', METADATA_SECRET).toUpperCase()}`],
+      [`X-Instance-ID: srv-bob`, `X-Instance-ID-Signature: ${sign('srv-bob', METADATA_SECRET).slice(0, 63)}`],
+      [`X-Instance-ID: srv-missing`, `X-Instance-ID-Signature: ${sign('srv-missing', METADATA_SECRET)}`],
       // Two ids: Node joins them with ", ", which the signature does not cover.
-      [`X-Instance-ID: srv-alice`, `X-Instance-ID: srv-bob`, `X-Instance-ID-Signature: ${sign('srv-alice')}`],
+      [`X-Instance-ID: srv-alice`, `X-Instance-ID: srv-bob`, `X-Instance-ID-Signature: ${sign('srv-alice', METADATA_SECRET)}`],
     )
     .map((lines) => ({ lines, user: undefined, instance: undefined })) },
 );
@@ -302,7 +300,7 @@ const wellFormedCase: fc.Arbitrary<Case> = fc
     const lines =
       user !== undefined
         ? [`Authorization: Bearer ${TOKENS[user]}`]
-        : [`X-Instance-ID: ${instance ?? ''}`, `X-Instance-ID-Signature: ${sign(instance ?? '')}`, `X-Tenant-ID: ${OWNER[instance ?? ''] ?? ''}-project`];
+        : [`X-Instance-ID: ${instance ?? ''}`, `X-Instance-ID-Signature: ${sign(instance ?? '', METADATA_SECRET)}`, `X-Tenant-ID: ${OWNER[instance ?? ''] ?? ''}-project`];
     const path =
       instance !== undefined
         ? '/openstack/latest/password'
@@ -464,7 +462,7 @@ const EVENT_TYPES = new Set([
 ]);
 // What the demo holds that no event may carry: tokens, the proxy's secret and every
 // signature made with it, the pepper.
-const NEVER_IN_EVENTS = [...Object.values(TOKENS), METADATA_SECRET, PEPPER, ...[...SERVERS, 'srv-missing', ''].map(sign)];
+const NEVER_IN_EVENTS = [...Object.values(TOKENS), METADATA_SECRET, PEPPER, ...[...SERVERS, 'srv-missing', ''].map((id) => sign(id, METADATA_SECRET))];
 
 /** The events a case produced: well formed, and none holding a credential or a submitted password. */
 function checkEvents(c: Case, events: readonly SecurityEvent[], secrets: readonly string[], hashes: readonly string[]): void {
@@ -496,7 +494,7 @@ function safeParse(body: Buffer): Record<string, unknown> | undefined {
 describe.each(expressVersions.map(([name, express], index) => [name, express, SEED + index] as const))(
   'fuzzing the demo chain on %s',
   (name, express: ExpressFactory, seed: number) => {
-    let dir: string;
+    let fixture: TestDemo;
     let demo: Demo;
     let server: Listening;
     const unexpected: unknown[] = [];
@@ -507,14 +505,10 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
     const events: SecurityEvent[] = [];
 
     beforeAll(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'epg-fuzz-'));
-      demo = createDemoApp({
+      fixture = openTestDemo('fuzz', {
         express,
-        filename: join(dir, 'demo.db'),
-        tokens: demoTokens({}),
         metadataSecret: METADATA_SECRET,
         pepper: PEPPER,
-        cost: 10,
         // Guessing is limited on purpose; here every verify should reach the verifier.
         guessLimit: 1_000_000,
         log: (entry) => logged.push(`${entry.status} ${entry.code} ${entry.method} ${entry.path}\n${entry.error}`),
@@ -522,6 +516,7 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
           events.push(event);
         },
       });
+      demo = fixture.demo;
       server = await listen(demo.app);
       process.on('unhandledRejection', onProcessFault);
       process.on('uncaughtException', onProcessFault);
@@ -531,8 +526,7 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
       process.off('unhandledRejection', onProcessFault);
       process.off('uncaughtException', onProcessFault);
       await server.close();
-      demo.close();
-      rmSync(dir, { recursive: true, force: true });
+      await fixture.close();
     });
 
     const records = (): Map<string, string> => {
@@ -719,7 +713,7 @@ describe('the fuzz properties themselves', () => {
   test.each<[string, SecurityEvent]>([
     ['a submitted password', { ...event, description: 'canary 0123456789ab plum' }],
     ['a token', { ...event, request_id: 'bob-token' }],
-    ['a signature', { ...event, description: sign('srv-alice') }],
+    ['a signature', { ...event, description: sign('srv-alice', METADATA_SECRET) }],
     ['a stored hash', { ...event, resource: '$2b$10$abc' }],
     ['a name outside the vocabulary', { ...event, type: 'login_failed' as never, event: 'login_failed:bob' }],
   ])('fail on an event holding %s', (_name, bad) => {

@@ -2,9 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { LEGACY_DEMO_RECORDS, LEGACY_METADATA_TABLE, createDemoApp, demoSqliteStore, demoTokens } from '../../examples/demo-app';
+import { LEGACY_DEMO_RECORDS, LEGACY_METADATA_TABLE, createDemoApp, demoSqliteStore } from '../../examples/demo-app';
 import type { Demo } from '../../examples/demo-app';
 import { MetadataChunks, migratePasswords } from '../../lib';
+import { testDemoOptions } from '../helpers/demo';
 import { expressVersions } from '../helpers/express';
 import type { ExpressFactory } from '../helpers/express';
 
@@ -20,17 +21,7 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
   let dir: string;
   let demo: Demo;
   const open = (seedLegacy: boolean): Demo =>
-    createDemoApp({
-      express,
-      filename: join(dir, 'demo.db'),
-      tokens: demoTokens({}),
-      metadataSecret: 'legacy-demo-metadata-secret',
-      pepper: PEPPER,
-      cost: 10,
-      guessLimit: 100,
-      seedLegacy,
-      log: false,
-    });
+    createDemoApp(testDemoOptions(dir, { express, metadataSecret: 'legacy-demo-metadata-secret', pepper: PEPPER, guessLimit: 100, seedLegacy }));
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'epg-legacy-demo-'));

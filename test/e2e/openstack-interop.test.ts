@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import express5 from 'express';
-import { createDemoApp, demoTokens } from '../../examples/demo-app';
 import type { Demo } from '../../examples/demo-app';
 import type { ProblemLogEntry } from '../../lib';
+import { openTestDemo } from '../helpers/demo';
+import type { TestDemo } from '../helpers/demo';
 import { metadataProxy } from '../helpers/metadata-proxy';
 import type { MetadataProxy } from '../helpers/metadata-proxy';
 import { openStackPythonFor } from '../helpers/openstack-clients';
@@ -49,6 +49,7 @@ function filesUnder(dir: string): string[] {
 }
 
 withClients(SUITE, () => {
+  let fixture: TestDemo;
   let dir: string;
   let demo: Demo;
   let service: Listening;
@@ -56,18 +57,15 @@ withClients(SUITE, () => {
   const logged: ProblemLogEntry[] = [];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'epg-interop-'));
-    demo = createDemoApp({
+    fixture = openTestDemo('interop', {
       express: express5,
-      filename: join(dir, 'demo.db'),
-      keyDir: dir,
+      keyPairs: true,
       sealingKey: Buffer.alloc(32, 7).toString('base64'),
-      tokens: demoTokens({}),
       metadataSecret: METADATA_SECRET,
       pepper: 'interop-pepper-0123456789abcdef0123',
-      cost: 10,
       log: (entry) => logged.push(entry),
     });
+    ({ demo, dir } = fixture);
     service = await listen(demo.app);
     proxy = await metadataProxy(service.port, { secret: METADATA_SECRET, instanceId: 'srv-alice', tenantId: 'alice-project' });
   });
@@ -75,8 +73,7 @@ withClients(SUITE, () => {
   afterAll(async () => {
     await proxy.close();
     await service.close();
-    await demo.close();
-    rmSync(dir, { recursive: true, force: true });
+    await fixture.close();
   });
 
   test('the guest agent sets the password through the proxy, and novaclient gets it back, refuses a stranger and clears it', async () => {

@@ -22,7 +22,8 @@ import {
   validatedPassword,
 } from '../../lib';
 import type { PasswordSource, RefusalEntry } from '../../lib';
-import { expressVersions, PROBLEM_JSON } from '../helpers/express';
+import { expressVersions } from '../helpers/express';
+import { expectProblem } from '../helpers/problem';
 
 // Issue 17: each friction a retrofit in front of an existing app ran into, reproduced
 // first, then closed by an option of the package (no glue in the app).
@@ -216,11 +217,9 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
     test('the right current password lets the change through; a wrong or missing one does not', async () => {
       const { app, store } = changeApp();
       const wrong = await request(app).post('/users/2/password').set('X-User', '2').send({ ...change, current: 'guess' });
-      expect(wrong.status).toBe(403);
-      expect(wrong.body.code).toBe('password.current_mismatch');
+      expectProblem(wrong, 403, 'password.current_mismatch');
       const missing = await request(app).post('/users/2/password').set('X-User', '2').send({ new: change.new, repeat: change.repeat });
-      expect(missing.status).toBe(400);
-      expect(missing.body.code).toBe('password.current_missing');
+      expectProblem(missing, 400, 'password.current_missing');
       expect(store.get('2')).toBeUndefined();
       const ok = await request(app).post('/users/2/password').set('X-User', '2').send(change);
       expect(ok.status).toBe(200);
@@ -260,10 +259,7 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
     app.use(problemHandler({ log: (entry) => logged.push(entry.error) }));
     for (const body of [{ password: 'x' }, { email: { $ne: '' }, password: 'x' }, { email: '', password: 'x' }]) {
       const res = await request(app).post('/login').send(body);
-      expect(res.status).toBe(400);
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-      expect(res.body.code).toBe('request.id_invalid');
-      expect(res.body.detail).toBe('The request must name its account in "body.email", as a non-empty string.');
+      expectProblem(res, 400, 'request.id_invalid', 'The request must name its account in "body.email", as a non-empty string.');
     }
     // A number is read as its decimal string: an account that does not exist, so a mismatch.
     expect((await request(app).post('/login').send({ email: 5, password: 'x' })).status).toBe(403);

@@ -1,10 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import request from 'supertest';
-import { createDemoApp, demoTokens } from '../../examples/demo-app';
 import { problemHandler, requireOwnership, responseEncoder } from '../../lib';
 import type { Demo } from '../../examples/demo-app';
+import { openTestDemo } from '../helpers/demo';
+import type { TestDemo } from '../helpers/demo';
 import { expressVersions } from '../helpers/express';
 import type { ExpressFactory } from '../helpers/express';
 import { listen } from '../helpers/raw-http';
@@ -33,24 +31,20 @@ const ALICE = { Authorization: 'Bearer alice-token', 'Content-Type': 'applicatio
 const WRONG = JSON.stringify({ password: 'not the password at all 42' });
 
 describe.each(expressVersions)('response times on %s', (name, express: ExpressFactory) => {
-  let dir: string;
+  let fixture: TestDemo;
   let demo: Demo;
   let server: Listening;
   let emptyServer: string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'epg-timing-'));
-    demo = createDemoApp({
+    fixture = openTestDemo('timing', {
       express,
-      filename: join(dir, 'demo.db'),
-      tokens: demoTokens({}),
       metadataSecret: 'timing-metadata-secret',
       pepper: 'timing-pepper-0123456789abcdef0123456789',
-      cost: 10,
       // The guess limit would answer 429 long before enough samples.
       guessLimit: 1_000_000,
-      log: false,
     });
+    demo = fixture.demo;
     const set = await request(demo.app).post('/servers/srv-alice/password').set(ALICE).send({ password: 'plum orchard at dusk 7' });
     expect(set.status).toBe(204);
     const created = await request(demo.app).post('/servers').set(ALICE);
@@ -61,8 +55,7 @@ describe.each(expressVersions)('response times on %s', (name, express: ExpressFa
 
   afterAll(async () => {
     await server.close();
-    demo.close();
-    rmSync(dir, { recursive: true, force: true });
+    await fixture.close();
   });
 
   const verify = (id: string): Probe => ({ method: 'POST', path: `/servers/${id}/password/verify`, headers: ALICE, body: WRONG });

@@ -1,7 +1,7 @@
-import { createHmac } from 'node:crypto';
 import { createServer, request as httpRequest } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sign } from './instance-identity';
 
 /** A metadata proxy in front of the service, as neutron's metadata agent behaves. */
 export interface MetadataProxy {
@@ -35,7 +35,7 @@ export function metadataProxy(
         'X-Forwarded-For': req.socket.remoteAddress ?? '127.0.0.1',
         'X-Instance-ID': options.instanceId,
         'X-Tenant-ID': options.tenantId,
-        'X-Instance-ID-Signature': createHmac('sha256', options.secret).update(options.instanceId, 'utf8').digest('hex'),
+        'X-Instance-ID-Signature': sign(options.instanceId, options.secret),
       };
       if (body.length > 0) headers['Content-Length'] = body.length;
       const upstream = httpRequest(

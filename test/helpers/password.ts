@@ -1,4 +1,5 @@
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
+import request from 'supertest';
 import {
   hashAndStore,
   passwordVerifier,
@@ -7,7 +8,7 @@ import {
   storedPassword,
   verifiedPassword,
 } from '../../lib';
-import type { HashAndStoreOptions, PasswordVerifierOptions } from '../../lib';
+import type { HashAndStoreOptions, PasswordLocation, PasswordVerifierOptions } from '../../lib';
 import type { ExpressFactory } from './express';
 
 /**
@@ -49,4 +50,18 @@ export function passwordApp(
   );
   app.use(problemHandler({ log: false }));
   return app;
+}
+
+/** A POST of `password` to `path`, where `location` puts it, as a client would send it. */
+export function sendFrom(app: Express, location: PasswordLocation, password: string, path: string): request.Test {
+  switch (location) {
+    case 'json':
+      return request(app).post(path).type('application/json').send(JSON.stringify({ password }));
+    case 'form':
+      return request(app).post(path).type('application/x-www-form-urlencoded').send(`password=${encodeURIComponent(password)}`);
+    case 'text':
+      return request(app).post(path).set('Content-Type', 'text/plain; charset=utf-8').send(password);
+    case 'query':
+      return request(app).post(`${path}?password=${encodeURIComponent(password)}`);
+  }
 }

@@ -16,11 +16,13 @@ import {
   requireOwnership,
 } from '../../../lib';
 import type { GuessLimitOptions, Principal } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
 import { stubValidator } from '../../helpers/password';
 import { FAIL_FAST, RedisClients, freePort, redisServerFor, startRedisServer } from '../../helpers/redis-server';
 import type { RedisServer } from '../../helpers/redis-server';
+import { expectProblem } from '../../helpers/problem';
+import { userFromHeader } from '../../helpers/user-routes';
 
 const PASSWORD = 'tangerine kettle 42 drums';
 const HASH = bcrypt.hashSync(PASSWORD, 10);
@@ -97,8 +99,7 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
     const app = verifyApp(express, guessLimit(), seen);
     for (let i = 0; i < 5; i++) {
       const res = await attempt(app, 'alice', 's1', `wrong guess ${i}`);
-      expect(res.status).toBe(403);
-      expect(res.body.code).toBe('password.mismatch');
+      expectProblem(res, 403, 'password.mismatch');
       expect(res.headers['ratelimit']).toMatch(new RegExp(`^"5-in-1min"; r=${4 - i}; t=(60|59)$`));
       expect(res.headers['ratelimit-policy']).toMatch(/^"5-in-1min"; q=5; w=60; pk=:[A-Za-z0-9+/=]+:$/);
       expect(res.headers['retry-after']).toBeUndefined();
@@ -106,8 +107,7 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
     }
     // Even the right password: the limiter answers before anything reads it.
     const blocked = await attempt(app, 'alice', 's1', PASSWORD);
-    expect(blocked.status).toBe(429);
-    expect(blocked.headers['content-type']).toMatch(PROBLEM_JSON);
+    expectProblem(blocked, 429, 'password.too_many_attempts');
     expect(blocked.body).toEqual({
       type: 'urn:express-password-guard:password.too_many_attempts',
       title: 'Too Many Requests',
@@ -153,11 +153,7 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
 
   test("on passwordRoutes' verify, wrong guesses answered 200 { match: false } are counted", async () => {
     const app = express();
-    app.use((req, _res, next) => {
-      const name = req.get('x-user');
-      if (name !== undefined) (req as Request & { user?: { id: string } }).user = { id: name };
-      next();
-    });
+    app.use(userFromHeader());
     passwordRoutes(app, {
       store: passwords(),
       ownership: { principal: requestUser(), load: (req) => SERVERS.get(String(req.params['id'])), owner: (s: Server) => s.owners.map((id) => ({ kind: 'user', id })) },
@@ -171,9 +167,7 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
     }
     expect(answers).toEqual(Array(5).fill('200 {"match":false}'));
     const blocked = await attempt(app, 'alice', 's1', PASSWORD);
-    expect(blocked.status).toBe(429);
-    expect(blocked.headers['content-type']).toMatch(PROBLEM_JSON);
-    expect(blocked.body.code).toBe('password.too_many_attempts');
+    expectProblem(blocked, 429, 'password.too_many_attempts');
     expect(blocked.headers['retry-after']).toMatch(/^\d+$/);
   });
 
@@ -213,9 +207,7 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
     failing.increment = () => Promise.reject(new Error('store unreachable'));
     const seen = { count: 0 };
     const res = await attempt(verifyApp(express, guessLimit({ store: failing }), seen), 'alice', 's1', PASSWORD);
-    expect(res.status).toBe(500);
-    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-    expect(res.body.code).toBe('server.error');
+    expectProblem(res, 500, 'server.error');
     const badKey = await attempt(verifyApp(express, guessLimit({ key: () => '' }), seen), 'alice', 's1', PASSWORD);
     expect(badKey.status).toBe(500);
     expect(seen.count).toBe(0);
@@ -262,9 +254,7 @@ withRedis('guessLimit on rate-limit-redis', () => {
     expect(remaining).toEqual(['4', '3', '2', '1', '0']);
     for (const app of apps) {
       const blocked = await attempt(app, 'alice', 's1', PASSWORD);
-      expect(blocked.status).toBe(429);
-      expect(blocked.headers['content-type']).toMatch(PROBLEM_JSON);
-      expect(blocked.body.code).toBe('password.too_many_attempts');
+      expectProblem(blocked, 429, 'password.too_many_attempts');
       expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
     }
     // Another target keeps its own budget in Redis too.
@@ -295,9 +285,7 @@ describe('guessLimit on an unreachable Redis', () => {
       const app = verifyApp(expressVersions[1]?.[1] as ExpressFactory, guessLimit({ store: redisLimitStore(redis, 'epg:guess:') }), seen);
       for (let i = 0; i < 2; i++) {
         const res = await attempt(app, 'alice', 's1', PASSWORD);
-        expect(res.status).toBe(500);
-        expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-        expect(res.body.code).toBe('server.error');
+        expectProblem(res, 500, 'server.error');
       }
       expect(seen.count).toBe(0);
     } finally {

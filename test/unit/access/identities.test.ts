@@ -1,20 +1,18 @@
-import crypto, { createHmac } from 'node:crypto';
+import crypto from 'node:crypto';
 import type { Express, Request, RequestHandler } from 'express';
 import request from 'supertest';
 import { notFound, problemHandler, requestUser, requireOwnership, signedInstanceIdentity } from '../../../lib';
 import type { PrincipalResolver, ProblemLogEntry } from '../../../lib';
 import type { ExpressFactory } from '../../helpers/express';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
+import { sign } from '../../helpers/instance-identity';
+import { expectProblem } from '../../helpers/problem';
 
 const SECRET = 'metadata-proxy-secret';
 const INSTANCE = '6b4c5f3e-2a1d-4c8e-9f00-1a2b3c4d5e6f';
 // Computed with Python's hmac module, as Nova and the neutron metadata agent sign: a
 // value from outside this code, so the test does not only agree with itself.
 const KNOWN_SIGNATURE = '99dfaadbb72dbf8519a0e67b1cfd48b300021432ac21808d5c54353dc7e3c04a';
-
-function sign(id: string, secret: string = SECRET): string {
-  return createHmac('sha256', secret).update(id).digest('hex');
-}
 
 function idParam(req: Request): string {
   const id = req.params['id'];
@@ -42,14 +40,12 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
   const path = `/servers/${INSTANCE}/password`;
 
   function expectRefused(res: request.Response): void {
-    expect(res.status).toBe(401);
+    expectProblem(res, 401, 'ownership.unauthenticated');
     expect(res.headers['www-authenticate']).toBe('Bearer realm="api"');
-    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-    expect(res.body.code).toBe('ownership.unauthenticated');
   }
 
   test('the signature Nova computes for an id is accepted, and the caller is that instance', async () => {
-    expect(sign(INSTANCE)).toBe(KNOWN_SIGNATURE);
+    expect(sign(INSTANCE, SECRET)).toBe(KNOWN_SIGNATURE);
     const res = await request(app)
       .get(path)
       .set('X-Instance-ID', INSTANCE)
@@ -68,7 +64,7 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
 
   const other = '0f0e0d0c-0000-4000-8000-000000000000';
   test.each([
-    ['the signature of another id', sign(other)],
+    ['the signature of another id', sign(other, SECRET)],
     ['a signature under another secret', sign(INSTANCE, 'another-secret')],
     ['a truncated signature', KNOWN_SIGNATURE.slice(0, 63)],
     ['half a signature', KNOWN_SIGNATURE.slice(0, 32)],
@@ -76,7 +72,7 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
     // Buffer.from(hex) stops at the first non-hex character: only the format check
     // stops this one from decoding to the valid digest.
     ['the valid signature with junk appended', `${KNOWN_SIGNATURE}zz`],
-    ['the upper-case hex of another id\'s signature', sign(other).toUpperCase()],
+    ['the upper-case hex of another id\'s signature', sign(other, SECRET).toUpperCase()],
     // A decision: Nova compares hexdigest() strings, so it refuses this too.
     ['the upper-case hex of this id\'s own signature', KNOWN_SIGNATURE.toUpperCase()],
     ['64 characters that are not hex', 'g'.repeat(64)],
@@ -89,13 +85,13 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
   });
 
   test('an empty, or a repeated, X-Instance-ID is refused, even with the signature of what arrives', async () => {
-    expectRefused(await request(app).get(path).set('X-Instance-ID', '').set('X-Instance-ID-Signature', sign('')));
+    expectRefused(await request(app).get(path).set('X-Instance-ID', '').set('X-Instance-ID-Signature', sign('', SECRET)));
     // Node joins a repeated header as "a, b": it is not one id, whatever it is signed with.
     expectRefused(
       await request(app)
         .get(path)
         .set('X-Instance-ID', [INSTANCE, INSTANCE] as unknown as string)
-        .set('X-Instance-ID-Signature', sign(`${INSTANCE}, ${INSTANCE}`)),
+        .set('X-Instance-ID-Signature', sign(`${INSTANCE}, ${INSTANCE}`, SECRET)),
     );
   });
 
@@ -114,11 +110,11 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
   test('an id outside visible ASCII is refused even when correctly signed', async () => {
     const spaced = 'srv 1';
     expectRefused(
-      await request(app).get('/servers/srv%201/password').set('X-Instance-ID', spaced).set('X-Instance-ID-Signature', sign(spaced)),
+      await request(app).get('/servers/srv%201/password').set('X-Instance-ID', spaced).set('X-Instance-ID-Signature', sign(spaced, SECRET)),
     );
     const long = 'a'.repeat(256);
     expectRefused(
-      await request(app).get(`/servers/${long}/password`).set('X-Instance-ID', long).set('X-Instance-ID-Signature', sign(long)),
+      await request(app).get(`/servers/${long}/password`).set('X-Instance-ID', long).set('X-Instance-ID-Signature', sign(long, SECRET)),
     );
   });
 
@@ -137,8 +133,7 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
       .get(`/servers/${other}/password`)
       .set('X-Instance-ID', INSTANCE)
       .set('X-Instance-ID-Signature', KNOWN_SIGNATURE);
-    expect(res.status).toBe(404);
-    expect(res.body.code).toBe('ownership.denied');
+    expectProblem(res, 404, 'ownership.denied');
   });
 
   describe('the compare is constant-time, on equal lengths only', () => {
@@ -152,7 +147,7 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
     });
 
     test('a well-formed signature, right or wrong, is compared with timingSafeEqual on 32 bytes', async () => {
-      for (const [signature, status] of [[KNOWN_SIGNATURE, 200], [sign(other), 401]] as const) {
+      for (const [signature, status] of [[KNOWN_SIGNATURE, 200], [sign(other, SECRET), 401]] as const) {
         compare.mockClear();
         const res = await request(app).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', signature);
         expect(res.status).toBe(status);
@@ -194,7 +189,7 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
     failing.use(problemHandler({ log: (entry) => logged.push(entry) }));
     try {
       const answers = [
-        await request(app).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', sign(other)),
+        await request(app).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', sign(other, SECRET)),
         await request(app).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', KNOWN_SIGNATURE.slice(1)),
         await request(app).get(path).set('X-Instance-ID', INSTANCE),
         await request(failing).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', KNOWN_SIGNATURE),
@@ -308,8 +303,7 @@ describe.each(expressVersions)('requestUser on %s', (_name, express) => {
     });
     app.use(problemHandler({ log: false }));
     const res = await request(app).get('/servers/srv-1/password');
-    expect(res.status).toBe(404);
-    expect(res.body.code).toBe('ownership.denied');
+    expectProblem(res, 404, 'ownership.denied');
   });
 
   test.each([
@@ -320,8 +314,7 @@ describe.each(expressVersions)('requestUser on %s', (_name, express) => {
   ])('a user that is %s is a wiring fault: 500, not a pass', async (_case, value) => {
     const app = instanceApp(express, requestUser(), [as(value)]);
     const res = await request(app).get('/servers/srv-1/password');
-    expect(res.status).toBe(500);
-    expect(res.body.code).toBe('server.error');
+    expectProblem(res, 500, 'server.error');
   });
 });
 

@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import type { Express, Request, RequestHandler } from 'express';
 import request from 'supertest';
 import {
@@ -19,7 +18,9 @@ import type {
   UserPrincipal,
 } from '../../../lib';
 import type { ExpressFactory } from '../../helpers/express';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
+import { expectProblem } from '../../helpers/problem';
+import { sign } from '../../helpers/instance-identity';
 
 interface Account {
   readonly id: PrincipalId;
@@ -152,7 +153,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
     for (const header of ['content-type', 'content-length', 'www-authenticate', 'allow']) {
       expect(foreign.headers[header]).toBe(missing.headers[header]);
     }
-    expect(foreign.headers['content-type']).toMatch(PROBLEM_JSON);
+    expectProblem(foreign, 404, 'ownership.denied');
     expect(foreign.headers['www-authenticate']).toBeUndefined();
     expect(calls.handler).toBe(0);
   });
@@ -171,9 +172,8 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
     const { app, calls } = userApp();
     for (const path of ['/servers/srv-1/password', '/servers/srv-nope/password']) {
       const res = await request(app).post(path);
-      expect(res.status).toBe(401);
+      expectProblem(res, 401, 'ownership.unauthenticated');
       expect(res.headers['www-authenticate']).toBe('Bearer realm="api"');
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
       expect(res.body).toEqual({
         type: 'urn:express-password-guard:ownership.unauthenticated',
         title: 'Unauthorized',
@@ -284,8 +284,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       const { app, calls, logged } = failingApp(options);
       // bob does not own srv-1, so `allow` is reached too.
       const res = await request(app).post('/servers/srv-1/password').set('X-Test-User', 'bob');
-      expect(res.status).toBe(500);
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+      expectProblem(res, 500, 'server.error');
       expect(res.body).toEqual({
         type: 'urn:express-password-guard:server.error',
         title: 'Internal Server Error',
@@ -441,7 +440,6 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
 
   describe('a route that accepts a signed instance or a user cannot confuse them', () => {
     const secret = 'shared-proxy-secret';
-    const sign = (id: string): string => createHmac('sha256', secret).update(id).digest('hex');
     const instance = signedInstanceIdentity({ secret });
     const user = requestUser<Account>();
 
@@ -466,7 +464,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       const res = await request(app)
         .post('/servers/srv-1/password')
         .set('X-Instance-ID', 'srv-1')
-        .set('X-Instance-ID-Signature', sign('srv-1'));
+        .set('X-Instance-ID-Signature', sign('srv-1', secret));
       expect(res.status).toBe(200);
       expect(res.body.principal).toEqual({ kind: 'instance', id: 'srv-1' });
     });
@@ -475,7 +473,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       const { app, calls } = mixedApp(userAndInstance);
       const [foreign, missing] = await Promise.all(
         ['/servers/srv-2/password', '/servers/srv-nope/password'].map((path) =>
-          request(app).post(path).set('X-Instance-ID', 'srv-1').set('X-Instance-ID-Signature', sign('srv-1')),
+          request(app).post(path).set('X-Instance-ID', 'srv-1').set('X-Instance-ID-Signature', sign('srv-1', secret)),
         ),
       );
       expect(foreign?.body).toEqual(DENIED_404);
@@ -488,7 +486,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       const res = await request(app)
         .post('/servers/srv-1/password')
         .set('X-Instance-ID', 'alice')
-        .set('X-Instance-ID-Signature', sign('alice'));
+        .set('X-Instance-ID-Signature', sign('alice', secret));
       expect(res.body).toEqual(DENIED_404);
       expect(calls.handler).toBe(0);
     });
@@ -498,7 +496,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       const res = await request(app)
         .post('/servers/srv-1/password')
         .set('X-Instance-ID', 'alice')
-        .set('X-Instance-ID-Signature', sign('alice'));
+        .set('X-Instance-ID-Signature', sign('alice', secret));
       expect(res.body).toEqual(DENIED_404);
     });
 
@@ -514,7 +512,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       const asInstance = await request(app)
         .post('/servers/alice/password')
         .set('X-Instance-ID', 'alice')
-        .set('X-Instance-ID-Signature', sign('alice'));
+        .set('X-Instance-ID-Signature', sign('alice', secret));
       expect(asInstance.body.principal).toEqual({ kind: 'instance', id: 'alice' });
       const asUser = await request(app).post('/servers/alice/password').set('X-Test-User', 'alice');
       expect(asUser.body).toEqual(DENIED_404);
@@ -526,12 +524,12 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
         .post('/servers/srv-1/password')
         .set('X-Test-User', 'bob')
         .set('X-Instance-ID', 'srv-1')
-        .set('X-Instance-ID-Signature', sign('srv-2'));
+        .set('X-Instance-ID-Signature', sign('srv-2', secret));
       expect(forged.body).toEqual(DENIED_404);
       const anonymous = await request(app)
         .post('/servers/srv-1/password')
         .set('X-Instance-ID', 'srv-1')
-        .set('X-Instance-ID-Signature', sign('srv-2'));
+        .set('X-Instance-ID-Signature', sign('srv-2', secret));
       expect(anonymous.status).toBe(401);
     });
   });

@@ -1,36 +1,17 @@
-import type { Express, Request } from 'express';
-import { MemoryStore, methodGuard, noBody, notFound, passwordRoutes, problemHandler, requestUser } from '../../../lib';
-import type { UserPrincipal } from '../../../lib';
+import type { Express } from 'express';
+import { methodGuard, noBody, notFound, problemHandler } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
 import { bodyOf, exchange, flood, listen, pause, write } from '../../helpers/raw-http';
 import type { Listening } from '../../helpers/raw-http';
+import { userRoutesApp } from '../../helpers/user-routes';
 
-interface Server {
-  readonly id: string;
-  readonly owner: string;
-}
-interface Account {
-  readonly id: string;
-}
-
-const SERVERS = new Map<string, Server>([['s1', { id: 's1', owner: 'alice' }]]);
 const SIZE = 50 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
 /** The password routes, a methodGuard-only route that answers OPTIONS itself, notFound and the problem handler. */
 function appWith(express: ExpressFactory): Express {
-  const app = express();
-  app.use((req, _res, next) => {
-    const name = req.get('x-user');
-    if (name !== undefined) (req as Request & { user?: Account }).user = { id: name };
-    next();
-  });
-  passwordRoutes<Express, UserPrincipal<Account>, Server>(app, {
-    store: new MemoryStore(),
-    ownership: { principal: requestUser<Account>(), load: (req) => SERVERS.get(String(req.params['id'])), owner: 'owner' },
-    hashing: { cost: 10 },
-  });
+  const app = userRoutesApp(express);
   app.use('/health', methodGuard(['GET']), (_req, res) => {
     res.json({ ok: true });
   });

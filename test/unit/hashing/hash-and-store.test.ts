@@ -12,8 +12,9 @@ import {
   validatedPassword,
 } from '../../../lib';
 import type { PasswordRecord, PasswordStore, ProblemLogEntry } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import { passwordApp, stubValidator } from '../../helpers/password';
+import { expectProblem } from '../../helpers/problem';
 
 const PEPPER = 'test-pepper-0123456789abcdef0123456789abcdef';
 
@@ -63,9 +64,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     await request(app).post('/servers/srv-1/password').send({ password: 'first password' });
     const first = store.get('srv-1');
     const res = await request(app).post('/servers/srv-1/password').send({ password: 'second password' });
-    expect(res.status).toBe(409);
-    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-    expect(res.body).toMatchObject({ status: 409, code: 'password.already_set' });
+    expectProblem(res, 409, 'password.already_set');
     expect(res.text).not.toContain('second password');
     expect(store.get('srv-1')).toBe(first);
   });
@@ -125,8 +124,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     // bcrypt alone would say yes to this one: it reads 72 bytes and drops the rest.
     expect(await bcrypt.compare(`${stored}!`, store.get('srv-1')?.hash ?? '')).toBe(true);
     const res = await request(app).post('/servers/srv-1/password/verify').send({ password: `${stored}!` });
-    expect(res.status).toBe(403);
-    expect(res.body.code).toBe('password.mismatch');
+    expectProblem(res, 403, 'password.mismatch');
   });
 
   test('with a pepper, long passwords are hashed whole: two sharing 72 bytes do not cross-verify', async () => {
@@ -162,8 +160,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     const logged: ProblemLogEntry[] = [];
     app.use(problemHandler({ log: (entry) => logged.push(entry) }));
     const res = await request(app).post('/servers/srv-1/password').send({ password: 'unvalidated password' });
-    expect(res.status).toBe(500);
-    expect(res.body.code).toBe('password.misconfigured');
+    expectProblem(res, 500, 'password.misconfigured');
     // The explanation is for the operator's log, not the client.
     expect(res.body.detail).toBe('The server could not complete the request.');
     expect(logged[0]?.error).toMatch(/mount passwordBody\(\) before it/);
@@ -219,8 +216,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     });
     app.use(problemHandler({ log: (entry) => logged.push(entry.error) }));
     const res = await request(app).post('/servers/srv-1/password').send({ password: 'secret password' });
-    expect(res.status).toBe(500);
-    expect(res.body.code).toBe('server.error');
+    expectProblem(res, 500, 'server.error');
     expect(res.text).not.toContain('secret password');
     expect(res.text).not.toContain('$2b$');
     expect(logged.join('\n')).toContain('disk full writing [redacted]');

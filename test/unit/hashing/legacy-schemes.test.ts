@@ -3,8 +3,9 @@ import bcrypt from 'bcrypt';
 import request from 'supertest';
 import { MemoryStore, isOwnProblem, migratePasswords, passwordRoutes, passwordVerifier, verifyPassword } from '../../../lib';
 import type { LegacyScheme, PasswordRecord } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import { passwordApp } from '../../helpers/password';
+import { expectProblem } from '../../helpers/problem';
 
 const SET_AT = '2019-05-14T09:30:00.000Z';
 const PEPPER = 'test-pepper-0123456789abcdef0123456789abcdef';
@@ -214,9 +215,7 @@ describe.each(expressVersions)('passwordVerifier on legacy records on %s', (_nam
       const before = store.get('srv-1');
       const app = passwordApp(express, { store, cost: 10 }, { store, cost: 10, legacy });
       const wrong = await request(app).post('/servers/srv-1/password/verify').send({ password: `${password}?` });
-      expect(wrong.status).toBe(403);
-      expect(wrong.headers['content-type']).toMatch(PROBLEM_JSON);
-      expect(wrong.body.type).toBe('urn:express-password-guard:password.mismatch');
+      expectProblem(wrong, 403, 'password.mismatch');
       expect(wrong.text).not.toContain(stored);
       expect(store.get('srv-1')).toEqual(before);
 

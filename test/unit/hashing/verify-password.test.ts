@@ -13,8 +13,9 @@ import {
   verifyPassword,
 } from '../../../lib';
 import type { PasswordRecord, PasswordStore } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import { passwordApp, stubValidator } from '../../helpers/password';
+import { expectProblem } from '../../helpers/problem';
 
 const PEPPER = 'test-pepper-0123456789abcdef0123456789abcdef';
 const SET_AT = '2026-11-28T18:04:34.000Z';
@@ -194,9 +195,7 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     const app = passwordApp(express, { store, cost: 10 });
     const wrong = await request(app).post('/servers/srv-1/password/verify').send({ password: 'wrong horse' });
     const missing = await request(app).post('/servers/srv-2/password/verify').send({ password: 'wrong horse' });
-    expect(wrong.status).toBe(403);
-    expect(wrong.headers['content-type']).toMatch(PROBLEM_JSON);
-    expect(wrong.body).toMatchObject({ code: 'password.mismatch' });
+    expectProblem(wrong, 403, 'password.mismatch');
     expect(missing.status).toBe(403);
     expect(missing.text).toBe(wrong.text);
     expect(wrong.text).not.toContain('wrong horse');
@@ -222,8 +221,7 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     });
     app.use(problemHandler({ log: false }));
     const res = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
-    expect(res.status).toBe(500);
-    expect(res.body.code).toBe('password.misconfigured');
+    expectProblem(res, 500, 'password.misconfigured');
   });
 
   test('the candidate option reads the password itself; nothing there → 400 password.missing', async () => {
@@ -240,8 +238,7 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     expect((await request(app).post('/servers/srv-1/password/verify').send({ current: 'correct horse' })).status).toBe(200);
     expect((await request(app).post('/servers/srv-1/password/verify').send({ current: 'wrong' })).status).toBe(403);
     const missing = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
-    expect(missing.status).toBe(400);
-    expect(missing.body.code).toBe('password.missing');
+    expectProblem(missing, 400, 'password.missing');
   });
 
   test('a full limiter gets 503 with Retry-After', async () => {
@@ -253,9 +250,8 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     const res = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
     release();
     await held;
-    expect(res.status).toBe(503);
+    expectProblem(res, 503, 'password.busy');
     expect(res.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
-    expect(res.body.code).toBe('password.busy');
   });
 });
 

@@ -4,7 +4,8 @@ import request from 'supertest';
 import { problem, problemHandler, markSecret, notFound } from '../../../lib';
 import type { ProblemLogEntry } from '../../../lib';
 import type { ExpressFactory, Handler } from '../../helpers/express';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
+import { expectProblem } from '../../helpers/problem';
 
 function failingApp(express: ExpressFactory, fail: Handler, log: ((e: ProblemLogEntry) => void) | false = false) {
   const app = express();
@@ -30,8 +31,7 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
       );
     });
     const res = await request(app).get('/r');
-    expect(res.status).toBe(422);
-    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+    expectProblem(res, 422, 'password.invalid');
     expect(res.headers['x-extra']).toBe('yes');
     expect(res.body).toEqual({
       type: 'urn:express-password-guard:password.invalid',
@@ -57,8 +57,7 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
       (entry) => logged.push(entry),
     );
     const res = await request(app).get('/r?password=S3cret-pass');
-    expect(res.status).toBe(500);
-    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+    expectProblem(res, 500, 'server.error');
     expect(res.body).toEqual({
       type: 'urn:express-password-guard:server.error',
       title: 'Internal Server Error',
@@ -116,9 +115,7 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
       next(createError(409, 'already set to pa55word!'));
     });
     const res = await request(app).get('/r');
-    expect(res.status).toBe(409);
-    expect(res.body.code).toBe('http.409');
-    expect(res.body.detail).toBe('already set to [redacted]');
+    expectProblem(res, 409, 'http.409', 'already set to [redacted]');
   });
 
   test('body-parser: too large → 413 with a fixed text', async () => {
@@ -126,9 +123,7 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
       res.json({ ok: true });
     });
     const res = await request(app).post('/r').send({ password: 'x'.repeat(100) });
-    expect(res.status).toBe(413);
-    expect(res.body.code).toBe('body.too_large');
-    expect(res.body.detail).toBe('The request body is larger than the limit of 20 bytes.');
+    expectProblem(res, 413, 'body.too_large', 'The request body is larger than the limit of 20 bytes.');
     expect(res.text).not.toContain('xxxx');
   });
 
@@ -137,8 +132,7 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
       res.json({ ok: true });
     });
     const res = await request(app).post('/r').set('Content-Type', 'application/json').send('hunter2!!');
-    expect(res.status).toBe(400);
-    expect(res.body.code).toBe('body.parse_failed');
+    expectProblem(res, 400, 'body.parse_failed');
     expect(res.text).not.toContain('hunter2');
   });
 
@@ -147,15 +141,13 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
       res.json({ ok: true });
     });
     const charset = await request(app).post('/r').set('Content-Type', 'application/json; charset=koi8-r').send('{}');
-    expect(charset.status).toBe(415);
-    expect(charset.body.code).toBe('body.charset_unsupported');
+    expectProblem(charset, 415, 'body.charset_unsupported');
     const encoding = await request(app)
       .post('/r')
       .set('Content-Type', 'application/json')
       .set('Content-Encoding', 'x-custom')
       .send('{}');
-    expect(encoding.status).toBe(415);
-    expect(encoding.body.code).toBe('body.encoding_unsupported');
+    expectProblem(encoding, 415, 'body.encoding_unsupported');
   });
 
   test('notFound answers a JSON 404 with the path escaped', async () => {
@@ -163,9 +155,7 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
       res.json({ ok: true });
     });
     const res = await request(app).get('/%3Cscript%3Ealert(1)%3C/script%3E');
-    expect(res.status).toBe(404);
-    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-    expect(res.body.code).toBe('route.not_found');
+    expectProblem(res, 404, 'route.not_found');
     expect(res.text).not.toContain('<');
   });
 

@@ -1,9 +1,10 @@
 import request from 'supertest';
 import { responseEncoder } from '../../../lib';
 import type { Handler } from '../../helpers/express';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import { problemHandler } from '../../../lib';
 import type { ExpressFactory } from '../../helpers/express';
+import { expectProblem } from '../../helpers/problem';
 
 function appWith(express: ExpressFactory, encoder: Handler, handler: Handler) {
   const app = express();
@@ -145,9 +146,7 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
 
   test('406 problem when Accept admits no JSON; JSON and wildcards pass', async () => {
     const html = await request(app).get('/r').set('Accept', 'text/html');
-    expect(html.status).toBe(406);
-    expect(html.headers['content-type']).toMatch(PROBLEM_JSON);
-    expect(html.body.code).toBe('response.not_acceptable');
+    expectProblem(html, 406, 'response.not_acceptable');
     for (const accept of ['application/json', '*/*', 'application/*', 'text/html, application/problem+json;q=0.5']) {
       expect((await request(app).get('/r').set('Accept', accept)).status).toBe(200);
     }

@@ -1,6 +1,4 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
@@ -15,9 +13,11 @@ import {
   securityEvents,
 } from '../../../lib';
 import type { SecurityEvent, SecurityEventSink, SecurityEvents, SecurityEventsOptions } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
 import { startDemo, stopDemo, waitForOutput } from '../../helpers/demo-process';
+import { expectProblem } from '../../helpers/problem';
+import { freePort } from '../../helpers/redis-server';
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -117,9 +117,7 @@ describe.each(expressVersions)('securityEvents on %s', (_name, express: ExpressF
     const app = appWith(events);
     for (let i = 0; i < 3; i++) {
       const res = await request(app).get(`/refuse/r${i}`);
-      expect(res.status).toBe(405);
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-      expect(res.body.code).toBe('method.not_allowed');
+      expectProblem(res, 405, 'method.not_allowed');
     }
     await request(app).post('/servers/srv-1/done').expect(201);
     await events.flush();
@@ -285,15 +283,6 @@ describe.each(expressVersions)('securityEvents on %s', (_name, express: ExpressF
     expect(text).not.toContain('$2b$');
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
 
 describe('the demo server writes events as JSON lines on stdout', () => {
   test('an IDOR probe is one authz_fail line, with no token in it', async () => {

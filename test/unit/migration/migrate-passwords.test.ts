@@ -162,7 +162,7 @@ describe('migratePasswords', () => {
     const store = new MemoryStore();
     const { ids: _ids, ...unlisted } = asyncStore(store);
     await expect(migratePasswords({ store: unlisted })).rejects.toThrow(/option "store" cannot list its records/);
-    await expect(migratePasswords({ store, concurrency: 0 })).rejects.toThrow(/option "concurrency"/);
+    await expect(migratePasswords({ store, concurrency: 0 })).rejects.toThrow(/option "concurrency" must be a whole number from 1 to 64, got 0\./);
     await expect(migratePasswords({ store, cost: 4 })).rejects.toThrow(/option "cost"/);
     await expect(migratePasswords({ store, dryrun: true } as never)).rejects.toThrow(/unknown option "dryrun". Did you mean "dryRun"/);
     await expect(migratePasswords({ store, source: {} as never })).rejects.toThrow(/option "source"/);

@@ -1,57 +1,16 @@
 import bcrypt from 'bcrypt';
 import request from 'supertest';
-import type { Express, Request } from 'express';
-import { MemoryStore, passwordRoutes, requestUser } from '../../../lib';
+import type { Request } from 'express';
+import { MemoryStore, passwordBody, passwordRoutes, requestUser } from '../../../lib';
+import * as passwordBodyModule from '../../../lib/body/password-body';
 import type { PasswordLocation, PasswordRecord, PasswordRoutesOptions, ProblemLogEntry, UserPrincipal } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
-import type { ExpressFactory } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
+import { sendFrom } from '../../helpers/password';
+import { expectProblem } from '../../helpers/problem';
+import { SERVERS, userRoutesApp } from '../../helpers/user-routes';
+import type { Account } from '../../helpers/user-routes';
 
-interface Server {
-  readonly id: string;
-  readonly owner: string;
-}
-interface Account {
-  readonly id: string;
-}
-
-const SERVERS = new Map<string, Server>([
-  ['s1', { id: 's1', owner: 'alice' }],
-  ['s2', { id: 's2', owner: 'bob' }],
-]);
 const PASSWORD = 'tangerine kettle 42 drums';
-
-type Options = Partial<PasswordRoutesOptions<UserPrincipal<Account>, Server>>;
-
-function appWith(express: ExpressFactory, store: MemoryStore, extra: Options = {}): Express {
-  const app = express();
-  app.use((req, _res, next) => {
-    const name = req.get('x-user');
-    if (name !== undefined) (req as Request & { user?: Account }).user = { id: name };
-    next();
-  });
-  passwordRoutes<Express, UserPrincipal<Account>, Server>(app, {
-    store,
-    ownership: { principal: requestUser<Account>(), load: (req) => SERVERS.get(String(req.params['id'])), owner: 'owner' },
-    hashing: { cost: 10 },
-    ...extra,
-  });
-  return app;
-}
-
-/** `password` where `location` puts it, as a client would send it. */
-function sendFrom(app: Express, location: PasswordLocation, path: string, password: string): request.Test {
-  const post = request(app).post(location === 'query' ? `${path}?password=${encodeURIComponent(password)}` : path).set('X-User', 'alice');
-  switch (location) {
-    case 'json':
-      return post.send({ password });
-    case 'form':
-      return post.type('form').send(`password=${encodeURIComponent(password)}`);
-    case 'text':
-      return post.type('text').send(password);
-    case 'query':
-      return post;
-  }
-}
 
 describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
   let store: MemoryStore;
@@ -61,7 +20,7 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
 
   // Issue 14: the record id re-read req.params.id instead of the loaded resource's id.
   test('a case-insensitive lookup keys one record per resource: the loaded id, not the path', async () => {
-    const app = appWith(express, store, {
+    const app = userRoutesApp(express, store, {
       ownership: {
         principal: requestUser<Account>(),
         // As MySQL's default collation would: SRV-ALICE finds s1's row.
@@ -80,7 +39,7 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
   });
 
   test('state, set, conflict, verify and delete, in that order of a life', async () => {
-    const app = appWith(express, store);
+    const app = userRoutesApp(express, store);
     const alice = { 'X-User': 'alice' };
     expect((await request(app).get('/servers/s1/password').set(alice).expect(200)).body).toEqual({ passwordSet: false });
     await request(app).post('/servers/s1/password').set(alice).send({ password: PASSWORD }).expect(204);
@@ -88,8 +47,7 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
     expect(state.body).toEqual({ passwordSet: true, setAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), algorithm: 'bcrypt' });
     expect(state.headers['cache-control']).toBe('no-store');
     const again = await request(app).post('/servers/s1/password').set(alice).type('text').send('another fine secret');
-    expect(again.status).toBe(409);
-    expect(again.body.code).toBe('password.already_set');
+    expectProblem(again, 409, 'password.already_set');
 
     const right = await request(app).post('/servers/s1/password/verify').set(alice).send({ password: PASSWORD });
     expect(right.status).toBe(200);
@@ -107,7 +65,7 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
   });
 
   test('every route is behind ownership, before any body is read', async () => {
-    const app = appWith(express, store);
+    const app = userRoutesApp(express, store);
     await request(app).post('/servers/s1/password').set({ 'X-User': 'alice' }).send({ password: PASSWORD }).expect(204);
     for (const [method, path] of [
       ['get', '/servers/s1/password'],
@@ -120,20 +78,20 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
       const anonymous = await request(app)[method](path).send({ password: PASSWORD });
       expect([foreign.status, missing.status, anonymous.status]).toEqual([404, 404, 401]);
       expect(foreign.text).toBe(missing.text);
-      expect(foreign.headers['content-type']).toMatch(PROBLEM_JSON);
+      expectProblem(foreign, 404, 'ownership.denied');
     }
     expect(await store.get('s1')).toBeDefined();
   });
 
   test('the default context words are the record id and the caller', async () => {
-    const app = appWith(express, store);
+    const app = userRoutesApp(express, store);
     const res = await request(app).post('/servers/s1/password').set({ 'X-User': 'alice' }).send({ password: 'alice-was-here-99' });
     expect(res.status).toBe(422);
     expect(res.body.errors).toEqual([expect.objectContaining({ code: 'context_word' })]);
   });
 
   test('remove: false and verify: false take those routes away', async () => {
-    const app = appWith(express, store, { remove: false, verify: false });
+    const app = userRoutesApp(express, store, { remove: false, verify: false });
     const del = await request(app).delete('/servers/s1/password').set({ 'X-User': 'alice' });
     expect(del.status).toBe(405);
     expect(del.headers['allow']).toBe('GET, HEAD, POST, OPTIONS');
@@ -142,7 +100,7 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
   });
 
   test('wrong methods get 405 with Allow on both routes, OPTIONS a 204', async () => {
-    const app = appWith(express, store);
+    const app = userRoutesApp(express, store);
     const put = await request(app).put('/servers/s1/password').set({ 'X-User': 'alice' });
     expect(put.status).toBe(405);
     expect(put.headers['allow']).toBe('GET, HEAD, POST, DELETE, OPTIONS');
@@ -155,7 +113,7 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
 
   test('beforeVerify runs on the verify route only, after ownership', async () => {
     const seen: string[] = [];
-    const app = appWith(express, store, {
+    const app = userRoutesApp(express, store, {
       beforeVerify: [
         (req, _res, next) => {
           seen.push(String(req.params['id']));
@@ -170,7 +128,7 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
   });
 
   test('errors: false hands errors to the app, encoder: false leaves the headers to it', async () => {
-    const app = appWith(express, store, { errors: false, encoder: false });
+    const app = userRoutesApp(express, store, { errors: false, encoder: false });
     app.use((err: { status?: number }, _req: Request, res: import('express').Response, _next: import('express').NextFunction) => {
       res.status(err.status ?? 500).json({ mine: true });
     });
@@ -183,7 +141,7 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
   describe.each<PasswordLocation>(['json', 'form', 'text', 'query'])('with body.from %s', (location) => {
     test('set and verify read the password there; none there is a 422 that stores nothing', async () => {
       const warnings: string[] = [];
-      const app = appWith(express, store, {
+      const app = userRoutesApp(express, store, {
         body: { from: location, ...(location === 'query' ? { query: { warn: (m: string) => warnings.push(m) } } : {}) },
       });
       const empty = {
@@ -197,13 +155,13 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
       expect(missing.body.errors).toEqual([expect.objectContaining({ code: 'missing' })]);
       expect(await store.get('s1')).toBeUndefined();
 
-      const set = await sendFrom(app, location, '/servers/s1/password', PASSWORD);
+      const set = await sendFrom(app, location, PASSWORD, '/servers/s1/password').set('X-User', 'alice');
       expect(set.status).toBe(204);
       expect(set.headers['deprecation']).toBe(location === 'query' ? '@0' : undefined);
-      const right = await sendFrom(app, location, '/servers/s1/password/verify', PASSWORD);
+      const right = await sendFrom(app, location, PASSWORD, '/servers/s1/password/verify').set('X-User', 'alice');
       expect(right.body).toEqual({ match: true });
       expect(right.headers['deprecation']).toBe(location === 'query' ? '@0' : undefined);
-      const wrong = await sendFrom(app, location, '/servers/s1/password/verify', 'x');
+      const wrong = await sendFrom(app, location, 'x', '/servers/s1/password/verify').set('X-User', 'alice');
       expect(wrong.body).toEqual({ match: false });
       expect(warnings).toHaveLength(location === 'query' ? 1 : 0);
     });
@@ -211,16 +169,29 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
 
   test('a route reading the query warns once, for both of its routes', async () => {
     const warnings: string[] = [];
-    appWith(express, store, { body: { from: ['json', 'query'], query: { warn: (m: string) => warnings.push(m) } } });
+    userRoutesApp(express, store, { body: { from: ['json', 'query'], query: { warn: (m: string) => warnings.push(m) } } });
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/"password" query parameter\..* Routes: \/servers\/:id\/password and \/servers\/:id\/password\/verify\.$/);
     const alone: string[] = [];
-    appWith(express, store, { verify: false, body: { from: 'query', query: { warn: (m: string) => alone.push(m) } } });
+    userRoutesApp(express, store, { verify: false, body: { from: 'query', query: { warn: (m: string) => alone.push(m) } } });
     expect(alone).toEqual([expect.stringMatching(/ Routes: \/servers\/:id\/password\.$/)]);
   });
 
+  test('the verify route reads with the body options it shares: field, limit, normalization', async () => {
+    const app = userRoutesApp(express, store, { body: { field: 'secret', limit: 200, normalization: 'none' } });
+    const composed = 'caf\u00e9 tangerine kettle 42';
+    await request(app).post('/servers/s1/password').set('X-User', 'alice').send({ secret: composed }).expect(204);
+    const right = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').send({ secret: composed });
+    expect(right.body).toEqual({ match: true });
+    // Under the default NFC the decomposed spelling would match too.
+    const decomposed = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').send({ secret: composed.normalize('NFD') });
+    expect(decomposed.body).toEqual({ match: false });
+    const oversize = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').send({ secret: 'x'.repeat(200) });
+    expect(oversize.status).toBe(413);
+  });
+
   test('without body.from the verify route reads a JSON body only, as before', async () => {
-    const app = appWith(express, store);
+    const app = userRoutesApp(express, store);
     await request(app).post('/servers/s1/password').set('X-User', 'alice').type('text').send(PASSWORD).expect(204);
     const text = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').type('text').send(PASSWORD);
     expect(text.status).toBe(415);
@@ -253,7 +224,7 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
     leaky.setIfAbsent('s1', { hash: bcrypt.hashSync(PASSWORD, 10), setAt: new Date(0).toISOString(), scheme: 'bcrypt' });
     const logged: ProblemLogEntry[] = [];
     // Cost 11 upgrades the cost-10 record on a match, so replace() runs.
-    const app = appWith(express, leaky as MemoryStore, { hashing: { cost: 11 }, errors: { log: (entry) => logged.push(entry) } });
+    const app = userRoutesApp(express, leaky as MemoryStore, { hashing: { cost: 11 }, errors: { log: (entry) => logged.push(entry) } });
     const res = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').send({ password: PASSWORD });
     expect(res.status).toBe(500);
     expect(logged).toHaveLength(1);
@@ -289,5 +260,71 @@ describe('passwordRoutes options', () => {
     ['a bad errors option', { errors: { log: 'yes' } }, /log/],
   ])('throws on %s', (_case, extra, message) => {
     expect(() => passwordRoutes(express(), { ...base(), ...(extra as object) } as never)).toThrow(message);
+  });
+});
+
+describe('the verify route and the body options', () => {
+  const express = expressVersions[1]![1];
+  // Where and how a password is read: what a client of the set route would expect of verify.
+  const SHARED = ['field', 'from', 'query', 'limit', 'normalization', 'readTimeout', 'drainBytes', 'drainMs'];
+  // The content rules, and what only setting needs.
+  const SET_ONLY = [
+    'minLength',
+    'maxLength',
+    'maxBytes',
+    'composition',
+    'commonPasswords',
+    'context',
+    'minScore',
+    'purpose',
+    'methods',
+    'handOff',
+    'repeat',
+    'secretFields',
+    'anyContentType',
+  ];
+
+  test('every option passwordBody knows is sorted: shared with verify, or set only', () => {
+    let known: string[] = [];
+    try {
+      passwordBody({ notAnOption: true } as never);
+    } catch (error) {
+      known = /Known options: (.*)\.$/.exec((error as Error).message)?.[1]?.split(', ') ?? [];
+    }
+    expect(known.length).toBeGreaterThan(10);
+    expect([...known].sort()).toEqual([...SHARED, ...SET_ONLY].sort());
+  });
+
+  test('each shared option given to passwordRoutes reaches the verify route\'s passwordBody', () => {
+    const body = {
+      field: 'pw',
+      from: ['json', 'query'],
+      query: { parameter: 'pwq', warn: () => undefined },
+      limit: 2000,
+      normalization: 'NFKC',
+      readTimeout: 1234,
+      drainBytes: 4321,
+      drainMs: 567,
+    } as const;
+    expect(Object.keys(body).sort()).toEqual([...SHARED].sort());
+    const spy = jest.spyOn(passwordBodyModule, 'passwordBody');
+    try {
+      passwordRoutes(express(), {
+        store: new MemoryStore(),
+        ownership: { load: () => ({ owner: 'a' }), owner: 'owner' },
+        body: { ...body, minLength: 12, repeat: 'again' },
+      });
+      // The verify route's is the one without the content rules.
+      const verify = spy.mock.calls.map(([options]) => options ?? {}).filter((options) => options.minLength === 1);
+      expect(verify).toHaveLength(1);
+      const got = verify[0] as Record<string, unknown>;
+      for (const [key, value] of Object.entries(body)) {
+        if (key === 'query') expect(got[key]).toMatchObject({ parameter: 'pwq' });
+        else expect([key, got[key]]).toEqual([key, value]);
+      }
+      expect(got['repeat']).toBeUndefined();
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

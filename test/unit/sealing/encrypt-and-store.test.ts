@@ -14,9 +14,10 @@ import {
   revealedSecret,
 } from '../../../lib';
 import type { KeyProvider, PasswordRecord, PasswordStore } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import { stubValidator } from '../../helpers/password';
 import { K1, K2, K3, guestValue, leakedPieces, sealingApp } from '../../helpers/sealing';
+import { expectProblem } from '../../helpers/problem';
 
 const ring1 = (): KeyProvider => localKeyRing({ current: 'k1', keys: { k1: K1 } });
 const ring2 = (): KeyProvider => localKeyRing({ current: 'k2', keys: { k1: K1, k2: K2 } });
@@ -91,9 +92,7 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
     await request(app).post('/servers/srv-1/secret').send({ password: 'the first value' }).expect(201);
     const first = store.get('srv-1');
     const res = await request(app).post('/servers/srv-1/secret').send({ password: 'the second value' });
-    expect(res.status).toBe(409);
-    expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-    expect(res.body).toMatchObject({ status: 409, code: 'password.already_set' });
+    expectProblem(res, 409, 'password.already_set');
     expect(res.text).not.toContain('second value');
     expect(store.get('srv-1')).toBe(first);
     expect((await request(app).get('/servers/srv-1/secret')).body).toEqual({ password: 'the first value' });
@@ -182,8 +181,7 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
       expect(store.replace('own', own.hash, bad)).toBe(true);
 
       const res = await request(app).get('/servers/own/secret');
-      expect(res.status).toBe(500);
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+      expectProblem(res, 500, 'server.error');
       expect(res.body).toEqual({
         type: 'urn:express-password-guard:server.error',
         title: 'Internal Server Error',
@@ -275,16 +273,14 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
     store.setIfAbsent('hashed', { hash, setAt: '2026-01-01T00:00:00.000Z', scheme: 'bcrypt' });
     const { app, logged } = sealingApp(express, { store, keys: ring1() });
     const reveal = await request(app).get('/servers/hashed/secret');
-    expect(reveal.status).toBe(500);
-    expect(reveal.body).toMatchObject({ code: 'password.wrong_mechanism', detail: 'The server could not complete the request.' });
+    expectProblem(reveal, 500, 'password.wrong_mechanism', 'The server could not complete the request.');
     expect(reveal.text).not.toContain(hash);
     expect(reveal.text).not.toContain('$2b$');
 
     await request(app).post('/servers/sealed/secret').send({ password: 'handed back' }).expect(201);
     const sealed = store.get('sealed')?.hash ?? '';
     const verify = await request(app).post('/servers/sealed/verify').send({ password: 'handed back' });
-    expect(verify.status).toBe(500);
-    expect(verify.body).toMatchObject({ code: 'password.wrong_mechanism' });
+    expectProblem(verify, 500, 'password.wrong_mechanism');
     expect(verify.text).not.toContain(sealed);
     expect(logged.map((entry) => entry.code)).toEqual(['password.wrong_mechanism', 'password.wrong_mechanism']);
     for (const entry of logged) {
@@ -343,8 +339,7 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
       const store = new MemoryStore();
       const { app, logged } = sealingApp(express, { store, keys });
       const res = await request(app).post('/servers/srv-1/secret').send({ password: 'never stored' });
-      expect(res.status).toBe(500);
-      expect(res.body.code).toBe('password.misconfigured');
+      expectProblem(res, 500, 'password.misconfigured');
       expect(store.size).toBe(0);
       expect(logged[0]?.error).toMatch(/key provider/);
     }

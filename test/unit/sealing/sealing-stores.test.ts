@@ -7,11 +7,12 @@ import request from 'supertest';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { MemoryStore, RedisStore, SqliteStore, localKeyRing, requireOwnership, requestUser } from '../../../lib';
 import type { KeyProvider, PasswordRecord, PasswordStore } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
 import { RedisClients, redisServerFor, startRedisServer } from '../../helpers/redis-server';
 import type { RedisServer } from '../../helpers/redis-server';
 import { K1, K2, guestValue, leakedPieces, sealingApp } from '../../helpers/sealing';
+import { expectProblem } from '../../helpers/problem';
 
 // The sealing storer's guarantees on every bundled store, through HTTP on Express 4 and 5:
 // what reaches the disk (SQLite), the server (Redis) or the heap (memory) is sealed only.
@@ -81,8 +82,7 @@ function sealingOn(name: string, open: () => Promise<StoreUnderTest>): void {
       );
       expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409]);
       for (const conflict of results.filter((r) => r.status === 409)) {
-        expect(conflict.headers['content-type']).toMatch(PROBLEM_JSON);
-        expect(conflict.body.code).toBe('password.already_set');
+        expectProblem(conflict, 409, 'password.already_set');
       }
       const winner = results.findIndex((r) => r.status === 201);
       expect((await request(app).get('/servers/race/secret')).body).toEqual({ password: `value number ${winner}` });
@@ -121,8 +121,7 @@ function sealingOn(name: string, open: () => Promise<StoreUnderTest>): void {
       const bad = tamper(own, (await store.get('other')) as PasswordRecord);
       expect(await store.replace('own', own.hash, bad)).toBe(true);
       const res = await request(app).get('/servers/own/secret');
-      expect(res.status).toBe(500);
-      expect(res.body).toMatchObject({ code: 'server.error', detail: 'The server could not complete the request.' });
+      expectProblem(res, 500, 'server.error', 'The server could not complete the request.');
       expect(logged.map((entry) => entry.error.split('\n')[0])).toEqual([expect.stringMatching(/^Error: revealSecret: the sealed record "own" did not open: /)]);
       for (const hidden of [secret, own.hash, bad.hash, K1]) expect(logged[0]?.error).not.toContain(hidden);
       expect(await store.get('own')).toEqual(bad);

@@ -11,12 +11,13 @@ import {
   problemHandler,
 } from '../../../lib';
 import type { PasswordRecord, ProblemLogEntry, RedisStoreClient } from '../../../lib';
-import { expressVersions, PROBLEM_JSON } from '../../helpers/express';
+import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
 import { passwordApp, stubValidator } from '../../helpers/password';
 import { FAIL_FAST, RedisClients, freePort, redisServerFor, startRedisServer } from '../../helpers/redis-server';
 import type { RedisServer } from '../../helpers/redis-server';
 import { storeContract } from '../../../lib/testing';
+import { expectProblem } from '../../helpers/problem';
 
 // Both ioredis clients fit the store's client type as they are.
 const redisFits: Redis extends RedisStoreClient ? true : never = true;
@@ -255,9 +256,7 @@ withRedis('RedisStore on a redis-server of its own', () => {
       const verify = await request(app).post('/servers/srv-1/password/verify').send({ password: 'first password' });
       expect(Date.now() - started).toBeLessThan(5000);
       for (const res of [set, verify]) {
-        expect(res.status).toBe(500);
-        expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-        expect(res.body).toMatchObject({ status: 500, code: 'server.error' });
+        expectProblem(res, 500, 'server.error');
       }
       expect(reached).toEqual(['stored']);
       expect(logged).toHaveLength(2);
@@ -281,8 +280,7 @@ withRedis('RedisStore on a redis-server that stops answering', () => {
       const started = Date.now();
       const verify = await request(app).post('/servers/srv-1/password/verify').send({ password: 'first password' });
       expect(Date.now() - started).toBeLessThan(3000);
-      expect(verify.status).toBe(500);
-      expect(verify.body.code).toBe('server.error');
+      expectProblem(verify, 500, 'server.error');
       expect(reached).toEqual(['stored']);
       expect(logged[0]?.error).toMatch(/Command timed out/);
     } finally {
@@ -306,9 +304,7 @@ describe.each(expressVersions)('RedisStore with Redis unreachable on %s', (_name
     const verify = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse battery' });
     expect(Date.now() - started).toBeLessThan(5000);
     for (const res of [set, verify]) {
-      expect(res.status).toBe(500);
-      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
-      expect(res.body).toMatchObject({ status: 500, code: 'server.error', detail: 'The server could not complete the request.' });
+      expectProblem(res, 500, 'server.error', 'The server could not complete the request.');
       expect(res.text).not.toContain('correct horse');
     }
     expect(reached).toEqual([]);

@@ -201,7 +201,7 @@ describe('SqliteStore options', () => {
   test('filename is required and busyTimeout must be a whole number of ms', () => {
     expect(() => new SqliteStore({} as never)).toThrow(/option "filename" must be the path/);
     expect(() => new SqliteStore({ filename: '' })).toThrow(/option "filename"/);
-    expect(() => new SqliteStore({ filename: ':memory:', busyTimeout: -1 })).toThrow(/option "busyTimeout"/);
+    expect(() => new SqliteStore({ filename: ':memory:', busyTimeout: -1 })).toThrow(/option "busyTimeout" must be a whole number of milliseconds, 0 or more, got -1\./);
     expect(() => new SqliteStore({ filename: ':memory:', busyTimeout: 1.5 })).toThrow(/option "busyTimeout"/);
   });
 
