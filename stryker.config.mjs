@@ -14,7 +14,11 @@ const testsFor = {
   'lib/access/ownership.ts': ['test/unit/access/ownership.test.ts'],
   'lib/access/identities.ts': ['test/unit/access/identities.test.ts'],
   'lib/internal/json.ts': ['test/unit/internal/json.test.ts', 'test/unit/http/response-encoder.test.ts'],
-  'lib/http/response-encoder.ts': ['test/unit/http/response-encoder.test.ts', 'test/unit/internal/json.test.ts'],
+  'lib/http/response-encoder.ts': [
+    'test/unit/http/response-encoder.test.ts',
+    'test/unit/internal/json.test.ts',
+    'test/unit/http/response-encoder-profile.test.ts',
+  ],
   'lib/body/password-body.ts': ['test/unit/body/password-body.test.ts', 'test/unit/body/password-locations.test.ts'],
   'lib/body/password-rules.ts': ['test/unit/body/password-body.test.ts'],
   'lib/body/password-query.ts': ['test/unit/body/password-locations.test.ts'],

@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import type { Express, Request, RequestHandler } from 'express';
 import request from 'supertest';
-import { notFound, problemHandler, requestUser, requireOwnership, signedInstanceIdentity } from '../../../lib';
-import type { PrincipalResolver, ProblemLogEntry } from '../../../lib';
+import { notFound, problemHandler, requestUser, requireOwnership, securityEvents, signedInstanceIdentity } from '../../../lib';
+import type { PrincipalResolver, ProblemLogEntry, SecurityEvent } from '../../../lib';
 import type { ExpressFactory } from '../../helpers/express';
 import { expressVersions } from '../../helpers/express';
 import { sign } from '../../helpers/instance-identity';
@@ -241,6 +241,18 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
       .set('X-Instance-ID-Signature', KNOWN_SIGNATURE);
     expect(res.status).toBe(200);
   });
+
+  test('a refused signature leaves the claimed instance to the security event, not the principal', async () => {
+    const seen: SecurityEvent[] = [];
+    const events = securityEvents((event) => void seen.push(event));
+    const watched = instanceApp(express, signedInstanceIdentity({ secret: SECRET }), [events]);
+    await request(watched).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', sign(INSTANCE, 'guessed')).expect(401);
+    await request(watched).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', KNOWN_SIGNATURE).expect(200);
+    await events.flush();
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toEqual(expect.objectContaining({ status: 401, claimed: { kind: 'instance', id: INSTANCE } }));
+    expect(seen[0]).not.toHaveProperty('principal');
+  });
 });
 
 describe.each(expressVersions)('requestUser on %s', (_name, express) => {
@@ -316,6 +328,77 @@ describe.each(expressVersions)('requestUser on %s', (_name, express) => {
     const res = await request(app).get('/servers/srv-1/password');
     expectProblem(res, 500, 'server.error');
   });
+
+  test.each([
+    ['a number', 42],
+    ['a negative number', -7],
+  ])('an id that is %s is an id', async (_case, id) => {
+    const app = express();
+    const guard = requireOwnership({ load: () => ({ userId: id }), owner: 'userId' });
+    app.get('/users/:id', as({ id }), guard, (req, res) => {
+      res.json({ id: guard.owned(req).principal.id });
+    });
+    app.use(problemHandler({ log: false }));
+    expect((await request(app).get('/users/any')).body).toEqual({ id });
+  });
+
+  /** The status and the logged fault of one request as `user`, found by `property`. */
+  async function wiringFault(value: unknown, property?: (req: Request) => unknown): Promise<[number, string]> {
+    const logged: ProblemLogEntry[] = [];
+    const app = express();
+    const guard = requireOwnership({
+      principal: requestUser(property === undefined ? {} : { property }),
+      load: () => ({ userId: 'alice' }),
+      owner: 'userId',
+    });
+    app.get('/users/:id', as(value), guard, (_req, res) => {
+      res.json({ reached: true });
+    });
+    app.use(problemHandler({ log: (entry) => logged.push(entry) }));
+    const res = await request(app).get('/users/alice');
+    return [res.status, logged.map((entry) => entry.error).join('\n')];
+  }
+
+  test.each([
+    ['an array id', { id: ['alice'] }, /requestUser: req\.user\.id is not a non-empty string or a finite number; set the "idField" option\./],
+    ['a NaN id', { id: Number.NaN }, /req\.user\.id is not a non-empty string/],
+    ['an infinite id', { id: Number.POSITIVE_INFINITY }, /req\.user\.id is not a non-empty string/],
+    ['a boolean id', { id: true }, /req\.user\.id is not a non-empty string/],
+    ['no id', { name: 'alice' }, /req\.user\.id is not a non-empty string/],
+    ['a string', 'alice', /requestUser: req\.user is set but is not an object\./],
+  ])('a user with %s is a 500 whose log says what to fix', async (_case, value, message) => {
+    const [status, error] = await wiringFault(value);
+    expect(status).toBe(500);
+    expect(error).toMatch(message);
+  });
+
+  test('property may be a function that finds the user; its faults say so', async () => {
+    const tokens = new Map([['t-1', { id: 'alice' }]]);
+    const byToken = (req: Request): unknown => tokens.get(req.get('Authorization') ?? '');
+    const app = express();
+    const guard = requireOwnership({
+      principal: requestUser({ property: byToken }),
+      load: (req: Request) => ({ userId: idParam(req) }),
+      owner: 'userId',
+    });
+    app.get('/users/:id', guard, (req, res) => {
+      res.json({ id: guard.owned(req).principal.id });
+    });
+    app.use(problemHandler({ log: false }));
+    expect((await request(app).get('/users/alice').set('Authorization', 't-1')).body).toEqual({ id: 'alice' });
+    expect((await request(app).get('/users/alice').set('Authorization', 't-2')).status).toBe(401);
+
+    const [status, error] = await wiringFault(undefined, () => ({ uid: 'alice' }));
+    expect(status).toBe(500);
+    expect(error).toMatch(/requestUser: the user the "property" function found\.id is not a non-empty string/);
+    expect(error).not.toMatch(/req\.user/);
+  });
+
+  test('a property function that returns a promise is a 500 that says it must return the user', async () => {
+    const [status, error] = await wiringFault(undefined, () => Promise.resolve({ id: 'alice' }));
+    expect(status).toBe(500);
+    expect(error).toMatch(/requestUser: the "property" function returned a promise; it must return the user itself\./);
+  });
 });
 
 describe('resolver options', () => {
@@ -329,6 +412,7 @@ describe('resolver options', () => {
   ])('requestUser(%j) throws', (options, message) => {
     expect(() => requestUser(options as never)).toThrow(TypeError);
     expect(() => requestUser(options as never)).toThrow(message);
+    expect(() => requestUser(options as never)).toThrow(/^requestUser: /);
   });
 
   test.each([['user'], [null], [['user']]])('requestUser(%j) refuses options that are not an object', (options) => {
@@ -357,6 +441,7 @@ describe('resolver options', () => {
   ])('signedInstanceIdentity(%p) throws', (options, message) => {
     expect(() => signedInstanceIdentity(options as never)).toThrow(TypeError);
     expect(() => signedInstanceIdentity(options as never)).toThrow(message);
+    expect(() => signedInstanceIdentity(options as never)).toThrow(/^signedInstanceIdentity: /);
   });
 
   test.each([

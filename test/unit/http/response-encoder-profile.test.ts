@@ -68,6 +68,8 @@ describe.each(expressVersions)('responseEncoder headerProfile on %s', (_name, ex
 describe('responseEncoder headerProfile option', () => {
   test.each(['API', 'none', 1, null])('%p throws a TypeError naming the option', (value) => {
     expect(() => responseEncoder({ headerProfile: value as unknown as 'api' })).toThrow(TypeError);
-    expect(() => responseEncoder({ headerProfile: value as unknown as 'api' })).toThrow(/headerProfile/);
+    expect(() => responseEncoder({ headerProfile: value as unknown as 'api' })).toThrow(
+      /^responseEncoder: option "headerProfile" must be "helmet" \(helmet's full default set\) or "api"/,
+    );
   });
 });

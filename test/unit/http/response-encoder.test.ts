@@ -1,10 +1,14 @@
+import type { Response } from 'express';
+import helmet from 'helmet';
 import request from 'supertest';
-import { responseEncoder } from '../../../lib';
+import { encryptAndStore, localKeyRing, MemoryStore, responseEncoder, revealedSecret, revealSecret } from '../../../lib';
 import type { Handler } from '../../helpers/express';
 import { expressVersions } from '../../helpers/express';
 import { problemHandler } from '../../../lib';
 import type { ExpressFactory } from '../../helpers/express';
+import { stubValidator } from '../../helpers/password';
 import { expectProblem } from '../../helpers/problem';
+import { K1 } from '../../helpers/sealing';
 
 function appWith(express: ExpressFactory, encoder: Handler, handler: Handler) {
   const app = express();
@@ -146,7 +150,7 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
 
   test('406 problem when Accept admits no JSON; JSON and wildcards pass', async () => {
     const html = await request(app).get('/r').set('Accept', 'text/html');
-    expectProblem(html, 406, 'response.not_acceptable');
+    expectProblem(html, 406, 'response.not_acceptable', 'This resource is only available as application/json; the Accept header admits no JSON type.');
     for (const accept of ['application/json', '*/*', 'application/*', 'text/html, application/problem+json;q=0.5']) {
       expect((await request(app).get('/r').set('Accept', accept)).status).toBe(200);
     }
@@ -167,6 +171,97 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
     expect(res.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
   });
 
+  test('res.json(undefined) sends an empty JSON answer, as Express does', async () => {
+    const nothing = appWith(express, responseEncoder(), (_req, res) => {
+      res.json(undefined);
+    });
+    const res = await request(nothing).get('/r');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(res.text).toBe('');
+  });
+
+  test('a Content-Type the handler chose is kept; JSON in UTF-8 otherwise', async () => {
+    const typed = appWith(express, responseEncoder(), (_req, res) => {
+      res.type('application/vnd.api+json').json({ data: null });
+    });
+    const res = await request(typed).get('/r');
+    expect(res.headers['content-type']).toBe('application/vnd.api+json; charset=utf-8');
+    expect(res.text).toBe('{"data":null}');
+  });
+
+  describe('reapplyHeaders', () => {
+    /** The encoder, then the app's own weaker helmet and a handler that answers as `answer` says. */
+    function weakened(reapplyHeaders: boolean | undefined, answer: (res: Response) => void) {
+      const app = express();
+      app.use((_req, res, next) => {
+        // Set before the encoder: not the encoder's header, so never put back.
+        res.setHeader('X-Earlier', 'first');
+        next();
+      });
+      app.use(responseEncoder(reapplyHeaders === undefined ? {} : { reapplyHeaders }));
+      app.use(helmet({ frameguard: { action: 'sameorigin' }, contentSecurityPolicy: false }));
+      app.get('/r', (_req, res) => {
+        res.setHeader('Cache-Control', 'public, max-age=600');
+        res.setHeader('X-Earlier', 'changed later');
+        answer(res);
+      });
+      return app;
+    }
+
+    test.each([
+      ['res.json', (res: Response) => void res.json({ ok: true })],
+      ['res.end', (res: Response) => void res.status(204).end()],
+      ['res.writeHead', (res: Response) => void res.writeHead(200).end('{}')],
+    ])('puts back what later middleware weakened, whatever writes the head (%s)', async (_name, answer) => {
+      const res = await request(weakened(true, answer)).get('/r');
+      const off = await request(weakened(false, answer)).get('/r');
+      // The same headers, some with their values put back: none added.
+      expect(Object.keys(res.headers).sort()).toEqual(Object.keys(off.headers).sort());
+      expect(res.headers['x-frame-options']).toBe('DENY');
+      expect(res.headers['cache-control']).toBe('no-store');
+      expect(res.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
+      expect(res.headers['x-earlier']).toBe('changed later');
+    });
+
+    test('is off by default: later middleware wins', async () => {
+      for (const option of [undefined, false]) {
+        const res = await request(weakened(option, (r) => void r.json({ ok: true }))).get('/r');
+        expect(res.headers['x-frame-options']).toBe('SAMEORIGIN');
+        expect(res.headers['cache-control']).toBe('public, max-age=600');
+      }
+    });
+
+    test('headers passed to res.writeHead itself still win', async () => {
+      const res = await request(weakened(true, (r) => void r.writeHead(200, { 'Cache-Control': 'private' }).end('{}'))).get('/r');
+      expect(res.headers['cache-control']).toBe('private');
+      expect(res.headers['x-frame-options']).toBe('DENY');
+    });
+  });
+
+  test('the value revealSecret opened passes under a redacted key; nothing stored passes as ""', async () => {
+    const store = new MemoryStore();
+    const keys = localKeyRing({ current: 'k1', keys: { k1: K1 } });
+    const sealed = express();
+    sealed.use(responseEncoder());
+    sealed.post('/servers/:id/secret', ...stubValidator(express), encryptAndStore({ store, keys }), (_req, res) => {
+      res.status(201).json({ password: 'echoed on a route that revealed nothing' });
+    });
+    sealed.get('/servers/:id/secret', revealSecret({ store, keys }), (req, res) => {
+      const value = revealedSecret(req) ?? '';
+      res.json({ password: value, token: value, other: { secret: 'never' }, empty: { password: '' } });
+    });
+    sealed.use(problemHandler({ log: false }));
+    expect((await request(sealed).post('/servers/srv-1/secret').send({ password: 'the opened value' })).body).toEqual({});
+    expect((await request(sealed).get('/servers/srv-1/secret')).body).toEqual({
+      password: 'the opened value',
+      token: 'the opened value',
+      other: {},
+      empty: {},
+    });
+    expect((await request(sealed).get('/servers/srv-2/secret')).body).toEqual({ password: '', token: '', other: {}, empty: { password: '' } });
+  });
+
   test('error bodies get the encoder headers too', async () => {
     const failing = appWith(express, responseEncoder(), (_req, _res, next) => {
       next(new Error('boom'));
@@ -183,14 +278,18 @@ describe('responseEncoder options', () => {
     [{ redact: 'password' }, /option "redact" must be an array/],
     [{ redact: [''] }, /option "redact" must be an array of key names, each with a letter or digit/],
     [{ redact: ['_'] }, /option "redact" must be an array of key names/],
+    [{ redact: ['password', ''] }, /option "redact" must be an array of key names/],
     [{ keep: 'token' }, /option "keep" must be an array of key names/],
     [{ keep: [1] }, /option "keep" must be an array of key names/],
     [{ redactDefaults: 'no' }, /option "redactDefaults" must be true or false/],
     [{ noStore: 1 }, /option "noStore" must be true or false/],
     [{ requireJsonAccept: 'no' }, /option "requireJsonAccept" must be true or false/],
     [{ helmet: 'on' }, /option "helmet" must be an object/],
+    [{ helmet: null }, /option "helmet" must be an object/],
+    [{ reapplyHeaders: 'yes' }, /option "reapplyHeaders" must be true or false/],
     [{ redacted: [] }, /unknown option "redacted"\. Did you mean "redact"\?/],
   ])('%j throws', (options, message) => {
     expect(() => responseEncoder(options as never)).toThrow(message);
+    expect(() => responseEncoder(options as never)).toThrow(/^responseEncoder: /);
   });
 });

@@ -27,6 +27,14 @@ describe('keyWords', () => {
     ['totp.secret', ['totp', 'secret']],
     ['ｐａｓｓｗｏｒｄ', ['password']],
     ['__', []],
+    // The first and last letter or digit of each range is one.
+    ['lazyZone', ['lazy', 'zone']],
+    ['SIZE', ['size']],
+    ['ab09cd', ['ab', '09', 'cd']],
+    ['AZaz', ['a', 'zaz']],
+    ['x509Cert', ['x', '509', 'cert']],
+    ['SHA256', ['sha', '256']],
+    ['naïve~key', ['na', 've', 'key']],
   ])('%s → %j', (key, words) => {
     expect(keyWords(key)).toEqual(words);
   });
@@ -59,6 +67,53 @@ describe('safeJson', () => {
 
   it('redacts plurals and words joined across separators', () => {
     expect(safeJson({ hashes: 1, secrets: 2, api_key: 3, privateKey: 4, Salts: 5 }, defaults)).toBe('{}');
+  });
+
+  it('redacts every default secret word, alone and as a plural', () => {
+    const keys = ['passphrase', 'keyPassphrases', 'credential', 'userCredentials', 'pwd', 'pepper', 'authorization'];
+    expect(safeJson(Object.fromEntries(keys.map((key) => [key, 'x'])), defaults)).toBe('{}');
+  });
+
+  it('a secret word must be whole: its prefixes and longer words that start with it are kept', () => {
+    const kept = {
+      to: 1,
+      api_version: 2,
+      has_children: 3,
+      sa: 4,
+      tokenizer: 5,
+      passwordless: 6,
+      salty: 7,
+      peppery: 8,
+      saltshaker: 9,
+      hashed: 10,
+      salted: 11,
+      hashestimate: 12,
+      passenger: 13,
+      // One letter and an s after the word is no plural either.
+      passus: 14,
+    };
+    expect(safeJson(kept, defaults)).toBe(JSON.stringify(kept));
+  });
+
+  it('a plural is the secret word with s or es ending the word, then nothing or another word', () => {
+    expect(safeJson({ tokens_seen: 1, passes: 2, hashesSeen: 3, saltsX: 4, Passwords: 5 }, defaults)).toBe('{}');
+  });
+
+  it('a word ends where upper case meets a digit, and at every character that is no ASCII letter or digit', () => {
+    const keys = ['PASSWORD0', 'TOKEN2', 'password~old', 'secret{0}', 'token\u2014id', 'hashé', 'salt\u00a0x'];
+    expect(safeJson(Object.fromEntries(keys.map((key) => [key, 'x'])), defaults)).toBe('{}');
+  });
+
+  it('a capital run followed by lower case splits before its last capital only', () => {
+    // "SALTy" reads as "sal", "ty", which spell no secret word; "MYToken" as "my", "token";
+    // "xTOKENs" as "x", "toke", "ns", and "toke" + "ns" read together spell "tokens".
+    expect(keyWords('SALTy')).toEqual(['sal', 'ty']);
+    expect(safeJson({ SALTy: 1, MYToken: 2, xTOKENs: 3 }, defaults)).toBe('{"SALTy":1}');
+  });
+
+  it('encodes undefined as no text, and escapes only the unsafe characters', () => {
+    expect(safeJson(undefined, defaults)).toBeUndefined();
+    expect(safeJson('a<b>c&d', defaults)).toBe('"a\\u003cb\\u003ec\\u0026d"');
   });
 
   it('keep compares whole names without case or separators', () => {
