@@ -527,7 +527,8 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
 export function noteSecurityFacts(req: Request, facts: Facts): void {
   const slot = slotOf(req);
   if (slot === undefined) return;
-  const noted = (slot.facts ??= {});
+  slot.facts ??= {};
+  const noted = slot.facts;
   Object.assign(noted, facts);
   // Read here, inside the route: an app-level error handler no longer sees req.params.
   if (facts.principal !== undefined) noted.resource = safeText(slot.registry.config.resource(req));
