@@ -517,12 +517,12 @@ function jsonSubmission(text: string, field: string, otherFields: readonly strin
     );
   }
   const object = parsed as Record<string, unknown>;
-  const password = Object.prototype.hasOwnProperty.call(object, field) ? object[field] : undefined;
+  const password = Object.hasOwn(object, field) ? object[field] : undefined;
   const rest: Record<string, unknown> = { ...object };
   delete rest[field];
   const others = new Map<string, unknown>();
   for (const name of otherFields) {
-    if (!Object.prototype.hasOwnProperty.call(rest, name)) continue;
+    if (!Object.hasOwn(rest, name)) continue;
     others.set(name, rest[name]);
     delete rest[name];
   }
@@ -548,7 +548,7 @@ function formSubmission(text: string, field: string, otherFields: readonly strin
   const rest: Record<string, unknown> = Object.fromEntries(groupValues(decoded.others));
   const others = new Map<string, unknown>();
   for (const name of otherFields) {
-    if (!Object.prototype.hasOwnProperty.call(rest, name)) continue;
+    if (!Object.hasOwn(rest, name)) continue;
     if (Array.isArray(rest[name])) {
       throw problem(400, 'body.repeated_field', `The form has the "${name}" field more than once; send it once.`);
     }

@@ -232,7 +232,7 @@ function forgetParameters(req: Request, parameters: readonly string[]): void {
   const parsed: unknown = Object.getOwnPropertyDescriptor(req, 'query')?.value;
   if (parsed !== null && typeof parsed === 'object') {
     for (const parameter of parameters) {
-      if (Object.prototype.hasOwnProperty.call(parsed, parameter)) delete (parsed as Record<string, unknown>)[parameter];
+      if (Object.hasOwn(parsed, parameter)) delete (parsed as Record<string, unknown>)[parameter];
     }
   }
 }

@@ -417,7 +417,7 @@ function resolveComposition(factory: string, option: unknown): [CompositionClass
   }
   const rules: [CompositionClass, number][] = [];
   for (const [name, least] of Object.entries(option)) {
-    if (!Object.prototype.hasOwnProperty.call(compositionKeys, name)) {
+    if (!Object.hasOwn(compositionKeys, name)) {
       throw optionError(
         factory,
         'composition',

@@ -128,7 +128,7 @@ export function classifyScheme(scheme: string, legacy: LegacySchemes): SchemeKin
 }
 
 function hexLengthOf(name: string): number | undefined {
-  return Object.prototype.hasOwnProperty.call(HEX_DIGESTS, name) ? HEX_DIGESTS[name as HexDigest] : undefined;
+  return Object.hasOwn(HEX_DIGESTS, name) ? HEX_DIGESTS[name as HexDigest] : undefined;
 }
 
 /**

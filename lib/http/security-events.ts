@@ -4,7 +4,6 @@ import type { Principal, PrincipalId } from '../access/identities';
 import { assertFunction, assertKnownKeys, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 import { visibleAscii } from '../internal/syntax';
-import { requestSlot } from '../internal/request-slot';
 
 /**
  * The names of OWASP's Application Logging Vocabulary this package emits, plus
@@ -240,19 +239,23 @@ interface Window {
   sample: Occurrence | undefined;
 }
 
-/** What identifies an occurrence's window; the occurrence itself is built only if delivered. */
-interface Key {
-  readonly type: SecurityEventType;
-  readonly subject: string;
-  readonly target: string | undefined;
-  readonly code: string | undefined;
-  readonly action: string | undefined;
-}
-
 interface Registry {
   readonly config: Config;
   readonly excess404: number;
-  readonly take: (key: Key, threshold: number, occurrence: () => Occurrence) => void;
+  /**
+   * Counts one occurrence in the window of its key (event type, caller, target, code,
+   * action), and returns the window when this occurrence is to be delivered; `undefined`
+   * when it was folded. The occurrence is built only then, and handed to `deliver`.
+   */
+  readonly take: (
+    type: SecurityEventType,
+    subject: string,
+    target: string | undefined,
+    code: string | undefined,
+    action: string | undefined,
+    threshold: number,
+  ) => Window | undefined;
+  readonly deliver: (window: Window, occurrence: Occurrence) => void;
 }
 
 interface Config {
@@ -261,13 +264,31 @@ interface Config {
   readonly resource: (req: Request) => string | undefined;
 }
 
-/** One entry per request: the registry that took it, and what the middlewares noted. */
+/** One entry per request: the registry that took it, and what the middlewares noted (made when the first fact is). */
 interface Slot {
   readonly registry: Registry;
-  readonly facts: Facts;
+  facts: Facts | undefined;
 }
 
-const slots = requestSlot<Slot>();
+const NO_FACTS: Readonly<Facts> = Object.freeze({});
+
+/**
+ * The slot hangs on the request under a non-enumerable symbol rather than in a WeakMap:
+ * it is made for every request that passes, and a WeakMap entry (an ephemeron the
+ * collector must trace) cost several times more than the rest of a folded refusal. It
+ * holds no secret (the registry, and ids of the caller and the resource), and neither
+ * JSON nor a logger's request serialiser lists a non-enumerable symbol.
+ */
+const SLOT = Symbol('express-password-guard security events');
+
+/** Whether any {@link securityEvents} was made: until then no request can carry a slot. */
+let registered = false;
+
+function slotOf(req: Request): Slot | undefined {
+  // A missed symbol on a request walks Express's whole prototype chain: skip it in an app
+  // that never registered a sink, where every middleware would otherwise pay it.
+  return registered ? (req as Request & { [SLOT]?: Slot })[SLOT] : undefined;
+}
 
 /**
  * Registers `sink` for every request that passes: mount it first, before the routes, so
@@ -308,6 +329,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     resource: options.resource ?? defaultResource,
   };
   const onError = options.onError ?? defaultOnError;
+  registered = true;
 
   const windows = new Map<string, Window>();
   const queue: SecurityEvent[] = [];
@@ -414,17 +436,25 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     }
   };
 
-  // Cheap for an occurrence folded into an open window: one string, one lookup, one add.
-  const take = (parts: Key, threshold: number, occurrence: () => Occurrence): void => {
+  // Cheap for an occurrence folded into an open window: one string, one lookup, one add,
+  // and nothing allocated that outlives the call.
+  const take = (
+    type: SecurityEventType,
+    subject: string,
+    target: string | undefined,
+    code: string | undefined,
+    action: string | undefined,
+    threshold: number,
+  ): Window | undefined => {
     const now = Date.now();
-    let key = `${parts.type}\u0000${parts.subject}\u0000${parts.target ?? ''}\u0000${parts.code ?? ''}\u0000${parts.action ?? ''}`;
+    let key = `${type}\u0000${subject}\u0000${target ?? ''}\u0000${code ?? ''}\u0000${action ?? ''}`;
     let window = windows.get(key);
     if (window !== undefined && now - window.start >= windowMs) {
       close(key, window);
       window = undefined;
     }
     if (window === undefined && windows.size >= maxKeys) {
-      key = `${parts.type}\u0000*`;
+      key = `${type}\u0000*`;
       window = windows.get(key);
     }
     if (window === undefined) {
@@ -436,19 +466,22 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     window.count += 1;
     if (window.reported === 0 && window.count >= window.threshold) {
       window.reported = window.count;
-      const sample = occurrence();
-      window.sample = sample;
-      enqueue(build(sample, window.count, false));
-    } else {
-      stats.folded += 1;
+      return window;
     }
+    stats.folded += 1;
+    return undefined;
   };
 
-  const registry: Registry = { config, excess404, take };
+  const deliver = (window: Window, occurrence: Occurrence): void => {
+    window.sample = occurrence;
+    enqueue(build(occurrence, window.count, false));
+  };
+
+  const registry: Registry = { config, excess404, take, deliver };
 
   const middleware = function securityEvents(req: Request, _res: Response, next: NextFunction): void {
     // The outer registration wins, so an app-wide sink is not replaced by a router's.
-    slots.getOrCreate(req, () => ({ registry, facts: {} }));
+    if (slotOf(req) === undefined) Object.defineProperty(req, SLOT, { value: { registry, facts: undefined } satisfies Slot });
     next();
   };
 
@@ -457,7 +490,9 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
       if (LEVELS[type] === undefined) throw new TypeError(`securityEvents: report() got an unknown event type "${String(type)}".`);
       const principal = details.principal;
       const subject = principal === undefined ? '-' : String(principal.id);
-      take({ type, subject, target: details.resource, code: details.code, action: details.action }, 1, () => ({
+      const window = take(type, subject, details.resource, details.code, details.action, 1);
+      if (window === undefined) return;
+      deliver(window, {
         type,
         subject,
         ...(details.resource === undefined ? {} : { target: details.resource }),
@@ -466,7 +501,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
           ...(principal === undefined ? {} : { principal: { kind: principal.kind, id: principal.id } }),
           ...detailFields(details),
         },
-      }));
+      });
     },
     async flush(): Promise<void> {
       for (const [key, window] of windows) close(key, window);
@@ -490,11 +525,13 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
  * cost of one lookup, when no {@link securityEvents} is registered for the request.
  */
 export function noteSecurityFacts(req: Request, facts: Facts): void {
-  const slot = slots.get(req);
+  const slot = slotOf(req);
   if (slot === undefined) return;
-  Object.assign(slot.facts, facts);
+  slot.facts ??= {};
+  const noted = slot.facts;
+  Object.assign(noted, facts);
   // Read here, inside the route: an app-level error handler no longer sees req.params.
-  if (facts.principal !== undefined) slot.facts.resource = safeText(slot.registry.config.resource(req));
+  if (facts.principal !== undefined) noted.resource = safeText(slot.registry.config.resource(req));
 }
 
 /**
@@ -502,16 +539,19 @@ export function noteSecurityFacts(req: Request, facts: Facts): void {
  * it is delivered once the response finished, with the status answered.
  */
 export function reportSecurityEvent(req: Request, type: SecurityEventType, details: SecurityEventDetails = {}): void {
-  const slot = slots.get(req);
+  const slot = slotOf(req);
   if (slot === undefined) return;
-  const { registry, facts } = slot;
+  const registry = slot.registry;
   const res = req.res;
   const send = (): void => {
+    const facts = slot.facts ?? NO_FACTS;
     const principal = details.principal ?? facts.principal;
     const resource = details.resource ?? facts.resource;
     const status = details.status ?? (res?.headersSent === true ? res.statusCode : undefined);
     const subject = subjectOf(req, principal, facts);
-    registry.take({ type, subject, target: resource, code: details.code, action: details.action }, 1, () => ({
+    const window = registry.take(type, subject, resource, details.code, details.action, 1);
+    if (window === undefined) return;
+    registry.deliver(window, {
       type,
       subject,
       ...(resource === undefined ? {} : { target: resource }),
@@ -521,7 +561,7 @@ export function reportSecurityEvent(req: Request, type: SecurityEventType, detai
         ...(resource === undefined ? {} : { resource }),
         ...detailFields({ ...details, ...(status === undefined ? {} : { status }) }),
       },
-    }));
+    });
   };
   if (res === undefined || res.writableFinished) send();
   else res.once('close', send);
@@ -562,11 +602,12 @@ function ruleOf(code: string): RefusalRule | undefined {
  * an occurrence folded into a window, one map update.
  */
 export function reportRefusal(req: Request, error: unknown, status: number, code: string): void {
-  const slot = slots.get(req);
+  const slot = slotOf(req);
   if (slot === undefined) return;
   let rule = ruleOf(code);
   if (rule === undefined) return;
-  const { registry, facts } = slot;
+  const registry = slot.registry;
+  const facts = slot.facts ?? NO_FACTS;
   let threshold = 1;
   // A 404 on a resource that does not exist is a probe only in numbers: counted per caller.
   if (code === 'route.not_found' || (code === 'ownership.denied' && facts.exists !== true)) {
@@ -580,24 +621,24 @@ export function reportRefusal(req: Request, error: unknown, status: number, code
   const resource = type === 'malicious_excess_404' ? undefined : facts.resource;
   const max = code === 'password.busy' ? 'hash_pool' : facts.max;
   const target = type === 'excess_rate_limit_exceeded' ? (max === undefined ? undefined : String(max)) : resource;
-  registry.take({ type, subject, target, code, action: undefined }, threshold, () => {
-    const reasons = type === 'input_validation_fail' ? reasonsOf(error) : undefined;
-    return {
-      type,
-      subject,
-      ...(target === undefined ? {} : { target }),
+  const window = registry.take(type, subject, target, code, undefined, threshold);
+  if (window === undefined) return;
+  const reasons = type === 'input_validation_fail' ? reasonsOf(error) : undefined;
+  registry.deliver(window, {
+    type,
+    subject,
+    ...(target === undefined ? {} : { target }),
+    ...(fields === undefined ? {} : { fields }),
+    description: describeRefusal(type, code, status, subject, principal, facts, resource),
+    base: {
+      ...requestFields(req, registry.config, principal, facts),
+      ...(resource === undefined ? {} : { resource }),
+      status,
+      code,
       ...(fields === undefined ? {} : { fields }),
-      description: describeRefusal(type, code, status, subject, principal, facts, resource),
-      base: {
-        ...requestFields(req, registry.config, principal, facts),
-        ...(resource === undefined ? {} : { resource }),
-        status,
-        code,
-        ...(fields === undefined ? {} : { fields }),
-        ...(reasons === undefined || reasons.length === 0 ? {} : { reasons }),
-        ...(max === undefined || type !== 'excess_rate_limit_exceeded' ? {} : { max }),
-      },
-    };
+      ...(reasons === undefined || reasons.length === 0 ? {} : { reasons }),
+      ...(max === undefined || type !== 'excess_rate_limit_exceeded' ? {} : { max }),
+    },
   });
 }
 
@@ -640,7 +681,9 @@ function detailFields(details: SecurityEventDetails): Partial<SecurityEvent> {
 function subjectOf(req: Request, principal: Principal | undefined, facts: Facts): string {
   if (principal !== undefined) return String(principal.id);
   if (facts.claimed !== undefined) return facts.claimed.id;
-  return typeof req.ip === 'string' && req.ip.length > 0 ? req.ip : '-';
+  // Once: Express computes req.ip on each read (the trust proxy walk over X-Forwarded-For).
+  const ip = req.ip;
+  return typeof ip === 'string' && ip.length > 0 ? ip : '-';
 }
 
 function who(principal: Principal | undefined, subject: string): string {

@@ -82,8 +82,9 @@ export function keyWords(key: string): string[] {
   return words;
 }
 
-const NON_ASCII = /[^\u0000-\u007f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
+// biome-ignore lint/suspicious/noConstEnum: not exported, so every use is in this file, where the compilers inline it.
 const enum Kind {
   Other,
   Lower,

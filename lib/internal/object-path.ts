@@ -28,7 +28,7 @@ export function readPath(root: unknown, segments: readonly string[]): unknown {
   let current: unknown = root;
   for (const segment of segments) {
     if (current === null || typeof current !== 'object') return undefined;
-    if (!Object.prototype.hasOwnProperty.call(current, segment)) {
+    if (!Object.hasOwn(current, segment)) {
       // A plain object (parsed JSON, a token's claims) is read by its own fields only, so
       // "toString" is never found on it; the request itself keeps Express 5's req.query
       // getter on its prototype, which is read as the application reads it.

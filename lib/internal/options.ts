@@ -15,7 +15,7 @@ export function assertKnownKeys(
     throw new TypeError(`${factory}: options must be an object.`);
   }
   for (const key of Object.keys(options)) {
-    if (!Object.prototype.hasOwnProperty.call(known, key)) {
+    if (!Object.hasOwn(known, key)) {
       const suggestion = closestKey(key, Object.keys(known));
       throw new TypeError(
         `${factory}: unknown option "${key}".` +

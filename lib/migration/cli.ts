@@ -14,6 +14,7 @@ import type { LegacyPasswordSource } from './metadata-chunks';
 import { maskRedisUrl, redisUrlHasCredential } from '../stores/redis-url';
 import { RedisStore } from '../stores/redis-store';
 import type { RedisStoreClient } from '../stores/redis-store';
+import { loadBetterSqlite3 } from '../internal/load-better-sqlite3';
 import { SqliteStore } from '../stores/sqlite-store';
 import type { PasswordRecord, PasswordStore } from '../stores/store';
 import { SQL_IDENTIFIER } from '../internal/syntax';
@@ -357,8 +358,7 @@ function openMetadataChunks(values: Values, opened: OpenedStore, closers: Closer
 }
 
 function openSqlite(file: string, readonly: boolean): BetterSqlite3.Database {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const Database = require('better-sqlite3') as typeof BetterSqlite3;
+  const Database = loadBetterSqlite3('reading SQLite files (--sqlite, --metadata-db)');
   return new Database(file, { readonly, fileMustExist: true, timeout: 5000 });
 }
 
@@ -394,7 +394,6 @@ async function connectRedis(url: string): Promise<RedisStoreClient & { quit(): P
   };
   try {
     // Loaded only here: ioredis is not a dependency of this package.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const loaded = require('ioredis') as { default?: typeof Redis } & typeof Redis;
     Redis = loaded.default ?? loaded;
   } catch (error) {

@@ -1,8 +1,11 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { KEY_BYTES, KEY_ID } from './key-ring';
-import type { KeyProvider } from './key-ring';
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { misconfigured } from '../hashing/bcrypt';
+import { whenReady } from '../internal/async';
 import { BASE64URL } from '../internal/syntax';
+import type { MaybePromise } from '../stores/store';
+import { KEY_BYTES, KEY_ID, localRing } from './key-ring';
+import type { IdentifiedKey, KeyProvider } from './key-ring';
 
 /** The cipher of sealed records, and the first part of their scheme. */
 export const SEALED_ALGORITHM = 'aes-256-gcm';
@@ -12,6 +15,8 @@ const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const FORMAT = 'v1';
 const AAD_LABEL = Buffer.from('express-password-guard sealed v1', 'utf8');
+/** The label's part of every associated data, framed once. */
+const AAD_LABEL_FRAMED = frame([AAD_LABEL]);
 
 /** The scheme of a record sealed under `keyId`: `aes-256-gcm:<keyId>`. */
 export function sealedScheme(keyId: string): string {
@@ -35,14 +40,44 @@ export function sealedKeyId(scheme: string): string | undefined {
  * Each part is length-prefixed, so ("a:b", "c") and ("a", "b:c") can never read the same.
  */
 function associatedData(purpose: string, id: string, keyId: string): Buffer {
-  const parts = [AAD_LABEL, ...[purpose, id, keyId].map((part) => Buffer.from(part, 'utf8'))];
-  const framed: Buffer[] = [];
+  return frame([purpose, id, keyId], AAD_LABEL_FRAMED);
+}
+
+/** Each part as a 4-byte big-endian length and its bytes, after `head`, in one buffer. */
+function frame(parts: ReadonlyArray<string | Buffer>, head?: Buffer): Buffer {
+  let size = head?.length ?? 0;
+  for (const part of parts) size += 4 + (typeof part === 'string' ? Buffer.byteLength(part, 'utf8') : part.length);
+  // Unsafe is safe here: every byte is written below, and associated data is not secret.
+  const out = Buffer.allocUnsafe(size);
+  let offset = head === undefined ? 0 : head.copy(out);
   for (const part of parts) {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(part.length);
-    framed.push(length, part);
+    const length = typeof part === 'string' ? out.write(part, offset + 4, 'utf8') : part.copy(out, offset + 4);
+    out.writeUInt32BE(length, offset);
+    offset += 4 + length;
   }
-  return Buffer.concat(framed);
+  return out;
+}
+
+/**
+ * Fresh nonces come from a pool of CSPRNG output, each 12 bytes used once and never
+ * again: OpenSSL's per-call cost of `randomBytes` (about 10 µs here) dwarfs the 12 bytes
+ * it returns, and was the largest single cost of a seal. Node's own `randomUUID`
+ * caches random bytes the same way. A nonce is public (it is stored beside the
+ * ciphertext), so holding the next few in memory reveals nothing a reader of the
+ * database does not already get.
+ */
+const NONCE_POOL = Buffer.alloc(NONCE_BYTES * 256);
+let noncePoolOffset = NONCE_POOL.length;
+
+function freshNonce(): Buffer {
+  if (noncePoolOffset + NONCE_BYTES > NONCE_POOL.length) {
+    randomFillSync(NONCE_POOL);
+    noncePoolOffset = 0;
+  }
+  // A copy, so the caller's nonce never changes when the pool is refilled.
+  const nonce = Buffer.from(NONCE_POOL.subarray(noncePoolOffset, noncePoolOffset + NONCE_BYTES));
+  noncePoolOffset += NONCE_BYTES;
+  return nonce;
 }
 
 /**
@@ -50,8 +85,8 @@ function associatedData(purpose: string, id: string, keyId: string): Buffer {
  * the record's purpose, id and key id as associated data. The result is
  * `v1.<nonce>.<ciphertext>.<tag>`, each part base64url: text every store keeps as is.
  */
-export function seal(plaintext: string, key: Uint8Array, purpose: string, id: string, keyId: string): string {
-  const nonce = randomBytes(NONCE_BYTES);
+export function seal(plaintext: string, key: Uint8Array | KeyObject, purpose: string, id: string, keyId: string): string {
+  const nonce = freshNonce();
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(associatedData(purpose, id, keyId));
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
@@ -81,7 +116,7 @@ function part(text: string | undefined, bytes?: number): Buffer | undefined {
  */
 export function open(
   sealed: string,
-  key: Uint8Array,
+  key: Uint8Array | KeyObject,
   purpose: string,
   id: string,
   keyId: string,
@@ -120,18 +155,34 @@ function checkedKey(value: unknown, id: string): Uint8Array | undefined {
   return value;
 }
 
-/** The current key id and its key; a provider that cannot give them is a misconfiguration (500). */
-export async function currentKey(keys: KeyProvider): Promise<{ readonly keyId: string; readonly key: Uint8Array }> {
-  const keyId: unknown = await keys.currentKeyId();
-  if (typeof keyId !== 'string' || !KEY_ID.test(keyId)) {
-    throw misconfigured('The sealing key provider gave a current key id that is not [A-Za-z0-9._-]{1,64}.');
-  }
-  const key = checkedKey(await keys.key(keyId), keyId);
-  if (key === undefined) throw misconfigured(`The sealing key provider has no key for its current key id "${keyId}".`);
-  return { keyId, key };
+/**
+ * The current key id and its key; a provider that cannot give them is a misconfiguration
+ * (500). At once for a {@link localKeyRing} (and any provider answering synchronously),
+ * a promise only when the provider answers with one.
+ */
+export function currentKey(keys: KeyProvider): MaybePromise<IdentifiedKey> {
+  const local = localRing(keys);
+  if (local !== undefined) return local.current;
+  return whenReady(keys.currentKeyId(), (keyId: unknown) => {
+    if (typeof keyId !== 'string' || !KEY_ID.test(keyId)) {
+      throw misconfigured('The sealing key provider gave a current key id that is not [A-Za-z0-9._-]{1,64}.');
+    }
+    return whenReady(keys.key(keyId), (value): IdentifiedKey => {
+      const key = checkedKey(value, keyId);
+      if (key === undefined) throw misconfigured(`The sealing key provider has no key for its current key id "${keyId}".`);
+      return { keyId, key };
+    });
+  });
+}
+
+/** The id of the key new values are sealed under, as the provider gives it (unchecked). */
+export function currentKeyId(keys: KeyProvider): MaybePromise<unknown> {
+  return localRing(keys)?.current.keyId ?? keys.currentKeyId();
 }
 
 /** The key with id `keyId`, or `undefined` when the provider has none. */
-export async function keyById(keys: KeyProvider, keyId: string): Promise<Uint8Array | undefined> {
-  return checkedKey(await keys.key(keyId), keyId);
+export function keyById(keys: KeyProvider, keyId: string): MaybePromise<Uint8Array | KeyObject | undefined> {
+  const local = localRing(keys);
+  if (local !== undefined) return local.keys.get(keyId);
+  return whenReady(keys.key(keyId), (value) => checkedKey(value, keyId));
 }

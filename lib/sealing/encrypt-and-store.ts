@@ -1,5 +1,5 @@
 import type { Request, RequestHandler } from 'express';
-import { asyncMiddleware } from '../internal/async';
+import { maybeAsyncMiddleware, whenReady } from '../internal/async';
 import { problem } from '../internal/errors';
 import { alreadySetProblem } from '../hashing/hash-and-store';
 import { assertKeyProvider } from './key-ring';
@@ -11,9 +11,9 @@ import type { RecordIdReader } from '../access/record-id';
 import { takeValidatedPassword } from '../body/validated-password';
 import { markRevealed, markSecret, revealedFor } from '../internal/secrets';
 import { reportSecurityEvent } from '../http/security-events';
-import { currentKey, isSealedScheme, keyById, open, seal, sealedKeyId, sealedScheme } from './aes-gcm';
+import { currentKey, currentKeyId, isSealedScheme, keyById, open, seal, sealedKeyId, sealedScheme } from './aes-gcm';
 import { assertStore, checkedBoolean, checkedRecord } from '../stores/store';
-import type { PasswordRecord, PasswordStore } from '../stores/store';
+import type { MaybePromise, PasswordRecord, PasswordStore } from '../stores/store';
 import { requestSlot } from '../internal/request-slot';
 
 /**
@@ -139,20 +139,20 @@ export type Opened =
   | { readonly failure: string };
 
 /** Opens a sealed record of `id`; a record that is not sealed is a failure too. */
-export async function openRecord(keys: KeyProvider, purpose: string, id: string, record: PasswordRecord): Promise<Opened> {
+export function openRecord(keys: KeyProvider, purpose: string, id: string, record: PasswordRecord): MaybePromise<Opened> {
   if (!isSealedScheme(record.scheme)) return { failure: `scheme "${record.scheme}" is not a sealed one` };
   const keyId = sealedKeyId(record.scheme);
   if (keyId === undefined) return { failure: 'its scheme names no valid key id' };
-  const key = await keyById(keys, keyId);
-  if (key === undefined) return { failure: `it was sealed under key "${keyId}", which the key provider does not have` };
-  const opened = open(record.hash, key, purpose, id, keyId);
-  return 'failure' in opened ? { failure: opened.failure } : { plaintext: opened.plaintext, keyId };
+  return whenReady(keyById(keys, keyId), (key): Opened => {
+    if (key === undefined) return { failure: `it was sealed under key "${keyId}", which the key provider does not have` };
+    const opened = open(record.hash, key, purpose, id, keyId);
+    return 'failure' in opened ? { failure: opened.failure } : { plaintext: opened.plaintext, keyId };
+  });
 }
 
 /** `plaintext` sealed for `id` under the current key, as a record set at `setAt`. */
-export async function sealedRecord(keys: KeyProvider, purpose: string, id: string, plaintext: string, setAt: string): Promise<PasswordRecord> {
-  const { keyId, key } = await currentKey(keys);
-  return { hash: seal(plaintext, key, purpose, id, keyId), setAt, scheme: sealedScheme(keyId) };
+export function sealedRecord(keys: KeyProvider, purpose: string, id: string, plaintext: string, setAt: string): MaybePromise<PasswordRecord> {
+  return whenReady(currentKey(keys), ({ keyId, key }): PasswordRecord => ({ hash: seal(plaintext, key, purpose, id, keyId), setAt, scheme: sealedScheme(keyId) }));
 }
 
 /** The options both sealing middlewares share, checked in the order each names them. */
@@ -196,18 +196,24 @@ function resolveSealing<O extends EncryptAndStoreOptions>(
 export function encryptAndStore(options: EncryptAndStoreOptions): RequestHandler {
   const { store, keys, readId, purpose } = resolveSealing('encryptAndStore', options, storerKeys);
 
-  return asyncMiddleware('encryptAndStore', async (req, _res, next) => {
+  // Written with whenReady rather than await: with a synchronous store and key provider
+  // (SQLite or memory, localKeyRing) the whole seal and write run in this call. The
+  // misconfiguration checks throw, and maybeAsyncMiddleware hands that to next(err).
+  return maybeAsyncMiddleware('encryptAndStore', (req, _res, next) => {
     const value = takeValidatedPassword(req, 'secret', 'encryptAndStore');
     markSecret(req, value);
     const id = requireRecordId(req, readId, 'secret', 'encryptAndStore', 'recordId');
-    const record = await sealedRecord(keys, purpose, id, value, new Date().toISOString());
-    markSecret(req, record.hash);
-    if (!checkedBoolean('setIfAbsent', await store.setIfAbsent(id, record))) {
-      next(alreadySetProblem());
-      return;
-    }
-    sealedByRequest.set(req, { id, setAt: record.setAt, keyId: sealedKeyId(record.scheme) ?? '' });
-    next();
+    return whenReady(sealedRecord(keys, purpose, id, value, new Date().toISOString()), (record) => {
+      markSecret(req, record.hash);
+      return whenReady(store.setIfAbsent(id, record), (stored) => {
+        if (!checkedBoolean('setIfAbsent', stored)) {
+          next(alreadySetProblem());
+          return;
+        }
+        sealedByRequest.set(req, { id, setAt: record.setAt, keyId: sealedKeyId(record.scheme) ?? '' });
+        next();
+      });
+    });
   });
 }
 
@@ -234,41 +240,55 @@ export function revealSecret(options: RevealSecretOptions): RequestHandler {
   assertBoolean('revealSecret', 'rotate', options.rotate);
   const rotate = options.rotate ?? true;
 
-  return asyncMiddleware('revealSecret', async (req, res, next) => {
+  return maybeAsyncMiddleware('revealSecret', (req, res, next) => {
     const id = requireRecordId(req, readId, 'secret', 'revealSecret', 'recordId');
     res.setHeader('Cache-Control', 'no-store');
-    const record = checkedRecord(await store.get(id));
-    if (record === undefined) {
-      markRevealed(req, undefined);
+    const reveal = (plaintext: string): void => {
+      reportSecurityEvent(req, 'sensitive_read', { resource: id, action: 'reveal' });
+      markRevealed(req, plaintext);
       next();
-      return;
-    }
-    markSecret(req, record.hash);
-    if (!isSealedScheme(record.scheme)) {
-      next(wrongMechanism(`The secret route is misconfigured: record "${id}" was hashed (scheme "${record.scheme}"), and a hash cannot be revealed; hashed secrets are checked with passwordVerifier.`));
-      return;
-    }
-    const opened = await openRecord(keys, purpose, id, record);
-    if ('failure' in opened) {
-      // Not a problem of ours: the client gets the generic 500, the log the id and reason.
-      reportSecurityEvent(req, 'sensitive_read_fail', { resource: id });
-      next(new Error(`revealSecret: the sealed record "${id}" did not open: ${opened.failure}.`));
-      return;
-    }
-    markSecret(req, opened.plaintext);
-    if (rotate) {
-      // Only the id here: the key itself is fetched (and checked) when a re-seal is due.
-      const currentId: unknown = await keys.currentKeyId();
-      if (currentId !== opened.keyId) {
-        const resealed = await sealedRecord(keys, purpose, id, opened.plaintext, record.setAt);
-        markSecret(req, resealed.hash);
-        // A record deleted or set again meanwhile is left as it is: the CAS refuses.
-        if (checkedBoolean('replace', await store.replace(id, record.hash, resealed))) reportSecurityEvent(req, 'sensitive_update', { resource: id, action: 'rekey' });
+    };
+    return whenReady(store.get(id), (found) => {
+      const record = checkedRecord(found);
+      if (record === undefined) {
+        markRevealed(req, undefined);
+        next();
+        return;
       }
-    }
-    reportSecurityEvent(req, 'sensitive_read', { resource: id, action: 'reveal' });
-    markRevealed(req, opened.plaintext);
-    next();
+      markSecret(req, record.hash);
+      if (!isSealedScheme(record.scheme)) {
+        next(wrongMechanism(`The secret route is misconfigured: record "${id}" was hashed (scheme "${record.scheme}"), and a hash cannot be revealed; hashed secrets are checked with passwordVerifier.`));
+        return;
+      }
+      return whenReady(openRecord(keys, purpose, id, record), (opened) => {
+        if ('failure' in opened) {
+          // Not a problem of ours: the client gets the generic 500, the log the id and reason.
+          reportSecurityEvent(req, 'sensitive_read_fail', { resource: id });
+          next(new Error(`revealSecret: the sealed record "${id}" did not open: ${opened.failure}.`));
+          return;
+        }
+        markSecret(req, opened.plaintext);
+        if (!rotate) {
+          reveal(opened.plaintext);
+          return;
+        }
+        // Only the id here: the key itself is fetched (and checked) when a re-seal is due.
+        return whenReady(currentKeyId(keys), (currentId) => {
+          if (currentId === opened.keyId) {
+            reveal(opened.plaintext);
+            return;
+          }
+          return whenReady(sealedRecord(keys, purpose, id, opened.plaintext, record.setAt), (resealed) => {
+            markSecret(req, resealed.hash);
+            // A record deleted or set again meanwhile is left as it is: the CAS refuses.
+            return whenReady(store.replace(id, record.hash, resealed), (replaced) => {
+              if (checkedBoolean('replace', replaced)) reportSecurityEvent(req, 'sensitive_update', { resource: id, action: 'rekey' });
+              reveal(opened.plaintext);
+            });
+          });
+        });
+      });
+    });
   });
 }
 

@@ -1,4 +1,5 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createSecretKey, timingSafeEqual } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { assertKnownKeys, hasMethods, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
 import type { MaybePromise } from '../stores/store';
@@ -73,6 +74,19 @@ function decodeKey(text: string): Buffer | undefined {
   return undefined;
 }
 
+/** A key ready for the cipher, with its id. */
+export interface IdentifiedKey {
+  readonly keyId: string;
+  readonly key: Uint8Array | KeyObject;
+}
+
+/**
+ * The keys of each ring {@link localKeyRing} made, checked once and held as `KeyObject`s:
+ * the sealing code reads them here without a copy, a check or a promise per request.
+ * Keyed by the frozen provider object, so a wrapper around a ring takes the general path.
+ */
+const localRings = new WeakMap<KeyProvider, { readonly current: IdentifiedKey; readonly keys: ReadonlyMap<string, KeyObject> }>();
+
 /**
  * A {@link KeyProvider} over keys held in this process: one current id and any number of
  * older ones still accepted for reading. Every key is checked and copied when it is
@@ -131,7 +145,7 @@ export function localKeyRing(options: LocalKeyRingOptions): KeyProvider {
       `must be the id of one of the keys (${[...ring.keys()].map((id) => `"${id}"`).join(', ')}), got ${typeof current === 'string' ? JSON.stringify(current.slice(0, 70)) : typeof current}.`,
     );
   }
-  return Object.freeze({
+  const provider: KeyProvider = Object.freeze({
     currentKeyId: (): string => current,
     // A copy each time: a caller that zeroes what it was given must not erase the ring's key.
     key: (id: string): Uint8Array | undefined => {
@@ -139,6 +153,14 @@ export function localKeyRing(options: LocalKeyRingOptions): KeyProvider {
       return key === undefined ? undefined : Buffer.from(key);
     },
   });
+  const keyObjects = new Map([...ring].map(([id, key]) => [id, createSecretKey(key)] as const));
+  const currentObject = keyObjects.get(current);
+  if (currentObject !== undefined) localRings.set(provider, { current: { keyId: current, key: currentObject }, keys: keyObjects });
+  return provider;
+}
+
+export function localRing(provider: KeyProvider): { readonly current: IdentifiedKey; readonly keys: ReadonlyMap<string, KeyObject> } | undefined {
+  return localRings.get(provider);
 }
 
 /** Throws a `TypeError` naming the option unless `value` has the methods of a {@link KeyProvider}. */

@@ -1,8 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
-import type BetterSqlite3 from 'better-sqlite3';
 import { assertKnownKeys, hasMethods, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
-import { copyRecord } from './store';
+import { loadBetterSqlite3 } from '../internal/load-better-sqlite3';
 import type { PasswordRecord, PasswordStore } from './store';
 import { SQL_IDENTIFIER } from '../internal/syntax';
 
@@ -94,7 +93,8 @@ interface Row {
  * a local filesystem, never over NFS or SMB. The file is in WAL mode (readers never
  * block the writer), with `synchronous=FULL` (a 204 means the hash survives a power cut)
  * and `secure_delete` (a deleted or replaced hash is zeroed, not left in free pages).
- * Methods are synchronous; call {@link SqliteStore.close} on shutdown.
+ * Methods are synchronous; call {@link SqliteStore.close} on shutdown. `better-sqlite3` is
+ * an optional peer dependency of this package: `npm install better-sqlite3` to use this store.
  *
  * @example
  * const store = new SqliteStore({ filename: '/var/lib/myapp/passwords.db' });
@@ -141,12 +141,11 @@ export class SqliteStore<D extends SqliteDatabase = SqliteDatabase> implements P
     let db: D;
     if (database === undefined) {
       const path = filename as string;
+      // Before the file is created, so a missing package leaves no empty file behind.
+      const Database = loadBetterSqlite3('SqliteStore: option "filename"');
       // SQLite creates the file with the process umask (often world-readable) and gives
       // the -wal and -shm files the database file's mode: creating it first decides all three.
       if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
-      // Loaded here so that an app using another store never loads the native module.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const Database = require('better-sqlite3') as typeof BetterSqlite3;
       db = new Database(path, { timeout: busyTimeout }) as unknown as D;
     } else {
       db = database;
@@ -189,7 +188,8 @@ export class SqliteStore<D extends SqliteDatabase = SqliteDatabase> implements P
   get(id: string): PasswordRecord | undefined {
     const row = this.#select.get(id) as Row | undefined;
     if (row === undefined) return undefined;
-    return copyRecord({ hash: row.hash, setAt: row.set_at, scheme: row.scheme });
+    // The row is a fresh object already: one frozen record, not a record and its copy.
+    return Object.freeze({ hash: row.hash, setAt: row.set_at, scheme: row.scheme });
   }
 
   replace(id: string, expectedHash: string, record: PasswordRecord): boolean {

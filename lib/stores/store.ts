@@ -50,9 +50,10 @@ export interface PasswordRecord {
 
 /**
  * Where hashed passwords are kept, one record per id. Implement it over your own
- * database; `test/store-contract.ts` is the suite every store must pass. Each method may
- * return its value or a promise of it. Records handed in must not be mutated later by
- * the store's caller, and records handed out are the caller's to keep: copy, never share.
+ * database and run `storeContract` from `express-password-guard/testing` against it: the
+ * suite every store must pass (docs/store-contract.md). Each method may return its value
+ * or a promise of it. Records handed in must not be mutated later by the store's caller,
+ * and records handed out are the caller's to keep: copy, never share.
  *
  * @example
  * const store: PasswordStore = {
@@ -129,7 +130,7 @@ export function assertSource(factory: string, option: string, source: unknown): 
   }
 }
 
-function assertReplaceArity(factory: string, option: string, replace: Function): void {
+function assertReplaceArity(factory: string, option: string, replace: { readonly length: number }): void {
   // Fewer than three declared parameters is almost surely not the compare-and-set: (id,
   // record) would write the expected hash as a record, and () => true is a stub that
   // claims writes it never made. A wrapper must name its three parameters.

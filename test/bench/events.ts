@@ -152,7 +152,7 @@ export async function eventRows(config: EventsConfig, log: (line: string) => voi
   const child = forkChild(__filename, ['serve'], limitMs);
   try {
     const { ports } = await child.next<{ ports: number[] }>();
-    SINKS.forEach((sink, index) => children.set(sink, { child, port: ports[index] ?? 0 }));
+    for (const [index, sink] of SINKS.entries()) children.set(sink, { child, port: ports[index] ?? 0 });
     for (const { port } of children.values()) {
       for (const kind of FLOODS) if (config.warmup > 0) await flood(port, kind, config.warmup);
     }

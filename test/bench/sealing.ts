@@ -1,7 +1,11 @@
 /**
  * Sealing: a set and a reveal through encryptAndStore and revealSecret (AES-256-GCM,
  * associated data, the store's set-once and read) against the same store written and
- * read bare, with the value as is. Both on a SqliteStore file (WAL, synchronous=FULL, as
+ * read bare, with the value as is. Both sides run as a pair of middlewares called the
+ * same way (the same fake request, the validated value handed over the same way, a
+ * promise per call that settles on next()), so the ratio is the sealing's own cost: the
+ * bare pair is what a route without encryption at rest would run, a store write of the
+ * value and a store read of it. Both on a SqliteStore file (WAL, synchronous=FULL, as
  * shipped), pair by pair interleaved, in a child process of its own.
  */
 import { randomBytes } from 'node:crypto';
@@ -10,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { SqliteStore, encryptAndStore, localKeyRing, revealSecret, revealedSecret, setValidatedPassword } from '../../lib';
+import { SqliteStore, encryptAndStore, localKeyRing, revealSecret, revealedSecret, setValidatedPassword, validatedPassword } from '../../lib';
 import { exitWithParent, fixed, forkChild, median, verdict } from './common';
 import type { Row } from './common';
 
@@ -53,20 +57,33 @@ async function measure(config: SealingConfig): Promise<SealingResult> {
     const reveal = revealSecret({ store, keys });
     // What a guest agent posts: base64 of an RSA-2048 ciphertext.
     const value = randomBytes(256).toString('base64');
-    const setAt = new Date().toISOString();
 
-    const bare = async (id: string): Promise<void> => {
-      if (!store.setIfAbsent(id, { hash: value, setAt, scheme: 'plain' })) throw new Error('bare set refused');
-      if (store.get(id)?.hash !== value) throw new Error('bare read differs');
+    // The bare pair: the value written as is, set-once, and read back, as middlewares.
+    const bareRead = new WeakMap<Request, string | undefined>();
+    const bareStorer: RequestHandler = (req, _res, next) => {
+      const plain = validatedPassword(req);
+      const id = req.params['id'];
+      if (plain === undefined || typeof id !== 'string') throw new Error('bare storer: no value or no id');
+      if (!store.setIfAbsent(id, { hash: plain, setAt: new Date().toISOString(), scheme: 'plain' })) throw new Error('bare set refused');
+      next();
     };
-    const sealed = async (id: string): Promise<void> => {
+    const bareReader: RequestHandler = (req, res, next) => {
+      const id = req.params['id'];
+      if (typeof id !== 'string') throw new Error('bare reader: no id');
+      res.setHeader('Cache-Control', 'no-store');
+      bareRead.set(req, store.get(id)?.hash);
+      next();
+    };
+    const pair = async (set: RequestHandler, read: RequestHandler, readBack: (req: Request) => string | undefined, id: string): Promise<void> => {
       const setting = fakeRequest(id);
       setValidatedPassword(setting, value);
-      await call(storer, setting, fakeResponse);
+      await call(set, setting, fakeResponse);
       const reading = fakeRequest(id);
-      await call(reveal, reading, fakeResponse);
-      if (revealedSecret(reading) !== value) throw new Error('revealed value differs');
+      await call(read, reading, fakeResponse);
+      if (readBack(reading) !== value) throw new Error(`the value read back for ${id} differs`);
     };
+    const bare = (id: string): Promise<void> => pair(bareStorer, bareReader, (req) => bareRead.get(req), id);
+    const sealed = (id: string): Promise<void> => pair(storer, reveal, revealedSecret, id);
     for (let i = 0; i < 20; i++) {
       await bare(`warm-bare-${i}`);
       await sealed(`warm-sealed-${i}`);
@@ -91,7 +108,7 @@ async function measure(config: SealingConfig): Promise<SealingResult> {
       }
       result.bare.push(config.pairs / (bareMs / 1000));
       result.sealed.push(config.pairs / (sealedMs / 1000));
-      process.send?.({ progress: `sealing round ${round + 1}/${config.rounds}: bare ${fixed(result.bare[round] ?? 0)} pairs/s, sealed ${fixed(result.sealed[round] ?? 0)} pairs/s` });
+      process.send?.({ progress: `sealing round ${round + 1}/${config.rounds}: bare ${fixed(result.bare[round] ?? 0)} pairs/s, sealed ${fixed(result.sealed[round] ?? 0)} pairs/s (${fixed((result.sealed[round] ?? 0) / (result.bare[round] ?? 1))}x)` });
     }
     return result;
   } finally {
@@ -110,8 +127,12 @@ export async function sealingRows(config: SealingConfig, log: (line: string) => 
       if (message.progress !== undefined) log(message.progress);
       message = await child.next();
     }
-    const bare = median(message.result.bare);
-    const sealed = median(message.result.sealed);
+    const { bare: bareRounds, sealed: sealedRounds } = message.result;
+    const bare = median(bareRounds);
+    const sealed = median(sealedRounds);
+    // Each round interleaves the two pair by pair, so its own ratio compares them under the
+    // same disk: the verdict is the median of those, as the chain section's ratios are.
+    const ratio = median(bareRounds.map((b, i) => (sealedRounds[i] ?? Number.NaN) / b));
     const section = 'sealing, SQLite file';
     return [
       { section, measure: 'bare store write + read of the value: pairs/s', value: fixed(bare), compared: '1.00x', target: 'baseline', verdict: '' },
@@ -119,9 +140,9 @@ export async function sealingRows(config: SealingConfig, log: (line: string) => 
         section,
         measure: 'encryptAndStore set + revealSecret reveal: pairs/s',
         value: fixed(sealed),
-        compared: `${fixed(sealed / bare)}x bare`,
+        compared: `${fixed(ratio)}x bare (median of per-round ratios)`,
         target: '>= 0.90x bare',
-        verdict: verdict(sealed / bare >= 0.9),
+        verdict: verdict(ratio >= 0.9),
       },
     ];
   } finally {

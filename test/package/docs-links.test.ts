@@ -22,7 +22,7 @@ interface Page {
 const FENCE = /^ {0,3}(`{3,}|~{3,})/;
 
 /** GitHub's heading slug (github-slugger): lower case, punctuation dropped but `-` and `_`, each space a `-`. */
-export function slug(text: string): string {
+function slug(text: string): string {
   return text
     .toLowerCase()
     .replace(/[^\p{L}\p{M}\p{N}\p{Pc}\- ]/gu, '')
@@ -51,7 +51,7 @@ function withoutCodeSpans(line: string): string {
   return line.replace(/(`+)[\s\S]*?\1/g, (span) => ' '.repeat(span.length));
 }
 
-export function parsePage(file: string, text: string): Page {
+function parsePage(file: string, text: string): Page {
   const anchors = new Set<string>();
   const seen = new Map<string, number>();
   const links: Link[] = [];
@@ -119,7 +119,7 @@ function markdownUnder(dir: string): string[] {
 }
 
 /** Every broken link of `files`, as `file:line target: reason`. */
-export function brokenLinks(base: string, files: readonly string[]): string[] {
+function brokenLinks(base: string, files: readonly string[]): string[] {
   const pages = new Map<string, Page>();
   const pageOf = (file: string): Page | undefined => {
     let page = pages.get(file);

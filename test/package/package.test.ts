@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 // What users install is the packed tarball, not lib/: build it, unpack it where Node and
 // tsc resolve it as a dependency, and load it from CommonJS, ESM and strict TypeScript.
@@ -33,7 +33,30 @@ describe('the packed package', () => {
       .split('\n');
     expect(files).toContain('package/dist/index.js');
     expect(files).toContain('package/dist/index.d.ts');
+    expect(files).toContain('package/dist/testing/index.js');
+    expect(files).toContain('package/LICENSE');
+    expect(files).toContain('package/CHANGELOG.md');
     expect(files.some((f) => f.startsWith('package/lib/') || f.startsWith('package/test/'))).toBe(false);
+  });
+
+  test('the declarations a consumer loads never import an optional peer (its types may not be installed)', () => {
+    const dist = join(consumer, 'node_modules', 'express-password-guard', 'dist');
+    const loaded = new Set<string>();
+    const peers: string[] = [];
+    const visit = (file: string): void => {
+      if (loaded.has(file)) return;
+      loaded.add(file);
+      // Without comments: a JSDoc @example may show an import of a peer.
+      const text = readFileSync(join(dist, file), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
+      for (const [, specifier = ''] of text.matchAll(/(?:from |import\()['"]([^'"]+)['"]/g)) {
+        if (specifier.startsWith('.')) visit(join(dirname(file), `${specifier}.d.ts`));
+        else if (specifier === 'better-sqlite3' || specifier === 'ioredis') peers.push(`${file} imports ${specifier}`);
+      }
+    };
+    visit('index.d.ts');
+    visit(join('testing', 'index.d.ts'));
+    expect(loaded.has(join('stores', 'sqlite-store.d.ts'))).toBe(true);
+    expect(peers).toEqual([]);
   });
 
   test('ships the migrate command as its bin, runnable with node', () => {
@@ -65,11 +88,42 @@ describe('the packed package', () => {
     }
   });
 
+  test('express-password-guard/testing runs the store contract under node:test, from CommonJS and ESM', () => {
+    const register = (load: string): string =>
+      [
+        load,
+        "const store = process.argv[2] === 'broken'",
+        "  ? { get: () => undefined, setIfAbsent: () => true, replace: (_id, _hash, _record) => true, delete: () => true }",
+        '  : undefined;',
+        "storeContract('MemoryStore', { create: () => store ?? new MemoryStore(), framework: { describe, it, beforeEach, afterEach } });",
+      ].join('\n');
+    writeFileSync(
+      join(consumer, 'contract.cjs'),
+      register("const { describe, it, beforeEach, afterEach } = require('node:test');\nconst { MemoryStore } = require('express-password-guard');\nconst { storeContract } = require('express-password-guard/testing');"),
+    );
+    writeFileSync(
+      join(consumer, 'contract.mjs'),
+      register("import { describe, it, beforeEach, afterEach } from 'node:test';\nimport { MemoryStore } from 'express-password-guard';\nimport { storeContract } from 'express-password-guard/testing';"),
+    );
+    for (const file of ['contract.cjs', 'contract.mjs']) {
+      const out = execFileSync('node', ['--test-reporter=tap', file], { cwd: consumer }).toString();
+      expect(out).toMatch(/^# pass 21$/m);
+      expect(out).toMatch(/^# fail 0$/m);
+      // The same suite against a store that breaks the contract: it must fail.
+      const broken = spawnSync('node', ['--test-reporter=tap', file, 'broken'], { cwd: consumer, encoding: 'utf8' });
+      expect(broken.status).not.toBe(0);
+      expect(broken.stdout).toMatch(/^# fail [1-9]\d*$/m);
+    }
+  });
+
   test('a strict TypeScript consumer compiles against the declarations (CJS and ESM)', () => {
     const source = [
       "import express from 'express';",
       "import { methodGuard, responseEncoder, problemHandler } from 'express-password-guard';",
       "import type { MethodGuardOptions, ResponseEncoderOptions } from 'express-password-guard';",
+      "import { storeContract } from 'express-password-guard/testing';",
+      "import type { StoreContractOptions } from 'express-password-guard/testing';",
+      "export const contract: (name: string, options: StoreContractOptions) => void = storeContract;",
       'const guardOptions: MethodGuardOptions = { handleOptions: true };',
       "const encoderOptions: ResponseEncoderOptions = { redact: ['password'], noStore: true };",
       'const app = express();',

@@ -196,8 +196,8 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
       ['an overlong slash', '%C0%AF'],
       ['an encoded surrogate', '%ED%A0%80'],
       ['a Latin-1 é', '%E9'],
-    ])('percent-encoded invalid UTF-8 (%s) gets 400 body.invalid_utf8', async (_label, escape) => {
-      const res = await request(app).post(PATH).type('form').send(`password=form-secret-${escape}-x`);
+    ])('percent-encoded invalid UTF-8 (%s) gets 400 body.invalid_utf8', async (_label, encoded) => {
+      const res = await request(app).post(PATH).type('form').send(`password=form-secret-${encoded}-x`);
       expectProblem(res, 400, 'body.invalid_utf8');
       expectNoLeak(res, 'form-secret');
     });
@@ -321,9 +321,9 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
       ['%C0%AF', 'query.invalid_utf8'],
       ['%ED%A0%80', 'query.invalid_utf8'],
       ['%E9', 'query.invalid_utf8'],
-    ])('%s in the value gets 400 %s', async (escape, code) => {
+    ])('%s in the value gets 400 %s', async (encoded, code) => {
       const app = echoApp(express, { from: 'query', query: { warn: quiet } });
-      const res = await request(app).get(`${PATH}?password=query-secret-${escape}-x`);
+      const res = await request(app).get(`${PATH}?password=query-secret-${encoded}-x`);
       expect(res.status).toBe(400);
       expect(res.body).toMatchObject({ code });
       expectNoLeak(res, 'query-secret');

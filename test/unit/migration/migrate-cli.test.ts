@@ -302,6 +302,22 @@ describe('npx express-password-guard migrate', () => {
     expect(stderr).toContain('--redis needs the ioredis package, which is not installed: run "npm install ioredis" in your project.');
   });
 
+  test('--sqlite without better-sqlite3 installed says how to install it', async () => {
+    const file = join(dir, 'no-driver.db');
+    writeFileSync(file, '');
+    const child = spawn(process.execPath, ['--require', './test/fixtures/without-better-sqlite3.cjs', ...NODE_ARGS, 'migrate', '--sqlite', file], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+    const status = await new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    expect(status).toBe(1);
+    expect(stderr).toContain(
+      'reading SQLite files (--sqlite, --metadata-db) needs the better-sqlite3 package, which is not installed: run "npm install better-sqlite3" in your project.',
+    );
+  });
+
   // Issue 14 defect 6: a password in --redis sat in /proc/<pid>/cmdline.
   test.each([
     'redis://:s3cret-cmdline@127.0.0.1:1',

@@ -1,3 +1,4 @@
+import { createSecretKey } from 'node:crypto';
 import { inspect } from 'node:util';
 import bcrypt from 'bcrypt';
 import request from 'supertest';
@@ -14,6 +15,7 @@ import {
   revealedSecret,
 } from '../../../lib';
 import type { KeyProvider, PasswordRecord, PasswordStore } from '../../../lib';
+import { open, seal } from '../../../lib/sealing/aes-gcm';
 import { expressVersions } from '../../helpers/express';
 import { stubValidator } from '../../helpers/password';
 import { K1, K2, K3, guestValue, leakedPieces, sealingApp } from '../../helpers/sealing';
@@ -370,6 +372,32 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
     expect((await request(app).get('/servers/srv-1/secret')).body).toEqual({ password: 'via kms' });
   });
 
+  test('a store that throws at once or rejects reaches the error handler: the generic 500, no value in the answer', async () => {
+    const failing = (how: 'throws' | 'rejects'): PasswordStore => {
+      const fail = (): never => {
+        throw new Error('disk I/O error');
+      };
+      const inner = new MemoryStore();
+      const answer = <T>(): T => (how === 'throws' ? fail() : (Promise.reject(new Error('disk I/O error')) as T));
+      return {
+        setIfAbsent: (_id, _record) => answer<boolean>(),
+        get: (_id) => answer<PasswordRecord | undefined>(),
+        replace: (id, expectedHash, record) => inner.replace(id, expectedHash, record),
+        delete: (id) => inner.delete(id),
+      };
+    };
+    for (const how of ['throws', 'rejects'] as const) {
+      const { app, logged } = sealingApp(express, { store: failing(how), keys: ring1() });
+      const set = await request(app).post('/servers/srv-1/secret').send({ password: 'never stored anywhere' });
+      const got = await request(app).get('/servers/srv-1/secret');
+      for (const res of [set, got]) {
+        expect(res.status).toBe(500);
+        expect(res.text).not.toContain('never stored anywhere');
+      }
+      expect(logged.map((entry) => entry.error)).toEqual([expect.stringMatching(/disk I\/O error/), expect.stringMatching(/disk I\/O error/)]);
+    }
+  });
+
   test('a provider that gives a short key or no current key fails with a 500, and nothing is stored', async () => {
     for (const keys of [
       { currentKeyId: () => 'k1', key: () => new Uint8Array(16) },
@@ -497,5 +525,21 @@ describe('encryptAndStore and revealSecret options', () => {
 
   test('revealSecret: rotate must be a boolean', () => {
     expect(() => revealSecret({ store, keys, rotate: 'yes' } as never)).toThrow(/^revealSecret: option "rotate" must be true or false/);
+  });
+});
+
+describe('seal', () => {
+  test('every nonce is fresh, across many refills of the nonce pool, and sealing under a KeyObject or bytes opens alike', () => {
+    const nonces = new Set<string>();
+    const count = 2000; // several refills of the pool (256 nonces each)
+    const key = Buffer.from(K1, 'base64');
+    for (let i = 0; i < count; i++) {
+      const sealed = seal('the same value', i % 2 === 0 ? key : createSecretKey(key), 'password', 'srv-1', 'k1');
+      const nonce = sealed.split('.')[1] ?? '';
+      expect(Buffer.from(nonce, 'base64url')).toHaveLength(12);
+      nonces.add(nonce);
+      expect(open(sealed, createSecretKey(key), 'password', 'srv-1', 'k1')).toEqual({ plaintext: 'the same value' });
+    }
+    expect(nonces.size).toBe(count);
   });
 });

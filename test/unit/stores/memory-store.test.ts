@@ -1,7 +1,7 @@
 import { MemoryStore } from '../../../lib';
-import { storeContract } from './store-contract';
+import { storeContract } from '../../../lib/testing';
 
-storeContract('MemoryStore', () => new MemoryStore());
+storeContract('MemoryStore', { create: () => new MemoryStore() });
 
 test('MemoryStore counts its records', () => {
   const store = new MemoryStore();

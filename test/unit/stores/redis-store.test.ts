@@ -1,6 +1,6 @@
 import bcrypt from 'bcrypt';
-import Redis from 'ioredis';
-import type { Cluster, RedisOptions } from 'ioredis';
+import type Redis from 'ioredis';
+import type { Cluster } from 'ioredis';
 import request from 'supertest';
 import type { Express, Request, Response } from 'express';
 import {
@@ -16,7 +16,7 @@ import type { ExpressFactory } from '../../helpers/express';
 import { passwordApp, stubValidator } from '../../helpers/password';
 import { FAIL_FAST, RedisClients, freePort, redisServerFor, startRedisServer } from '../../helpers/redis-server';
 import type { RedisServer } from '../../helpers/redis-server';
-import { storeContract } from './store-contract';
+import { storeContract } from '../../../lib/testing';
 import { expectProblem } from '../../helpers/problem';
 
 // Both ioredis clients fit the store's client type as they are.
@@ -70,9 +70,11 @@ withRedis('RedisStore on a redis-server of its own', () => {
     await server?.stop();
   });
 
-  storeContract('RedisStore', () => {
-    stores += 1;
-    return new RedisStore({ client: redis, prefix: `epg-test:contract-${stores}:` });
+  storeContract('RedisStore', {
+    create: () => {
+      stores += 1;
+      return new RedisStore({ client: redis, prefix: `epg-test:contract-${stores}:` });
+    },
   });
 
   test('ids lists only its own prefix, taken literally (no glob), under an ioredis keyPrefix too', async () => {

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { SqliteStore } from '../../../lib';
 import type { PasswordStore } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
 import { passwordApp } from '../../helpers/password';
-import { storeContract } from './store-contract';
+import { storeContract } from '../../../lib/testing';
 
 let dir: string;
 let opened: SqliteStore[] = [];
@@ -37,27 +38,25 @@ function open(filename: string, table?: string): SqliteStore {
   return store;
 }
 
-storeContract(
-  'SqliteStore (a file)',
-  () => new SqliteStore({ filename: freshFile() }),
-  (store: PasswordStore) => {
+storeContract('SqliteStore (a file)', {
+  create: () => new SqliteStore({ filename: freshFile() }),
+  destroy: (store: PasswordStore) => {
     (store as SqliteStore).close();
   },
-);
+});
 
 const appDatabases = new WeakMap<PasswordStore, Database.Database>();
-storeContract(
-  "SqliteStore (on an app's own database)",
-  () => {
+storeContract("SqliteStore (on an app's own database)", {
+  create: () => {
     const db = new Database(freshFile());
     const store = new SqliteStore({ database: db, table: 'server_passwords' });
     appDatabases.set(store, db);
     return store;
   },
-  (store: PasswordStore) => {
+  destroy: (store: PasswordStore) => {
     appDatabases.get(store)?.close();
   },
-);
+});
 
 const record = { hash: '$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy', setAt: '2026-11-28T18:04:34.000Z', scheme: 'bcrypt' };
 
@@ -229,6 +228,39 @@ describe('SqliteStore options', () => {
     expect(() => new SqliteStore({ filename: ':memory:', tabel: 'x' } as never)).toThrow(
       /unknown option "tabel"\. Did you mean "table"\?/,
     );
+  });
+});
+
+// better-sqlite3 is an optional peer dependency: the rest of the package loads without it.
+describe('SqliteStore in a project without better-sqlite3', () => {
+  const ROOT = join(__dirname, '..', '..', '..');
+
+  function withoutBetterSqlite3(script: string): { status: number | null; stdout: string; stderr: string } {
+    const result = spawnSync(
+      process.execPath,
+      ['--require', './test/fixtures/without-better-sqlite3.cjs', '--import', 'tsx', '--eval', script],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  test('the package loads and its other stores work', () => {
+    const result = withoutBetterSqlite3(
+      "const { MemoryStore, SqliteStore } = require('./lib'); new MemoryStore().setIfAbsent('a', { hash: 'h', setAt: 'now', scheme: 'bcrypt' }); console.log(typeof SqliteStore);",
+    );
+    expect(result).toMatchObject({ status: 0, stdout: 'function\n' });
+  });
+
+  test('new SqliteStore({ filename }) throws naming the install command, and creates no file', () => {
+    const filename = freshFile();
+    const result = withoutBetterSqlite3(
+      `const { SqliteStore } = require('./lib'); try { new SqliteStore({ filename: ${JSON.stringify(filename)} }); } catch (error) { console.log(error.message); }`,
+    );
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe(
+      'SqliteStore: option "filename" needs the better-sqlite3 package, which is not installed: run "npm install better-sqlite3" in your project.\n',
+    );
+    expect(existsSync(filename)).toBe(false);
   });
 });
 
