@@ -63,7 +63,14 @@ for (const file of files) {
   for (const test of chosen) tests.add(test);
 }
 const name =
-  files.map((file) => file.replace(/^lib\//, '').replace(/\.ts$/, '').replace(/\//g, '-')).join('+') + (partial ? '.lines' : '');
+  files
+    .map((file) =>
+      file
+        .replace(/^lib\//, '')
+        .replace(/\.ts$/, '')
+        .replace(/\//g, '-'),
+    )
+    .join('+') + (partial ? '.lines' : '');
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {

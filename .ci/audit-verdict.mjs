@@ -17,7 +17,9 @@ try {
 const counts = report?.metadata?.vulnerabilities;
 if (counts !== undefined && typeof counts === 'object') {
   const serious = Object.values(report.vulnerabilities ?? {}).filter((v) => v.severity === 'high' || v.severity === 'critical');
-  const total = Object.entries(counts).map(([level, n]) => `${n} ${level}`).join(', ');
+  const total = Object.entries(counts)
+    .map(([level, n]) => `${n} ${level}`)
+    .join(', ');
   if (serious.length > 0 || (counts.high ?? 0) + (counts.critical ?? 0) > 0) {
     console.error(`audit: FAILED: vulnerabilities at high or critical severity in production dependencies (${total}):`);
     for (const v of serious) console.error(`  ${v.name} (${v.severity}): ${v.range ?? ''}`);
@@ -31,7 +33,9 @@ const message = String(report?.message ?? report?.error?.summary ?? '');
 const status = Number(report?.statusCode);
 const unreachable =
   /\b(ENOTFOUND|EAI_AGAIN|EAI_FAIL|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|ECONNABORTED)\b/.test(message) ||
-  /\b(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH)\b/.test(String(report?.code ?? report?.error?.code ?? '')) ||
+  /\b(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH)\b/.test(
+    String(report?.code ?? report?.error?.code ?? ''),
+  ) ||
   status === 404 ||
   status === 405 ||
   status === 408 ||

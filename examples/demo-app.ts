@@ -99,7 +99,9 @@ export function sqliteStorage(filename: string): DemoStorage {
     find: (id) => {
       const row = selectServer.get(id) as { id: string; owner: string; publicKey: string | null } | undefined;
       if (row === undefined) return undefined;
-      return row.publicKey === null ? { id: row.id, owner: row.owner } : { id: row.id, owner: row.owner, publicKey: row.publicKey };
+      return row.publicKey === null
+        ? { id: row.id, owner: row.owner }
+        : { id: row.id, owner: row.owner, publicKey: row.publicKey };
     },
   };
   for (const server of DEMO_SERVERS) servers.add(server);
@@ -240,7 +242,8 @@ export function createDemoApp(options: DemoOptions): Demo {
   const store = storage.passwords;
   if (options.seedLegacy === true) {
     // The legacy dataset includes the reviewed API's metadata table, which only SQLite has.
-    if (!(store instanceof SqliteStore)) throw new TypeError('createDemoApp: "seedLegacy" needs the SQLite storage ("filename").');
+    if (!(store instanceof SqliteStore))
+      throw new TypeError('createDemoApp: "seedLegacy" needs the SQLite storage ("filename").');
     seedLegacyDataset(store, (server) => void storage.servers.add(server));
   }
   const seededKeys = options.keyDir === undefined ? new Map<string, string>() : seededKeyPairs(options.keyDir);
@@ -248,7 +251,9 @@ export function createDemoApp(options: DemoOptions): Demo {
     if (typeof id !== 'string') return undefined;
     const server = await storage.servers.find(id);
     const seeded = seededKeys.get(id);
-    return server === undefined || server.publicKey !== undefined || seeded === undefined ? server : { ...server, publicKey: seeded };
+    return server === undefined || server.publicKey !== undefined || seeded === undefined
+      ? server
+      : { ...server, publicKey: seeded };
   };
   const openStackServer = async (id: string) => {
     const server = await findServer(id);
@@ -262,7 +267,8 @@ export function createDemoApp(options: DemoOptions): Demo {
   // An ETag is a digest of the body: of a password, on the routes that hand one back.
   app.set('etag', false);
   // First, so that every refusal below, the 404s and 405s included, reaches the sink.
-  const events = options.events === undefined ? undefined : securityEvents(options.events, { appid: 'express-password-guard-demo' });
+  const events =
+    options.events === undefined ? undefined : securityEvents(options.events, { appid: 'express-password-guard-demo' });
   if (events !== undefined) app.use(events);
 
   // The demo's stand-in for an app's own authentication (passport, a JWT check …): it
@@ -292,25 +298,36 @@ export function createDemoApp(options: DemoOptions): Demo {
   const hashing = { cost: options.cost ?? 12, pepper: options.pepper };
 
   guardRoute(app, '/servers', {
-    POST: [express.json({ limit: '8kb' }), asyncMiddleware('createServer', async (req, res, next) => {
-      const caller = user(req);
-      if (caller === undefined) {
-        next(problem(401, 'ownership.unauthenticated', 'The request does not identify its caller.', {
-          headers: { 'WWW-Authenticate': 'Bearer realm="demo"' },
-        }));
-        return;
-      }
-      const given: unknown = (req.body as Record<string, unknown> | undefined)?.['public_key'];
-      const key = given === undefined ? undefined : parseSshRsaKey(given);
-      if (given !== undefined && key === undefined) {
-        next(problem(400, 'server.invalid_public_key', 'public_key must be an OpenSSH "ssh-rsa …" public key of 2048 to 4096 bits.'));
-        return;
-      }
-      const id = `srv-${randomUUID()}`;
-      const owner = String(caller.id);
-      await storage.servers.add({ id, owner, ...(key === undefined ? {} : { publicKey: key.text }) });
-      res.status(201).json({ id, project_id: demoProject(owner) });
-    })],
+    POST: [
+      express.json({ limit: '8kb' }),
+      asyncMiddleware('createServer', async (req, res, next) => {
+        const caller = user(req);
+        if (caller === undefined) {
+          next(
+            problem(401, 'ownership.unauthenticated', 'The request does not identify its caller.', {
+              headers: { 'WWW-Authenticate': 'Bearer realm="demo"' },
+            }),
+          );
+          return;
+        }
+        const given: unknown = (req.body as Record<string, unknown> | undefined)?.['public_key'];
+        const key = given === undefined ? undefined : parseSshRsaKey(given);
+        if (given !== undefined && key === undefined) {
+          next(
+            problem(
+              400,
+              'server.invalid_public_key',
+              'public_key must be an OpenSSH "ssh-rsa …" public key of 2048 to 4096 bits.',
+            ),
+          );
+          return;
+        }
+        const id = `srv-${randomUUID()}`;
+        const owner = String(caller.id);
+        await storage.servers.add({ id, owner, ...(key === undefined ? {} : { publicKey: key.text }) });
+        res.status(201).json({ id, project_id: demoProject(owner) });
+      }),
+    ],
   });
 
   // A secret that is only ever checked, never handed back (a console or rescue password

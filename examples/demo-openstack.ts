@@ -183,7 +183,10 @@ export function computeRouter<U extends { readonly admin: boolean }>(
       (req, res) => {
         // The one answer that hands the value back, written here on purpose: res.json
         // would redact a "password" key, as it should everywhere else.
-        const body = JSON.stringify({ password: revealedSecret(req) ?? '' }).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+        const body = JSON.stringify({ password: revealedSecret(req) ?? '' }).replace(
+          /[<>&\u2028\u2029]/g,
+          (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+        );
         res.status(200).setHeader('Content-Type', 'application/json; charset=utf-8');
         res.end(req.method === 'HEAD' ? undefined : body);
       },
@@ -222,7 +225,13 @@ function guestCiphertext(server: (req: Request) => OpenStackServer): RequestHand
     const posted = validatedPassword(req) ?? '';
     const key = parseSshRsaKey(server(req).publicKey);
     if (key === undefined) {
-      next(problem(400, 'password.no_public_key', 'This instance has no public key: no guest agent can have encrypted a password for it.'));
+      next(
+        problem(
+          400,
+          'password.no_public_key',
+          'This instance has no public key: no guest agent can have encrypted a password for it.',
+        ),
+      );
       return;
     }
     const bytes = Math.ceil(key.bits / 8);

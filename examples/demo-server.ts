@@ -45,7 +45,9 @@ const defaulted = [
   ...['ALICE_TOKEN', 'BOB_TOKEN', 'ADMIN_TOKEN'].filter((name) => env[name] === undefined),
 ];
 if (!loopback && defaulted.length > 0) {
-  console.error(`demo: cannot start: HOST=${host} is reachable from other machines, and ${defaulted.join(', ')} still have their public demo defaults; set them, or use HOST=127.0.0.1.`);
+  console.error(
+    `demo: cannot start: HOST=${host} is reachable from other machines, and ${defaulted.join(', ')} still have their public demo defaults; set them, or use HOST=127.0.0.1.`,
+  );
   process.exit(1);
 }
 
@@ -81,7 +83,9 @@ async function openDemo(): Promise<Demo> {
   // Loaded only here, so that `npm start` without REDIS_URL needs neither package.
   const { redisStorage } = await import('./demo-redis').catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'MODULE_NOT_FOUND' && error.code !== 'ERR_MODULE_NOT_FOUND') throw error;
-    throw new Error(`REDIS_URL needs ioredis and rate-limit-redis, dev dependencies of this repository: run "npm ci" (${error.message.split('\n')[0]}).`);
+    throw new Error(
+      `REDIS_URL needs ioredis and rate-limit-redis, dev dependencies of this repository: run "npm ci" (${error.message.split('\n')[0]}).`,
+    );
   });
   const storage = await redisStorage(redisUrl);
   try {
@@ -188,4 +192,3 @@ function legacyLines(): string[] {
     `  PASSWORD_PEPPER='${pepper === DEMO_PEPPER ? DEMO_PEPPER : '…'}' npm run migrate -- --sqlite ${db} --metadata-table ${LEGACY_METADATA_TABLE} --pepper-env PASSWORD_PEPPER --cost ${cost}`,
   ];
 }
-

@@ -141,7 +141,9 @@ export function createShopApp(options: ShopOptions = {}): ShopApp {
   });
   app.post('/rest/basket/:id/checkout', isAuthorized, (req, res) => {
     const info = db.prepare('UPDATE baskets SET checkedOut = 1 WHERE id = ?').run(req.params['id']);
-    res.status(info.changes === 1 ? 200 : 404).json(info.changes === 1 ? { orderConfirmation: `order-${req.params['id']}` } : { error: 'No such basket.' });
+    res
+      .status(info.changes === 1 ? 200 : 404)
+      .json(info.changes === 1 ? { orderConfirmation: `order-${req.params['id']}` } : { error: 'No such basket.' });
   });
 
   app.use((_err: unknown, _req: Request, res: Response, _next: NextFunction) => {

@@ -60,7 +60,12 @@ export function createRetrofittedShop(options: ShopOptions = {}): RetrofittedSho
   );
   outer.post(
     '/api/Users',
-    passwordBody({ from: ['json', 'form'], repeat: 'passwordRepeat', handOff: true, context: (req) => [(req.body as { email?: string }).email] }),
+    passwordBody({
+      from: ['json', 'form'],
+      repeat: 'passwordRepeat',
+      handOff: true,
+      context: (req) => [(req.body as { email?: string }).email],
+    }),
   );
   outer.get(
     '/rest/user/change-password',

@@ -134,7 +134,11 @@ export function guessLimit(options: GuessLimitOptions = {}): RequestHandler {
     integerOption('guessLimit', 'windowMs', options.windowMs, 1000, MAX_WINDOW_MS, { unit: 'milliseconds' }) ?? 60_000;
   const standardHeaders = options.standardHeaders ?? 'draft-8';
   if (standardHeaders !== 'draft-7' && standardHeaders !== 'draft-8') {
-    throw optionError('guessLimit', 'standardHeaders', `must be 'draft-7' or 'draft-8', got ${JSON.stringify(standardHeaders) ?? typeof standardHeaders}.`);
+    throw optionError(
+      'guessLimit',
+      'standardHeaders',
+      `must be 'draft-7' or 'draft-8', got ${JSON.stringify(standardHeaders) ?? typeof standardHeaders}.`,
+    );
   }
   assertBoolean('guessLimit', 'countMatches', options.countMatches);
   assertFunction('guessLimit', 'key', options.key);
@@ -188,7 +192,9 @@ function defaultKey(readId: RecordIdReader): (req: Request) => string {
     }
     const address = req.ip;
     if (typeof address !== 'string' || address.length === 0) {
-      throw new TypeError('guessLimit: the request has neither a caller let through by requireOwnership nor an IP address to key its budget on.');
+      throw new TypeError(
+        'guessLimit: the request has neither a caller let through by requireOwnership nor an IP address to key its budget on.',
+      );
     }
     return JSON.stringify(['ip', ipKeyGenerator(address), target]);
   };
@@ -205,7 +211,11 @@ function checkedStore(store: unknown): GuessLimitStore | undefined {
   if (store === undefined) return undefined;
   const methods = ['increment', 'decrement', 'resetKey'] as const;
   if (typeof store !== 'object' || store === null) {
-    throw optionError('guessLimit', 'store', `must be an express-rate-limit store (such as rate-limit-redis's RedisStore), got ${store === null ? 'null' : typeof store}.`);
+    throw optionError(
+      'guessLimit',
+      'store',
+      `must be an express-rate-limit store (such as rate-limit-redis's RedisStore), got ${store === null ? 'null' : typeof store}.`,
+    );
   }
   const missing = missingMethods(store, methods);
   if (missing.length > 0) {

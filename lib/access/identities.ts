@@ -108,9 +108,7 @@ const requestUserKeys: KeysEnum<RequestUserOptions> = { property: true, idField:
  * // A JWT the app verifies itself, with its claims as { data: { id: 2 } }:
  * requestUser({ property: (req) => tokens.get(bearer(req)), idField: 'data.id' });
  */
-export function requestUser<U = unknown>(
-  options: RequestUserOptions = {},
-): (req: Request) => UserPrincipal<U> | undefined {
+export function requestUser<U = unknown>(options: RequestUserOptions = {}): (req: Request) => UserPrincipal<U> | undefined {
   assertKnownKeys('requestUser', options, requestUserKeys);
   const property = options.property === undefined ? 'user' : options.property;
   const findUser: (req: Request) => unknown =
@@ -197,9 +195,7 @@ const SIGNATURE = /^[0-9a-f]{64}$/;
  * const instance = signedInstanceIdentity({ secret: process.env.METADATA_PROXY_SHARED_SECRET ?? '' });
  * app.post('/servers/:id/password', requireOwnership({ principal: instance, load, owner }), handler);
  */
-export function signedInstanceIdentity(
-  options: SignedInstanceIdentityOptions,
-): (req: Request) => InstancePrincipal | undefined {
+export function signedInstanceIdentity(options: SignedInstanceIdentityOptions): (req: Request) => InstancePrincipal | undefined {
   assertKnownKeys('signedInstanceIdentity', options, signedInstanceKeys);
   const key = secretBytes(options.secret);
   const idHeader = headerName('idHeader', options.idHeader, 'X-Instance-ID');

@@ -166,7 +166,11 @@ export function requireOwnership<P extends Principal = UserPrincipal, R = unknow
   assertFunction('requireOwnership', 'principal', options.principal);
   assertFunction('requireOwnership', 'allow', options.allow);
   if (typeof options.load !== 'function') {
-    throw optionError('requireOwnership', 'load', 'is required: a function (req, principal) returning the resource, or undefined when there is none.');
+    throw optionError(
+      'requireOwnership',
+      'load',
+      'is required: a function (req, principal) returning the resource, or undefined when there is none.',
+    );
   }
   const resolvePrincipal = (options.principal ?? requestUser()) as PrincipalResolver<P>;
   const load = options.load;
@@ -177,40 +181,39 @@ export function requireOwnership<P extends Principal = UserPrincipal, R = unknow
   const sameId = resolveMatchIds(options.matchIds);
   const passed = requestSlot<OwnedBy<P, R>>();
 
-  const guard = asyncMiddleware(
-    'requireOwnership',
-    async (req: Request, _res: Response, next: NextFunction): Promise<void> => {
-      const principal = checkedPrincipal(await resolvePrincipal(req));
-      if (principal === undefined) {
-        next(problem(401, 'ownership.unauthenticated', UNAUTHENTICATED_DETAIL, { headers: { 'WWW-Authenticate': challenge } }));
-        return;
-      }
-      const resource = await load(req, principal);
-      noteSecurityFacts(req, { principal, exists: resource !== undefined && resource !== null });
-      let via: OwnedBy['via'];
-      if (resource === undefined || resource === null) {
-        next(problem(deniedStatus, 'ownership.denied', DENIED_DETAIL));
-        return;
-      } else if (isOwner(principal, owners(resource), sameId)) {
-        via = 'owner';
-      } else if (allow !== undefined && (await allow(principal, resource)) === true) {
-        via = 'allow';
-      } else {
-        next(problem(deniedStatus, 'ownership.denied', DENIED_DETAIL));
-        return;
-      }
-      const owned: OwnedBy<P, R> = { principal, resource, via };
-      passed.set(req, owned);
-      lastOwned.set(req, owned);
-      next();
-    },
-  );
+  const guard = asyncMiddleware('requireOwnership', async (req: Request, _res: Response, next: NextFunction): Promise<void> => {
+    const principal = checkedPrincipal(await resolvePrincipal(req));
+    if (principal === undefined) {
+      next(problem(401, 'ownership.unauthenticated', UNAUTHENTICATED_DETAIL, { headers: { 'WWW-Authenticate': challenge } }));
+      return;
+    }
+    const resource = await load(req, principal);
+    noteSecurityFacts(req, { principal, exists: resource !== undefined && resource !== null });
+    let via: OwnedBy['via'];
+    if (resource === undefined || resource === null) {
+      next(problem(deniedStatus, 'ownership.denied', DENIED_DETAIL));
+      return;
+    } else if (isOwner(principal, owners(resource), sameId)) {
+      via = 'owner';
+    } else if (allow !== undefined && (await allow(principal, resource)) === true) {
+      via = 'allow';
+    } else {
+      next(problem(deniedStatus, 'ownership.denied', DENIED_DETAIL));
+      return;
+    }
+    const owned: OwnedBy<P, R> = { principal, resource, via };
+    passed.set(req, owned);
+    lastOwned.set(req, owned);
+    next();
+  });
 
   return Object.assign(guard, {
     owned(req: Request): OwnedBy<P, R> {
       const owned = passed.get(req);
       if (owned === undefined) {
-        throw new Error('requireOwnership: owned(req) was called on a request this guard did not let through; mount the guard before the handler.');
+        throw new Error(
+          'requireOwnership: owned(req) was called on a request this guard did not let through; mount the guard before the handler.',
+        );
       }
       return owned;
     },
@@ -235,7 +238,11 @@ const normalizedId: SameId = (a, b) => String(a) === String(b);
 function resolveMatchIds(value: unknown): SameId {
   if (value === undefined || value === 'strict') return strictId;
   if (value === 'normalized') return normalizedId;
-  throw optionError('requireOwnership', 'matchIds', `must be 'strict' or 'normalized', got ${JSON.stringify(value) ?? typeof value}.`);
+  throw optionError(
+    'requireOwnership',
+    'matchIds',
+    `must be 'strict' or 'normalized', got ${JSON.stringify(value) ?? typeof value}.`,
+  );
 }
 
 function isOwner(principal: Principal, owners: unknown, sameId: SameId): boolean {
@@ -244,7 +251,9 @@ function isOwner(principal: Principal, owners: unknown, sameId: SameId): boolean
   let match = false;
   for (const owner of list) {
     if (typeof owner !== 'object' || owner === null || !isKind((owner as Principal).kind)) {
-      throw new TypeError('requireOwnership: the owner reader returned something other than { kind, id }, a list of them, or nothing.');
+      throw new TypeError(
+        'requireOwnership: the owner reader returned something other than { kind, id }, a list of them, or nothing.',
+      );
     }
     const { kind, id } = owner as Principal;
     if (id === undefined || id === null || id === '') continue;
@@ -276,7 +285,7 @@ function ownerReader<R>(owner: unknown): OwnerReader<R> {
   throw optionError(
     'requireOwnership',
     'owner',
-    'is required: a function (resource) returning its owner { kind, id }, or the name of the field holding the owning user\'s id.',
+    "is required: a function (resource) returning its owner { kind, id }, or the name of the field holding the owning user's id.",
   );
 }
 

@@ -52,11 +52,19 @@ export function resolveIdReader(factory: string, value: unknown, option = 'id'):
   if (value === undefined) return loadedOrParamsId;
   if (typeof value === 'function') return value as RecordIdReader;
   if (typeof value !== 'string') {
-    throw optionError(factory, option, `must be a function or a dotted path such as "params.id" or "body.email", got ${typeof value}.`);
+    throw optionError(
+      factory,
+      option,
+      `must be a function or a dotted path such as "params.id" or "body.email", got ${typeof value}.`,
+    );
   }
   const segments = parsePath(factory, option, value);
   if (segments.length < 2 || !ROOTS.has(segments[0] ?? '')) {
-    throw optionError(factory, option, `(${JSON.stringify(value)}) must start with "params.", "body." or "query.", such as "body.email".`);
+    throw optionError(
+      factory,
+      option,
+      `(${JSON.stringify(value)}) must start with "params.", "body." or "query.", such as "body.email".`,
+    );
   }
   const sentByClient = segments[0] !== 'params';
   return (req) => {
@@ -84,10 +92,20 @@ export function readRecordId(req: Request, reader: RecordIdReader): string | und
  * `middleware` and its id `option`: a route that names no record is miswired, and a key
  * to write under is never guessed. For middlewares wrapped by asyncMiddleware.
  */
-export function requireRecordId(req: Request, reader: RecordIdReader, route: 'password' | 'secret', middleware: string, option = 'id'): string {
+export function requireRecordId(
+  req: Request,
+  reader: RecordIdReader,
+  route: 'password' | 'secret',
+  middleware: string,
+  option = 'id',
+): string {
   const id = readRecordId(req, reader);
   if (id === undefined) {
-    throw problem(500, 'password.misconfigured', `The ${route} route is misconfigured: ${middleware} found no record id; check its ${option} option or the route path.`);
+    throw problem(
+      500,
+      'password.misconfigured',
+      `The ${route} route is misconfigured: ${middleware} found no record id; check its ${option} option or the route path.`,
+    );
   }
   return id;
 }

@@ -76,7 +76,11 @@ export function requireCurrentPassword(options: RequireCurrentPasswordOptions): 
   const { store } = options;
   assertSource('requireCurrentPassword', 'store', store);
   if (options.rehash === true && store.replace === undefined) {
-    throw optionError('requireCurrentPassword', 'rehash', 'is true but the store has no replace method to write the upgraded hash.');
+    throw optionError(
+      'requireCurrentPassword',
+      'rehash',
+      'is true but the store has no replace method to write the upgraded hash.',
+    );
   }
   const field = options.field ?? 'current';
   if (typeof field !== 'string' || field.length === 0) {
@@ -87,7 +91,11 @@ export function requireCurrentPassword(options: RequireCurrentPasswordOptions): 
 
   return asyncMiddleware('requireCurrentPassword', async (req: Request, _res, next) => {
     if (!hasSubmittedPasswords(req)) {
-      next(misconfigured(`The password route is misconfigured: requireCurrentPassword runs before passwordBody({ secretFields: ['${field}'] }).`));
+      next(
+        misconfigured(
+          `The password route is misconfigured: requireCurrentPassword runs before passwordBody({ secretFields: ['${field}'] }).`,
+        ),
+      );
       return;
     }
     const current = submittedPassword(req, field);
@@ -99,7 +107,11 @@ export function requireCurrentPassword(options: RequireCurrentPasswordOptions): 
     markSecret(req, current);
     const id = readRecordId(req, readId);
     if (id === undefined) {
-      next(misconfigured('The password route is misconfigured: requireCurrentPassword found no account id; mount requireOwnership() before it or set its id option.'));
+      next(
+        misconfigured(
+          'The password route is misconfigured: requireCurrentPassword found no account id; mount requireOwnership() before it or set its id option.',
+        ),
+      );
       return;
     }
     const { match } = await verifyWith(config, store, id, current, (value) => markSecret(req, value));

@@ -222,7 +222,14 @@ export function passwordBody(options: PasswordBodyOptions = {}): RequestHandler 
   const verifying = resolvePurpose(options);
   const config = resolveConfig(options, verifying);
   const ruleOptions: PasswordRulesOptions = verifying
-    ? { normalization: options.normalization, minLength: 1, maxLength: config.limit, maxBytes: config.limit, commonPasswords: false, composition: false }
+    ? {
+        normalization: options.normalization,
+        minLength: 1,
+        maxLength: config.limit,
+        maxBytes: config.limit,
+        commonPasswords: false,
+        composition: false,
+      }
     : options;
   const rules = compilePasswordRules(FACTORY, ruleOptions, config.field, config.limit, missingText(config));
   // Once every option is known good: a middleware that throws at start-up reads nothing.
@@ -256,9 +263,17 @@ export function passwordBody(options: PasswordBodyOptions = {}): RequestHandler 
     if (config.repeat !== undefined) {
       const again = normalized.get(config.repeat);
       if (again === undefined) {
-        errors.push({ field: config.repeat, code: 'repeat_missing', message: `The "${config.repeat}" field must repeat the password.` });
+        errors.push({
+          field: config.repeat,
+          code: 'repeat_missing',
+          message: `The "${config.repeat}" field must repeat the password.`,
+        });
       } else if (typeof password !== 'string' || again !== rules.normalize(password)) {
-        errors.push({ field: config.repeat, code: 'repeat_mismatch', message: `The "${config.repeat}" field is not the same password as "${config.field}".` });
+        errors.push({
+          field: config.repeat,
+          code: 'repeat_mismatch',
+          message: `The "${config.repeat}" field is not the same password as "${config.field}".`,
+        });
       }
     }
     if (!outcome.ok || errors.length > 0) {
@@ -286,7 +301,12 @@ function handBack(
       req.body = password;
       break;
     case 'query':
-      handQueryBack(req, new Map([...values].map(([name, value]) => [name === config.field ? (config.query?.parameter ?? name) : name, String(value)])));
+      handQueryBack(
+        req,
+        new Map(
+          [...values].map(([name, value]) => [name === config.field ? (config.query?.parameter ?? name) : name, String(value)]),
+        ),
+      );
       break;
     case 'json':
     case 'form': {
@@ -337,11 +357,16 @@ async function readSubmission(req: Request, res: Response, config: BodyConfig): 
     const fromQuery = found?.password;
     if (fromQuery !== undefined) {
       if (hasBody) {
-        throw refuse(req, res, config, problem(
-          400,
-          'password.ambiguous',
-          `The password was sent both in the request body and in the "${config.query.parameter}" query parameter; send it once, in the body.`,
-        ));
+        throw refuse(
+          req,
+          res,
+          config,
+          problem(
+            400,
+            'password.ambiguous',
+            `The password was sent both in the request body and in the "${config.query.parameter}" query parameter; send it once, in the body.`,
+          ),
+        );
       }
       return { password: fromQuery, rest: undefined, others: found?.others ?? NOTHING, location: 'query', bodyRead: false };
     }
@@ -350,25 +375,33 @@ async function readSubmission(req: Request, res: Response, config: BodyConfig): 
       return { password: undefined, rest: readsBody ? {} : undefined, others: found.others, location: 'query', bodyRead: false };
     }
   }
-  if (!hasBody) return { password: undefined, rest: readsBody ? {} : undefined, others: NOTHING, location: undefined, bodyRead: false };
+  if (!hasBody)
+    return { password: undefined, rest: readsBody ? {} : undefined, others: NOTHING, location: undefined, bodyRead: false };
   if (!readsBody) {
-    throw refuse(req, res, config, problem(
-      415,
-      'body.unsupported_media_type',
-      `This route takes no request body: the password goes in the "${config.query?.parameter ?? config.field}" query parameter.`,
-    ));
+    throw refuse(
+      req,
+      res,
+      config,
+      problem(
+        415,
+        'body.unsupported_media_type',
+        `This route takes no request body: the password goes in the "${config.query?.parameter ?? config.field}" query parameter.`,
+      ),
+    );
   }
 
   const encoding = req.headers['content-encoding']?.trim().toLowerCase();
   if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
     // A compressed body would make `limit` count compressed bytes; refusing it is
     // also what keeps a small upload from inflating into a large one.
-    throw refuse(req, res, config, problem(
-      415,
-      'body.encoding_unsupported',
-      'The request body must not be compressed: send it without Content-Encoding.',
-      { headers: { 'Accept-Encoding': 'identity' } },
-    ));
+    throw refuse(
+      req,
+      res,
+      config,
+      problem(415, 'body.encoding_unsupported', 'The request body must not be compressed: send it without Content-Encoding.', {
+        headers: { 'Accept-Encoding': 'identity' },
+      }),
+    );
   }
   const type = bodyType(req, res, config);
   if (declared !== undefined && declared > config.limit) throw refuse(req, res, config, tooLarge(config.limit));
@@ -401,18 +434,20 @@ function bodyType(req: Request, res: Response, config: BodyConfig): PasswordBody
   const parsed = parseContentType(req.headers['content-type']);
   const type = config.anyContentType ? 'text' : parsed === undefined ? undefined : BODY_TYPES[parsed.mediaType];
   if ((parsed === undefined && !config.anyContentType) || type === undefined || !config.accept.has(type)) {
-    throw refuse(req, res, config, problem(
-      415,
-      'body.unsupported_media_type',
-      `The request body must be ${config.acceptedNames}, in UTF-8.`,
-    ));
+    throw refuse(
+      req,
+      res,
+      config,
+      problem(415, 'body.unsupported_media_type', `The request body must be ${config.acceptedNames}, in UTF-8.`),
+    );
   }
   if (parsed?.charset !== undefined && parsed.charset !== 'utf-8') {
-    throw refuse(req, res, config, problem(
-      415,
-      'body.charset_unsupported',
-      'The request body charset is not supported; send UTF-8.',
-    ));
+    throw refuse(
+      req,
+      res,
+      config,
+      problem(415, 'body.charset_unsupported', 'The request body charset is not supported; send UTF-8.'),
+    );
   }
   return type;
 }
@@ -453,11 +488,14 @@ function readBounded(req: Request, res: Response, declared: number | undefined, 
       else reject(error ?? aborted());
     };
     const timer = setTimeout(() => {
-      settle(refuse(req, res, config, problem(
-        408,
-        'body.timeout',
-        `The request body did not arrive within ${config.readTimeout} ms.`,
-      )));
+      settle(
+        refuse(
+          req,
+          res,
+          config,
+          problem(408, 'body.timeout', `The request body did not arrive within ${config.readTimeout} ms.`),
+        ),
+      );
     }, config.readTimeout);
     // raw-body only listens for 'aborted', 'end' and 'error': a stream closed without
     // any of them would leave this promise pending for ever.
@@ -478,11 +516,7 @@ function fromRawBody(req: Request, res: Response, config: BodyConfig, error: get
     case 'request.aborted':
       return aborted();
     case 'request.size.invalid':
-      return refuse(req, res, config, problem(
-        400,
-        'body.size_mismatch',
-        'The request body does not match its Content-Length.',
-      ));
+      return refuse(req, res, config, problem(400, 'body.size_mismatch', 'The request body does not match its Content-Length.'));
     default:
       return problem(500, 'password.misconfigured', 'The request body could not be read: another middleware consumed it.');
   }
@@ -536,7 +570,11 @@ function formSubmission(text: string, field: string, otherFields: readonly strin
   } catch (error) {
     if (!(error instanceof UrlencodedError)) throw error;
     throw error.fault === 'parse_failed'
-      ? problem(400, 'body.parse_failed', 'The request body is not valid application/x-www-form-urlencoded: it has a malformed percent-encoding.')
+      ? problem(
+          400,
+          'body.parse_failed',
+          'The request body is not valid application/x-www-form-urlencoded: it has a malformed percent-encoding.',
+        )
       : problem(400, 'body.invalid_utf8', 'The request body is not valid UTF-8 once percent-decoded.');
   }
   if (decoded.values.length > 1) {
@@ -635,10 +673,18 @@ function resolveConfig(options: PasswordBodyOptions, verifying: boolean): BodyCo
   const named = [field, ...others];
   const twice = named.find((name, index) => named.indexOf(name) !== index);
   if (twice !== undefined) {
-    throw optionError(FACTORY, repeat === twice ? 'repeat' : 'secretFields', `names "${twice}" twice: the password, its repeat and the secret fields must be different fields.`);
+    throw optionError(
+      FACTORY,
+      repeat === twice ? 'repeat' : 'secretFields',
+      `names "${twice}" twice: the password, its repeat and the secret fields must be different fields.`,
+    );
   }
   if (others.length > 0 && !['json', 'form', 'query'].some((location) => locations.has(location as PasswordLocation))) {
-    throw optionError(FACTORY, repeat === undefined ? 'secretFields' : 'repeat', 'needs "json", "form" or "query" in "from": a text body holds one password only.');
+    throw optionError(
+      FACTORY,
+      repeat === undefined ? 'secretFields' : 'repeat',
+      'needs "json", "form" or "query" in "from": a text body holds one password only.',
+    );
   }
   const readsQuery = locations.has('query');
   if (options.query !== undefined && !readsQuery) {

@@ -172,7 +172,11 @@ export function readQueryPasswords(
   const decoded = new Map<string, string>();
   for (const [name, values] of matches) {
     if (values.length > 1) {
-      throw problem(400, 'query.repeated_parameter', `The query string has the "${name}" parameter more than once; send it once.`);
+      throw problem(
+        400,
+        'query.repeated_parameter',
+        `The query string has the "${name}" parameter more than once; send it once.`,
+      );
     }
     let value: string;
     try {

@@ -35,9 +35,7 @@ export type PasswordContextWords = readonly (string | readonly string[] | null |
  * @example
  * const context: PasswordContext = (req) => ['nova', req.params.id, req.body.username];
  */
-export type PasswordContext =
-  | PasswordContextWords
-  | ((req: Request) => PasswordContextWords | Promise<PasswordContextWords>);
+export type PasswordContext = PasswordContextWords | ((req: Request) => PasswordContextWords | Promise<PasswordContextWords>);
 
 /**
  * Composition rules: the least number of characters of each class. NIST SP 800-63B
@@ -297,8 +295,7 @@ export function compilePasswordRules(
   if (minLength > maxLength) {
     throw optionError(factory, 'minLength', `(${minLength}) is above maxLength (${maxLength}).`);
   }
-  const maxBytes =
-    integerOption(factory, 'maxBytes', options.maxBytes, maxLength, limit) ?? Math.min(4 * maxLength, limit);
+  const maxBytes = integerOption(factory, 'maxBytes', options.maxBytes, maxLength, limit) ?? Math.min(4 * maxLength, limit);
   const composition = resolveComposition(factory, options.composition);
   assertBoolean(factory, 'commonPasswords', options.commonPasswords);
   const refuseCommon = options.commonPasswords ?? true;
@@ -367,12 +364,8 @@ export function compilePasswordRules(
   }
   if (minScore !== undefined) {
     chain = chain
-      .custom(
-        (value: string, meta: Meta) => zxcvbn(strengthInput(value), [...inputOf(meta).contextWords]).score >= minScore,
-      )
-      .withMessage(
-        fault('weak', `The password is too easy to guess: it must reach a strength score of ${minScore} out of 4.`),
-      );
+      .custom((value: string, meta: Meta) => zxcvbn(strengthInput(value), [...inputOf(meta).contextWords]).score >= minScore)
+      .withMessage(fault('weak', `The password is too easy to guess: it must reach a strength score of ${minScore} out of 4.`));
   }
   const rules: ValidationChain = chain;
 

@@ -6,13 +6,7 @@ import { callerKey, resolveLimiter } from './hash-limiter';
 import type { HashLimiter } from './hash-limiter';
 import { assertKnownKeys, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
-import {
-  bcryptInput,
-  busyProblem,
-  limitedHash,
-  resolveHashing,
-  tooLongProblem,
-} from './bcrypt';
+import { bcryptInput, busyProblem, limitedHash, resolveHashing, tooLongProblem } from './bcrypt';
 import type { PasswordScheme } from './bcrypt';
 import { requireRecordId, resolveIdReader } from '../access/record-id';
 import type { RecordIdSource } from '../access/record-id';
@@ -121,11 +115,7 @@ export function storedPassword(req: Request): StoredPassword | undefined {
 
 /** The 409 of a set-once route whose id has a record; the sealing storer answers it too. */
 export function alreadySetProblem(): ProblemError {
-  return problem(
-    409,
-    'password.already_set',
-    'A password is already set for this resource; delete it before setting another.',
-  );
+  return problem(409, 'password.already_set', 'A password is already set for this resource; delete it before setting another.');
 }
 
 function conflict(): ProblemError {
@@ -196,7 +186,8 @@ export function hashAndStore(options: HashAndStoreOptions): RequestHandler {
     markSecret(req, hash);
     const setAt = new Date().toISOString();
     const record = { hash, setAt, scheme };
-    const written = mode === 'set-once' ? checkedBoolean('setIfAbsent', await store.setIfAbsent(id, record)) : await put(store, id, record);
+    const written =
+      mode === 'set-once' ? checkedBoolean('setIfAbsent', await store.setIfAbsent(id, record)) : await put(store, id, record);
     if (!written) {
       next(mode === 'set-once' ? alreadySetProblem() : conflict());
       return;

@@ -187,7 +187,9 @@ async function verifyLegacyForm(scheme: LegacyScheme, candidate: string, stored:
   }
   const answer: unknown = await scheme.verify?.(candidate, stored);
   if (typeof answer !== 'boolean') {
-    throw misconfigured(`The legacy scheme "${scheme.name}" has a verify function that returned ${typeof answer}, not a boolean.`);
+    throw misconfigured(
+      `The legacy scheme "${scheme.name}" has a verify function that returned ${typeof answer}, not a boolean.`,
+    );
   }
   return answer;
 }

@@ -163,9 +163,13 @@ export async function verifyWith(
   let match: boolean;
   switch (kind.kind) {
     case 'sealed':
-      throw wrongMechanism(`The password route is misconfigured: record "${id}" was encrypted (scheme "${scheme}"), not hashed; a sealed secret is revealed with revealSecret, never verified.`);
+      throw wrongMechanism(
+        `The password route is misconfigured: record "${id}" was encrypted (scheme "${scheme}"), not hashed; a sealed secret is revealed with revealSecret, never verified.`,
+      );
     case 'unknown':
-      throw misconfigured(`The password route is misconfigured: a stored password has scheme "${scheme}", which this verifier cannot check; give it in the legacy option.`);
+      throw misconfigured(
+        `The password route is misconfigured: a stored password has scheme "${scheme}", which this verifier cannot check; give it in the legacy option.`,
+      );
     case 'legacy':
       // One bcrypt compare per verify whatever the record: a legacy record then answers
       // no faster than a bcrypt one, and timing does not tell which ids are not migrated.
@@ -185,7 +189,9 @@ export async function verifyWith(
     }
     case 'bcrypt': {
       if (scheme === 'bcrypt+hmac-sha256' && config.pepper === undefined) {
-        throw misconfigured('The password route is misconfigured: a stored password was pre-hashed with a pepper and the verifier was given none.');
+        throw misconfigured(
+          'The password route is misconfigured: a stored password was pre-hashed with a pepper and the verifier was given none.',
+        );
       }
       const input = bcryptInput(candidate, scheme as PasswordScheme, config.pepper);
       if (input === undefined) {
@@ -313,7 +319,9 @@ export function passwordVerifier(options: PasswordVerifierOptions): RequestHandl
   const { store } = options;
   assertSource('passwordVerifier', 'store', store);
   if (options.rehash === true && store.replace === undefined) {
-    throw new TypeError('passwordVerifier: option "rehash" is true but the store has no replace method to write the upgraded hash; give a full store or leave rehash unset.');
+    throw new TypeError(
+      'passwordVerifier: option "rehash" is true but the store has no replace method to write the upgraded hash; give a full store or leave rehash unset.',
+    );
   }
   const readId = resolveIdReader('passwordVerifier', options.id);
   assertFunction('passwordVerifier', 'candidate', options.candidate);
@@ -326,7 +334,9 @@ export function passwordVerifier(options: PasswordVerifierOptions): RequestHandl
     if (typeof candidate !== 'string') {
       next(
         readCandidate === undefined
-          ? misconfigured('The password route is misconfigured: no validated password reached passwordVerifier; mount passwordBody() before it or pass a candidate option.')
+          ? misconfigured(
+              'The password route is misconfigured: no validated password reached passwordVerifier; mount passwordBody() before it or pass a candidate option.',
+            )
           : problem(400, 'password.missing', 'The request has no password to verify.'),
       );
       return;

@@ -153,7 +153,13 @@ export function resolveFormat(factory: string, value: unknown): ErrorFormatter {
   if (typeof value === 'function') return value as ErrorFormatter;
   const named = typeof value === 'string' ? NAMED_FORMATS[value] : undefined;
   if (named === undefined) {
-    throw optionError(factory, 'format', `must be ${Object.keys(NAMED_FORMATS).map((n) => `"${n}"`).join(', ')} or a function (error, req) => ({ contentType, body }).`);
+    throw optionError(
+      factory,
+      'format',
+      `must be ${Object.keys(NAMED_FORMATS)
+        .map((n) => `"${n}"`)
+        .join(', ')} or a function (error, req) => ({ contentType, body }).`,
+    );
   }
   return named;
 }
@@ -166,7 +172,11 @@ export function resolveStatusMap(factory: string, value: unknown): (status: numb
   if (value === undefined) return (status) => status;
   if (typeof value === 'function') return value as (status: number) => number;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw optionError(factory, 'statusMap', 'must be an object mapping statuses to statuses, such as { 413: 400 }, or a function.');
+    throw optionError(
+      factory,
+      'statusMap',
+      'must be an object mapping statuses to statuses, such as { 413: 400 }, or a function.',
+    );
   }
   const table = new Map<number, number>();
   for (const [from, to] of Object.entries(value as Record<string, unknown>)) {

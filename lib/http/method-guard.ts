@@ -28,10 +28,7 @@ export interface MethodGuardOptions {
 
 const optionKeys: KeysEnum<MethodGuardOptions> = { handleOptions: true, subtree: true };
 
-
-const STANDARD_METHODS = new Set([
-  'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH',
-]);
+const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 
 /**
  * Refuses every method but the listed ones with `405 Method Not Allowed`, an `Allow`
@@ -42,10 +39,7 @@ const STANDARD_METHODS = new Set([
  * @example
  * app.use('/servers/:id/password', methodGuard(['GET', 'POST', 'DELETE']));
  */
-export function methodGuard(
-  methods: readonly string[],
-  options: MethodGuardOptions = {},
-): RequestHandler {
+export function methodGuard(methods: readonly string[], options: MethodGuardOptions = {}): RequestHandler {
   assertKnownKeys('methodGuard', options, optionKeys);
   assertBoolean('methodGuard', 'handleOptions', options.handleOptions);
   assertBoolean('methodGuard', 'subtree', options.subtree);
@@ -89,9 +83,7 @@ export function methodGuard(
 
 function allowedMethods(methods: readonly string[], handleOptions: boolean): string[] {
   if (!Array.isArray(methods) || methods.length === 0) {
-    throw new TypeError(
-      'methodGuard: the first argument must be a non-empty array of method names, such as ["GET", "POST"].',
-    );
+    throw new TypeError('methodGuard: the first argument must be a non-empty array of method names, such as ["GET", "POST"].');
   }
   const result: string[] = [];
   const add = (method: string): void => {
@@ -140,9 +132,7 @@ export function guardRoute(
   const methods = Object.keys(handlers);
   for (const method of methods) {
     if (!(ROUTE_METHODS as readonly string[]).includes(method)) {
-      throw new TypeError(
-        `guardRoute: unsupported handler key "${method}". Use one of ${ROUTE_METHODS.join(', ')}.`,
-      );
+      throw new TypeError(`guardRoute: unsupported handler key "${method}". Use one of ${ROUTE_METHODS.join(', ')}.`);
     }
   }
   const guard = methodGuard(methods, options);
@@ -152,11 +142,21 @@ export function guardRoute(
     const handler = handlers[method];
     const list = Array.isArray(handler) ? [...handler] : [handler as RequestHandler];
     switch (method) {
-      case 'GET': route.get(...list); break;
-      case 'POST': route.post(...list); break;
-      case 'PUT': route.put(...list); break;
-      case 'PATCH': route.patch(...list); break;
-      case 'DELETE': route.delete(...list); break;
+      case 'GET':
+        route.get(...list);
+        break;
+      case 'POST':
+        route.post(...list);
+        break;
+      case 'PUT':
+        route.put(...list);
+        break;
+      case 'PATCH':
+        route.patch(...list);
+        break;
+      case 'DELETE':
+        route.delete(...list);
+        break;
     }
   }
 }

@@ -86,11 +86,27 @@ const PARSER_ERRORS: Readonly<Record<string, KnownParserError>> = {
   },
   'entity.parse.failed': { status: 400, code: 'body.parse_failed', detail: () => 'The request body could not be parsed.' },
   'entity.verify.failed': { status: 403, code: 'body.verify_failed', detail: () => 'The request body failed verification.' },
-  'charset.unsupported': { status: 415, code: 'body.charset_unsupported', detail: () => 'The request body charset is not supported; send UTF-8.' },
-  'encoding.unsupported': { status: 415, code: 'body.encoding_unsupported', detail: () => 'The request body content encoding is not supported.' },
+  'charset.unsupported': {
+    status: 415,
+    code: 'body.charset_unsupported',
+    detail: () => 'The request body charset is not supported; send UTF-8.',
+  },
+  'encoding.unsupported': {
+    status: 415,
+    code: 'body.encoding_unsupported',
+    detail: () => 'The request body content encoding is not supported.',
+  },
   'request.aborted': { status: 400, code: 'body.aborted', detail: () => 'The request body was not received in full.' },
-  'request.size.invalid': { status: 400, code: 'body.size_mismatch', detail: () => 'The request body does not match its Content-Length.' },
-  'parameters.too.many': { status: 413, code: 'body.too_many_parameters', detail: () => 'The request body has too many parameters.' },
+  'request.size.invalid': {
+    status: 400,
+    code: 'body.size_mismatch',
+    detail: () => 'The request body does not match its Content-Length.',
+  },
+  'parameters.too.many': {
+    status: 413,
+    code: 'body.too_many_parameters',
+    detail: () => 'The request body has too many parameters.',
+  },
 };
 
 const INTERNAL_DETAIL = 'The server could not complete the request.';
@@ -160,7 +176,13 @@ export function problemHandler(options: ProblemHandlerOptions = {}): ErrorReques
     } catch (formatError) {
       // A formatter that throws must not leave the error unanswered nor leak it.
       if (log !== false) {
-        log({ status: 500, code: 'server.error', method: req.method, path: req.originalUrl.split('?', 1)[0] ?? '/', error: scrubSecrets(req, errorText(formatError)) });
+        log({
+          status: 500,
+          code: 'server.error',
+          method: req.method,
+          path: req.originalUrl.split('?', 1)[0] ?? '/',
+          error: scrubSecrets(req, errorText(formatError)),
+        });
       }
       formatted = { contentType: 'text/plain', body: `${status} ${statusTitle(status)}\n` };
     }
@@ -187,11 +209,7 @@ function withCharset(contentType: unknown): string {
   return /;\s*charset=/i.test(trimmed) ? trimmed : `${trimmed}; charset=utf-8`;
 }
 
-function describe(
-  error: unknown,
-  req: Request,
-  typeBase: string,
-): { body: ProblemBody; headers: Record<string, string> } {
+function describe(error: unknown, req: Request, typeBase: string): { body: ProblemBody; headers: Record<string, string> } {
   const fields = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>;
   const rawStatus = fields['status'] ?? fields['statusCode'];
   let status = typeof rawStatus === 'number' && rawStatus >= 400 && rawStatus <= 599 ? rawStatus : 500;
@@ -244,9 +262,7 @@ function errorText(error: unknown): string {
 }
 
 function defaultLog(entry: ProblemLogEntry): void {
-  console.error(
-    `express-password-guard: ${entry.status} ${entry.code} on ${entry.method} ${entry.path}\n${entry.error}`,
-  );
+  console.error(`express-password-guard: ${entry.status} ${entry.code} on ${entry.method} ${entry.path}\n${entry.error}`);
 }
 
 const OVERLOAD_LOG_INTERVAL_MS = 60_000;

@@ -123,7 +123,11 @@ export function responseEncoder(options: ResponseEncoderOptions = {}): RequestHa
   }
   const profile = options.headerProfile === undefined ? 'helmet' : options.headerProfile;
   if (profile !== 'helmet' && profile !== 'api') {
-    throw optionError('responseEncoder', 'headerProfile', 'must be "helmet" (helmet\'s full default set) or "api" (JSON responses only).');
+    throw optionError(
+      'responseEncoder',
+      'headerProfile',
+      'must be "helmet" (helmet\'s full default set) or "api" (JSON responses only).',
+    );
   }
   const redacted = keyRedaction({
     words: options.redactDefaults === false ? redactWords : [...DEFAULT_REDACTED_KEYS, ...redactWords],

@@ -487,7 +487,8 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
 
   return Object.assign(middleware, {
     report(type: SecurityEventType, details: SecurityEventDetails): void {
-      if (LEVELS[type] === undefined) throw new TypeError(`securityEvents: report() got an unknown event type "${String(type)}".`);
+      if (LEVELS[type] === undefined)
+        throw new TypeError(`securityEvents: report() got an unknown event type "${String(type)}".`);
       const principal = details.principal;
       const subject = principal === undefined ? '-' : String(principal.id);
       const window = take(type, subject, details.resource, details.code, details.action, 1);
@@ -642,12 +643,7 @@ export function reportRefusal(req: Request, error: unknown, status: number, code
   });
 }
 
-function requestFields(
-  req: Request,
-  config: Config,
-  principal: Principal | undefined,
-  facts: Facts,
-): Occurrence['base'] {
+function requestFields(req: Request, config: Config, principal: Principal | undefined, facts: Facts): Occurrence['base'] {
   const requestId = safeText(config.requestId(req));
   const agent = req.headers['user-agent'];
   const ip = req.ip;

@@ -17,7 +17,11 @@ export function asyncMiddleware(
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 /**
@@ -36,7 +40,10 @@ export function whenReady<T, R>(value: T | PromiseLike<T>, fn: (settled: T) => R
  * store and key provider do, and returns a promise only when one of them does: a
  * synchronous throw and a rejection both reach `next(err)`.
  */
-export function maybeAsyncMiddleware(name: string, fn: (req: Request, res: Response, next: NextFunction) => unknown): RequestHandler {
+export function maybeAsyncMiddleware(
+  name: string,
+  fn: (req: Request, res: Response, next: NextFunction) => unknown,
+): RequestHandler {
   const wrapped = (req: Request, res: Response, next: NextFunction): void => {
     let result: unknown;
     try {

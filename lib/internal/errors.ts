@@ -30,12 +30,7 @@ const raisedHere = new WeakSet<object>();
  * `detail` must be written by this package: it reaches the client as is, so it
  * never holds a submitted password or a stored hash.
  */
-export function problem(
-  status: number,
-  type: string,
-  detail: string,
-  init: ProblemInit = {},
-): ProblemError {
+export function problem(status: number, type: string, detail: string, init: ProblemInit = {}): ProblemError {
   const props: Record<string, unknown> = { type };
   if (init.headers !== undefined) props['headers'] = { ...init.headers };
   if (init.errors !== undefined) props['errors'] = init.errors.map((e) => ({ ...e }));

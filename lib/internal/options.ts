@@ -6,11 +6,7 @@
 export type KeysEnum<T> = { readonly [K in keyof Required<T>]: true };
 
 /** Throws a `TypeError` naming the first key of `options` that `known` does not list. */
-export function assertKnownKeys(
-  factory: string,
-  options: object,
-  known: Readonly<Record<string, true>>,
-): void {
+export function assertKnownKeys(factory: string, options: object, known: Readonly<Record<string, true>>): void {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new TypeError(`${factory}: options must be an object.`);
   }

@@ -132,7 +132,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     const pepper = readPepper(values['pepper-env']);
     const legacy = values.schemes === undefined ? undefined : await loadSchemes(values.schemes);
     const keys = readKeyRing(values['keys-env'], values['keys-file']);
-    if (values.purpose !== undefined && keys === undefined) throw new UsageError('--purpose goes with --keys-env or --keys-file.');
+    if (values.purpose !== undefined && keys === undefined)
+      throw new UsageError('--purpose goes with --keys-env or --keys-file.');
     opened = await openStore(values);
     const dryRun = values['dry-run'] === true;
     console.log(`express-password-guard migrate: ${opened.label}${dryRun ? ' (dry run: nothing will be written)' : ''}`);
@@ -173,7 +174,8 @@ function usage(message: string): number {
 function integer(flag: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
   const number = /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!(number >= min && number <= max)) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got "${value}".`);
+  if (!(number >= min && number <= max))
+    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got "${value}".`);
   return number;
 }
 
@@ -181,7 +183,8 @@ function readPepper(variable: string | undefined): string | undefined {
   if (variable === undefined) return undefined;
   // Never on the command line itself: any user of the host can read a process's arguments.
   const value = process.env[variable];
-  if (value === undefined || value === '') throw new UsageError(`--pepper-env ${variable}: that environment variable is not set.`);
+  if (value === undefined || value === '')
+    throw new UsageError(`--pepper-env ${variable}: that environment variable is not set.`);
   return value;
 }
 
@@ -191,7 +194,8 @@ function readPepper(variable: string | undefined): string | undefined {
  * own message would.
  */
 function readKeyRing(variable: string | undefined, file: string | undefined): KeyProvider | undefined {
-  if (variable !== undefined && file !== undefined) throw new UsageError('give the key ring once: --keys-env or --keys-file, not both.');
+  if (variable !== undefined && file !== undefined)
+    throw new UsageError('give the key ring once: --keys-env or --keys-file, not both.');
   let text: string;
   let where: string;
   if (variable !== undefined) {
@@ -258,7 +262,8 @@ async function openStore(values: Values): Promise<Opened> {
   };
   try {
     const opened = await STORE_OPENERS[kind](values, closers);
-    if (text(values, 'metadata-table') === undefined) return { store: opened.store, source: undefined, label: opened.label, close };
+    if (text(values, 'metadata-table') === undefined)
+      return { store: opened.store, source: undefined, label: opened.label, close };
     const metadata = openMetadataChunks(values, opened, closers);
     return { store: opened.store, source: metadata.source, label: `${opened.label}, ${metadata.label}`, close };
   } catch (error) {
@@ -271,7 +276,11 @@ async function openStore(values: Values): Promise<Opened> {
 function chosenStore(values: Values): StoreKind {
   const given = (['sqlite', 'redis', 'redis-env', 'redis-file', 'module'] as const).filter((flag) => values[flag] !== undefined);
   if (given.length !== 1) {
-    throw new UsageError(given.length === 0 ? 'give a store: --sqlite <file>, --redis <url> (or --redis-env / --redis-file) or --module <file>.' : `give one store, not ${given.map((f) => `--${f}`).join(' and ')}.`);
+    throw new UsageError(
+      given.length === 0
+        ? 'give a store: --sqlite <file>, --redis <url> (or --redis-env / --redis-file) or --module <file>.'
+        : `give one store, not ${given.map((f) => `--${f}`).join(' and ')}.`,
+    );
   }
   const flag = given[0] as (typeof given)[number];
   const kind: StoreKind = flag.startsWith('redis') ? 'redis' : (flag as StoreKind);
@@ -297,7 +306,9 @@ async function openSqliteStore(values: Values, closers: Closers): Promise<Opened
   const exists = probe.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
   if (!exists && text(values, 'metadata-table') === undefined) {
     probe.close();
-    throw new UsageError(`--sqlite ${file} has no table "${table}"${text(values, 'table') === undefined ? ' (give its name with --table)' : ''}.`);
+    throw new UsageError(
+      `--sqlite ${file} has no table "${table}"${text(values, 'table') === undefined ? ' (give its name with --table)' : ''}.`,
+    );
   }
   const label = `SQLite store ${file} (table ${table})`;
   if (values['dry-run'] === true) {
@@ -332,7 +343,11 @@ async function openModuleStore(values: Values, closers: Closers): Promise<Opened
  * The reviewed API's metadata table as the migration's source: in the store's own SQLite
  * file unless --metadata-db names another, which is then opened (read-only for a dry run).
  */
-function openMetadataChunks(values: Values, opened: OpenedStore, closers: Closers): { source: LegacyPasswordSource; label: string } {
+function openMetadataChunks(
+  values: Values,
+  opened: OpenedStore,
+  closers: Closers,
+): { source: LegacyPasswordSource; label: string } {
   const table = text(values, 'metadata-table') as string;
   const metadataDb = text(values, 'metadata-db');
   let db: BetterSqlite3.Database;
@@ -354,7 +369,10 @@ function openMetadataChunks(values: Values, opened: OpenedStore, closers: Closer
     ...optional('keyColumn', text(values, 'metadata-key-column')),
     ...optional('valueColumn', text(values, 'metadata-value-column')),
   });
-  return { source, label: `moving clear-text passwords from table ${table}${metadataDb === undefined ? '' : ` of ${metadataDb}`}` };
+  return {
+    source,
+    label: `moving clear-text passwords from table ${table}${metadataDb === undefined ? '' : ` of ${metadataDb}`}`,
+  };
 }
 
 function openSqlite(file: string, readonly: boolean): BetterSqlite3.Database {
@@ -367,7 +385,8 @@ function openSqlite(file: string, readonly: boolean): BetterSqlite3.Database {
  * write would be a bug, and fails loudly. No table: an empty store.
  */
 function readOnlyStore(db: BetterSqlite3.Database, table: string | undefined): PasswordStore {
-  const select = table === undefined ? undefined : db.prepare(`SELECT hash, scheme, set_at AS setAt FROM "${table}" WHERE id = ?`);
+  const select =
+    table === undefined ? undefined : db.prepare(`SELECT hash, scheme, set_at AS setAt FROM "${table}" WHERE id = ?`);
   const list = table === undefined ? undefined : db.prepare(`SELECT id FROM "${table}" ORDER BY id`).pluck();
   const refuse = (): never => {
     throw new Error('a dry run tried to write; nothing was written.');
@@ -386,7 +405,10 @@ function optional<K extends string>(key: K, value: string | undefined): Partial<
 }
 
 async function connectRedis(url: string): Promise<RedisStoreClient & { quit(): Promise<unknown> }> {
-  let Redis: new (url: string, options: object) => RedisStoreClient & {
+  let Redis: new (
+    url: string,
+    options: object,
+  ) => RedisStoreClient & {
     connect(): Promise<void>;
     quit(): Promise<unknown>;
     disconnect(): void;
@@ -402,7 +424,13 @@ async function connectRedis(url: string): Promise<RedisStoreClient & { quit(): P
     }
     throw error;
   }
-  const client = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 5000, retryStrategy: () => null });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5000,
+    retryStrategy: () => null,
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -428,7 +456,8 @@ function redisUrl(direct: string | undefined, variable: string | undefined, file
   }
   if (variable !== undefined) {
     const value = process.env[variable];
-    if (value === undefined || value.trim() === '') throw new UsageError(`--redis-env ${variable}: that environment variable is not set.`);
+    if (value === undefined || value.trim() === '')
+      throw new UsageError(`--redis-env ${variable}: that environment variable is not set.`);
     return value.trim();
   }
   if (file !== undefined) {
@@ -464,7 +493,8 @@ async function loadStore(file: string): Promise<PasswordStore> {
 
 async function loadSchemes(file: string): Promise<LegacyScheme[]> {
   const schemes = exported(await loadModule(file, '--schemes'), 'schemes');
-  if (!Array.isArray(schemes)) throw new UsageError(`--schemes ${file} exports no array of legacy schemes (default export or "schemes").`);
+  if (!Array.isArray(schemes))
+    throw new UsageError(`--schemes ${file} exports no array of legacy schemes (default export or "schemes").`);
   return schemes as LegacyScheme[];
 }
 
@@ -525,7 +555,8 @@ function printSummary(summary: MigrationSummary): void {
   ];
   console.log(summary.dryRun ? 'Summary (dry run, nothing written):' : 'Summary:');
   for (const [label, count] of rows) console.log(`  ${label.padEnd(16)} ${String(count).padStart(6)}`);
-  if (summary.scrubbed === true) console.log('Plain text or old sealed values replaced: the SQLite file was compacted (VACUUM) and its WAL truncated.');
+  if (summary.scrubbed === true)
+    console.log('Plain text or old sealed values replaced: the SQLite file was compacted (VACUUM) and its WAL truncated.');
   if (summary.scrubbed === false) {
     console.log(
       'Plain text or old sealed values replaced, but the SQLite file could not be compacted (another connection was busy): old copies may remain in its free pages or -wal file until it is; run VACUUM once the app is stopped.',

@@ -62,7 +62,6 @@ const optionKeys: KeysEnum<MetadataChunksOptions> = {
   keyPrefix: true,
 };
 
-
 /**
  * The reviewed API's stored passwords, as a {@link LegacyPasswordSource}: each is split
  * into chunks kept as metadata rows (`password_0` … `password_3`, 255 characters each),
@@ -95,7 +94,11 @@ export class MetadataChunks implements LegacyPasswordSource {
     const identifier = (option: keyof MetadataChunksOptions, value: unknown, fallback?: string): string => {
       const name = value ?? fallback;
       if (typeof name !== 'string' || !SQL_IDENTIFIER.test(name)) {
-        throw optionError('MetadataChunks', option, 'must be an SQL identifier: letters, digits and _, not starting with a digit.');
+        throw optionError(
+          'MetadataChunks',
+          option,
+          'must be an SQL identifier: letters, digits and _, not starting with a digit.',
+        );
       }
       return name;
     };

@@ -165,7 +165,10 @@ type Outcome =
   | { readonly kind: 'failed'; readonly reason: string };
 
 const ATTEMPTS = 3;
-const changedMeanwhile: Outcome = { kind: 'failed', reason: 'the record kept changing while being migrated; run the migration again.' };
+const changedMeanwhile: Outcome = {
+  kind: 'failed',
+  reason: 'the record kept changing while being migrated; run the migration again.',
+};
 
 /**
  * Upgrades every legacy record of a store to bcrypt at once, without a password reset:
@@ -191,7 +194,11 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
   assertStore('migratePasswords', 'store', store);
   if (source !== undefined) assertSource(source);
   else if (typeof store.ids !== 'function') {
-    throw optionError('migratePasswords', 'store', 'cannot list its records: give it an ids() method (the bundled stores have one).');
+    throw optionError(
+      'migratePasswords',
+      'store',
+      'cannot list its records: give it an ids() method (the bundled stores have one).',
+    );
   }
   assertBoolean('migratePasswords', 'dryRun', options.dryRun);
   assertFunction('migratePasswords', 'onProgress', options.onProgress);
@@ -278,12 +285,17 @@ async function migrateRecord(config: MigrationConfig, id: string): Promise<Outco
     if (planned.kind === 'reseal') {
       const resealed = await reseal(config, id, record, planned.keys);
       if (resealed.kind !== 'replace') return resealed;
-      if (checkedBoolean('replace', await store.replace(id, record.hash, resealed.record))) return { kind: 'upgraded', scrub: true };
+      if (checkedBoolean('replace', await store.replace(id, record.hash, resealed.record)))
+        return { kind: 'upgraded', scrub: true };
       continue;
     }
     if (planned.kind !== 'hash') return planned;
     if (config.dryRun) return { kind: 'upgraded', scrub: planned.plain };
-    const upgraded: PasswordRecord = { hash: await bcrypt.hash(planned.input, config.cost), setAt: record.setAt, scheme: planned.scheme };
+    const upgraded: PasswordRecord = {
+      hash: await bcrypt.hash(planned.input, config.cost),
+      setAt: record.setAt,
+      scheme: planned.scheme,
+    };
     if (checkedBoolean('replace', await store.replace(id, record.hash, upgraded))) {
       return { kind: 'upgraded', scrub: planned.plain };
     }
@@ -310,11 +322,17 @@ function plan(config: MigrationConfig, record: PasswordRecord): Plan {
       const { scheme } = kind;
       if (scheme.name === 'plain') return plainPlan(config, record.hash);
       if (scheme.digest === undefined) {
-        return { kind: 'failed', reason: `scheme "${scheme.name}" has no digest, so it cannot be wrapped; it is upgraded at its next successful verify.` };
+        return {
+          kind: 'failed',
+          reason: `scheme "${scheme.name}" has no digest, so it cannot be wrapped; it is upgraded at its next successful verify.`,
+        };
       }
       const digest = storedDigest(scheme, record.hash);
       if (digest === undefined) {
-        return { kind: 'failed', reason: `the stored value is not a well-formed ${scheme.name} digest of at most ${BCRYPT_MAX_BYTES} bytes.` };
+        return {
+          kind: 'failed',
+          reason: `the stored value is not a well-formed ${scheme.name} digest of at most ${BCRYPT_MAX_BYTES} bytes.`,
+        };
       }
       return { kind: 'hash', input: digest, scheme: WRAPPED_PREFIX + scheme.name, plain: false };
     }
@@ -346,7 +364,8 @@ async function reseal(
   const { keyId } = await currentKey(keys);
   if (sealedKeyId(record.scheme) === keyId) return { kind: 'current' };
   const opened = await openRecord(keys, config.purpose, id, record);
-  if ('failure' in opened) return { kind: 'failed', reason: `the sealed value did not open: ${opened.failure}; it was left as it is.` };
+  if ('failure' in opened)
+    return { kind: 'failed', reason: `the sealed value did not open: ${opened.failure}; it was left as it is.` };
   if (config.dryRun) return { kind: 'upgraded', scrub: true };
   return { kind: 'replace', record: await sealedRecord(keys, config.purpose, id, opened.plaintext, record.setAt) };
 }
@@ -363,7 +382,10 @@ async function moveFromSource(config: MigrationConfig, source: LegacyPasswordSou
     if (existing !== undefined) {
       // Set by an earlier run that stopped before erasing the source: finish the move.
       if (!(await holds(config, existing, password))) {
-        return { kind: 'failed', reason: 'the store already holds a different password for this id; its legacy password was left in place.' };
+        return {
+          kind: 'failed',
+          reason: 'the store already holds a different password for this id; its legacy password was left in place.',
+        };
       }
       if (config.dryRun) return { kind: 'upgraded', scrub: true };
       if (checkedBoolean('clear', await source.clear(id, password))) return { kind: 'upgraded', scrub: true };
@@ -413,7 +435,9 @@ function scrubSqlite(db: SqliteDatabase): boolean {
   // only into "not scrubbed yet", which a later run completes.
   try {
     db.exec('VACUUM');
-    const result = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }> | undefined;
+    const result = db.pragma('wal_checkpoint(TRUNCATE)') as
+      | Array<{ busy: number; log: number; checkpointed: number }>
+      | undefined;
     const row = result?.[0];
     return row === undefined || (row.busy === 0 && row.log === row.checkpointed);
   } catch {
@@ -423,6 +447,10 @@ function scrubSqlite(db: SqliteDatabase): boolean {
 
 function assertSource(source: unknown): asserts source is LegacyPasswordSource {
   if (!hasMethods(source, ['ids', 'read', 'clear'])) {
-    throw optionError('migratePasswords', 'source', 'must be a legacy password source (ids, read and clear), such as a MetadataChunks.');
+    throw optionError(
+      'migratePasswords',
+      'source',
+      'must be a legacy password source (ids, read and clear), such as a MetadataChunks.',
+    );
   }
 }

@@ -252,7 +252,11 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
   }
   const readId = resolveIdReader('passwordRoutes', options.id);
   if (typeof options.ownership !== 'object' || options.ownership === null) {
-    throw optionError('passwordRoutes', 'ownership', 'is required: the options of requireOwnership ({ principal, load, owner, allow }).');
+    throw optionError(
+      'passwordRoutes',
+      'ownership',
+      'is required: the options of requireOwnership ({ principal, load, owner, allow }).',
+    );
   }
   const hashing = options.hashing ?? {};
   assertKnownKeys('passwordRoutes: option "hashing"', hashing, hashingKeys);
@@ -297,9 +301,7 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
     asyncMiddleware('passwordState', async (req, res) => {
       const record = checkedRecord(await store.get(recordId(req)));
       const state: PasswordState =
-        record === undefined
-          ? { passwordSet: false }
-          : { passwordSet: true, setAt: record.setAt, algorithm: record.scheme };
+        record === undefined ? { passwordSet: false } : { passwordSet: true, setAt: record.setAt, algorithm: record.scheme };
       res.json(state);
     }),
   );
@@ -335,10 +337,21 @@ export function passwordRoutes<T extends Pick<IRouter, 'route'>, P extends Princ
           throw problem(500, 'password.misconfigured', 'The verify route is misconfigured: no password reached it.');
         }
         const id = recordId(req);
-        const { match, rehashed } = await verifyWith(verifyConfig, store, id, candidate, (value) => markSecret(req, value), callerKey(req));
+        const { match, rehashed } = await verifyWith(
+          verifyConfig,
+          store,
+          id,
+          candidate,
+          (value) => markSecret(req, value),
+          callerKey(req),
+        );
         // Lets a guess limiter give back the attempts of callers who knew the password.
         if (match) recordVerified(req, { id, rehashed });
-        reportSecurityEvent(req, match ? 'authn_login_success' : 'authn_login_fail', { resource: id, action: 'verify', ...(match ? { rehashed } : {}) });
+        reportSecurityEvent(req, match ? 'authn_login_success' : 'authn_login_fail', {
+          resource: id,
+          action: 'verify',
+          ...(match ? { rehashed } : {}),
+        });
         res.json({ match });
       }),
     );

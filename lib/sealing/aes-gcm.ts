@@ -135,7 +135,9 @@ export function open(
     decipher.setAuthTag(tag);
     plain = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
   } catch {
-    return { failure: 'authentication failed (altered, truncated, moved from another record or purpose, or sealed under another key)' };
+    return {
+      failure: 'authentication failed (altered, truncated, moved from another record or purpose, or sealed under another key)',
+    };
   }
   try {
     return { plaintext: strictUtf8.decode(plain) };

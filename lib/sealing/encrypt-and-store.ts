@@ -81,7 +81,11 @@ export const DEFAULT_PURPOSE = 'password';
 export function resolvePurpose(factory: string, value: unknown): string {
   if (value === undefined) return DEFAULT_PURPOSE;
   if (typeof value !== 'string' || !PURPOSE.test(value)) {
-    throw optionError(factory, 'purpose', 'must be a label of letters, digits, ".", "_", "-" and ":", at most 64 characters, such as "admin-password".');
+    throw optionError(
+      factory,
+      'purpose',
+      'must be a label of letters, digits, ".", "_", "-" and ":", at most 64 characters, such as "admin-password".',
+    );
   }
   return value;
 }
@@ -134,9 +138,7 @@ export function revealedSecret(req: Request): string | undefined {
  * The outcome of opening a stored record: its plaintext, or why not (never the value,
  * the sealed value or a key).
  */
-export type Opened =
-  | { readonly plaintext: string; readonly keyId: string }
-  | { readonly failure: string };
+export type Opened = { readonly plaintext: string; readonly keyId: string } | { readonly failure: string };
 
 /** Opens a sealed record of `id`; a record that is not sealed is a failure too. */
 export function openRecord(keys: KeyProvider, purpose: string, id: string, record: PasswordRecord): MaybePromise<Opened> {
@@ -151,8 +153,17 @@ export function openRecord(keys: KeyProvider, purpose: string, id: string, recor
 }
 
 /** `plaintext` sealed for `id` under the current key, as a record set at `setAt`. */
-export function sealedRecord(keys: KeyProvider, purpose: string, id: string, plaintext: string, setAt: string): MaybePromise<PasswordRecord> {
-  return whenReady(currentKey(keys), ({ keyId, key }): PasswordRecord => ({ hash: seal(plaintext, key, purpose, id, keyId), setAt, scheme: sealedScheme(keyId) }));
+export function sealedRecord(
+  keys: KeyProvider,
+  purpose: string,
+  id: string,
+  plaintext: string,
+  setAt: string,
+): MaybePromise<PasswordRecord> {
+  return whenReady(
+    currentKey(keys),
+    ({ keyId, key }): PasswordRecord => ({ hash: seal(plaintext, key, purpose, id, keyId), setAt, scheme: sealedScheme(keyId) }),
+  );
 }
 
 /** The options both sealing middlewares share, checked in the order each names them. */
@@ -257,7 +268,11 @@ export function revealSecret(options: RevealSecretOptions): RequestHandler {
       }
       markSecret(req, record.hash);
       if (!isSealedScheme(record.scheme)) {
-        next(wrongMechanism(`The secret route is misconfigured: record "${id}" was hashed (scheme "${record.scheme}"), and a hash cannot be revealed; hashed secrets are checked with passwordVerifier.`));
+        next(
+          wrongMechanism(
+            `The secret route is misconfigured: record "${id}" was hashed (scheme "${record.scheme}"), and a hash cannot be revealed; hashed secrets are checked with passwordVerifier.`,
+          ),
+        );
         return;
       }
       return whenReady(openRecord(keys, purpose, id, record), (opened) => {
@@ -282,7 +297,8 @@ export function revealSecret(options: RevealSecretOptions): RequestHandler {
             markSecret(req, resealed.hash);
             // A record deleted or set again meanwhile is left as it is: the CAS refuses.
             return whenReady(store.replace(id, record.hash, resealed), (replaced) => {
-              if (checkedBoolean('replace', replaced)) reportSecurityEvent(req, 'sensitive_update', { resource: id, action: 'rekey' });
+              if (checkedBoolean('replace', replaced))
+                reportSecurityEvent(req, 'sensitive_update', { resource: id, action: 'rekey' });
               reveal(opened.plaintext);
             });
           });

@@ -113,7 +113,11 @@ export function localKeyRing(options: LocalKeyRingOptions): KeyProvider {
   const ring = new Map<string, Buffer>();
   for (const [id, value] of Object.entries(keys)) {
     if (!KEY_ID.test(id)) {
-      throw optionError('localKeyRing', 'keys', `has a key id ${JSON.stringify(id.slice(0, 70))}: an id is letters, digits, ".", "_" and "-", at most 64 characters.`);
+      throw optionError(
+        'localKeyRing',
+        'keys',
+        `has a key id ${JSON.stringify(id.slice(0, 70))}: an id is letters, digits, ".", "_" and "-", at most 64 characters.`,
+      );
     }
     let key: Buffer | undefined;
     if (typeof value === 'string') {
@@ -124,15 +128,27 @@ export function localKeyRing(options: LocalKeyRingOptions): KeyProvider {
     } else if (value instanceof Uint8Array) {
       key = Buffer.from(value);
     } else {
-      throw optionError('localKeyRing', 'keys', `key "${id}" must be a Uint8Array or a base64 string, got ${value === null ? 'null' : typeof value}.`);
+      throw optionError(
+        'localKeyRing',
+        'keys',
+        `key "${id}" must be a Uint8Array or a base64 string, got ${value === null ? 'null' : typeof value}.`,
+      );
     }
     if (key.length !== KEY_BYTES) {
       key.fill(0);
-      throw optionError('localKeyRing', 'keys', `key "${id}" is ${key.length} bytes; AES-256 needs exactly ${KEY_BYTES} (generate one with: openssl rand -base64 32).`);
+      throw optionError(
+        'localKeyRing',
+        'keys',
+        `key "${id}" is ${key.length} bytes; AES-256 needs exactly ${KEY_BYTES} (generate one with: openssl rand -base64 32).`,
+      );
     }
     for (const [otherId, other] of ring) {
       if (timingSafeEqual(other, key)) {
-        throw optionError('localKeyRing', 'keys', `keys "${otherId}" and "${id}" are the same key; a new key id needs a new random key.`);
+        throw optionError(
+          'localKeyRing',
+          'keys',
+          `keys "${otherId}" and "${id}" are the same key; a new key id needs a new random key.`,
+        );
       }
     }
     ring.set(id, key);
@@ -155,17 +171,24 @@ export function localKeyRing(options: LocalKeyRingOptions): KeyProvider {
   });
   const keyObjects = new Map([...ring].map(([id, key]) => [id, createSecretKey(key)] as const));
   const currentObject = keyObjects.get(current);
-  if (currentObject !== undefined) localRings.set(provider, { current: { keyId: current, key: currentObject }, keys: keyObjects });
+  if (currentObject !== undefined)
+    localRings.set(provider, { current: { keyId: current, key: currentObject }, keys: keyObjects });
   return provider;
 }
 
-export function localRing(provider: KeyProvider): { readonly current: IdentifiedKey; readonly keys: ReadonlyMap<string, KeyObject> } | undefined {
+export function localRing(
+  provider: KeyProvider,
+): { readonly current: IdentifiedKey; readonly keys: ReadonlyMap<string, KeyObject> } | undefined {
   return localRings.get(provider);
 }
 
 /** Throws a `TypeError` naming the option unless `value` has the methods of a {@link KeyProvider}. */
 export function assertKeyProvider(factory: string, option: string, value: unknown): asserts value is KeyProvider {
   if (!hasMethods(value, ['currentKeyId', 'key'])) {
-    throw optionError(factory, option, 'must be a key provider with currentKeyId() and key(id), such as localKeyRing({ current, keys }).');
+    throw optionError(
+      factory,
+      option,
+      'must be a key provider with currentKeyId() and key(id), such as localKeyRing({ current, keys }).',
+    );
   }
 }

@@ -168,11 +168,7 @@ export function assertStore(factory: string, option: string, store: unknown): as
 export function checkedRecord(value: unknown): PasswordRecord | undefined {
   if (value === undefined || value === null) return undefined;
   const record = (typeof value === 'object' ? value : {}) as Record<string, unknown>;
-  if (
-    typeof record['hash'] !== 'string' ||
-    typeof record['setAt'] !== 'string' ||
-    typeof record['scheme'] !== 'string'
-  ) {
+  if (typeof record['hash'] !== 'string' || typeof record['setAt'] !== 'string' || typeof record['scheme'] !== 'string') {
     throw new TypeError('The password store returned a malformed record (expected { hash, setAt, scheme } strings).');
   }
   return value as PasswordRecord;

@@ -55,7 +55,12 @@ const record = (hash: string, scheme = 'bcrypt'): PasswordRecord => ({ hash, set
 // Sealed values as encryptAndStore writes them: `v1.<nonce>.<ciphertext>.<tag>`, base64url,
 // up to about 1,400 characters for a 1,020-byte secret; the scheme names the key id.
 const sealedValue = (fill: number, bytes: number): string =>
-  ['v1', Buffer.alloc(12, fill).toString('base64url'), Buffer.alloc(bytes, fill).toString('base64url'), Buffer.alloc(16, fill).toString('base64url')].join('.');
+  [
+    'v1',
+    Buffer.alloc(12, fill).toString('base64url'),
+    Buffer.alloc(bytes, fill).toString('base64url'),
+    Buffer.alloc(16, fill).toString('base64url'),
+  ].join('.');
 const SEALED_A = sealedValue(0xfb, 1020);
 const SEALED_B = sealedValue(0x3e, 344);
 
@@ -72,7 +77,12 @@ function globalFramework(): TestFramework {
   const globals = globalThis as Partial<Record<'describe' | 'it' | 'test' | 'beforeEach' | 'afterEach', unknown>>;
   const it = globals.it ?? globals.test;
   const { describe, beforeEach, afterEach } = globals;
-  if (typeof describe !== 'function' || typeof it !== 'function' || typeof beforeEach !== 'function' || typeof afterEach !== 'function') {
+  if (
+    typeof describe !== 'function' ||
+    typeof it !== 'function' ||
+    typeof beforeEach !== 'function' ||
+    typeof afterEach !== 'function'
+  ) {
     throw optionError(
       'storeContract',
       'framework',
@@ -87,7 +97,11 @@ function checkedFramework(framework: unknown): TestFramework {
   const given = framework as Partial<Record<keyof TestFramework, unknown>> | null;
   const missing = (['describe', 'it', 'beforeEach', 'afterEach'] as const).filter((name) => typeof given?.[name] !== 'function');
   if (typeof framework !== 'object' || missing.length > 0) {
-    throw optionError('storeContract', 'framework', `must be an object with the functions describe, it, beforeEach and afterEach; missing ${missing.join(', ')}.`);
+    throw optionError(
+      'storeContract',
+      'framework',
+      `must be an object with the functions describe, it, beforeEach and afterEach; missing ${missing.join(', ')}.`,
+    );
   }
   return framework as TestFramework;
 }
@@ -106,7 +120,8 @@ function checkedFramework(framework: unknown): TestFramework {
  * storeContract('MyStore', { create: () => new MyStore(connect()), destroy: (store) => (store as MyStore).close() });
  */
 export function storeContract(name: string, options: StoreContractOptions): void {
-  if (typeof name !== 'string' || name.length === 0) throw new TypeError("storeContract: the first argument must be the store's name.");
+  if (typeof name !== 'string' || name.length === 0)
+    throw new TypeError("storeContract: the first argument must be the store's name.");
   assertKnownKeys('storeContract', options, optionKeys);
   if (typeof options.create !== 'function') {
     throw optionError('storeContract', 'create', 'is required: a function that returns a fresh, empty store.');
@@ -157,7 +172,9 @@ export function storeContract(name: string, options: StoreContractOptions): void
 
     it('of 50 concurrent setIfAbsent for one id exactly one wins, and its record is kept', async () => {
       const hashes = Array.from({ length: 50 }, (_, i) => `${HASH_A.slice(0, -2)}${String(i).padStart(2, '0')}`);
-      const results = await Promise.all(hashes.map((hash) => Promise.resolve().then(() => store.setIfAbsent('srv-race', record(hash)))));
+      const results = await Promise.all(
+        hashes.map((hash) => Promise.resolve().then(() => store.setIfAbsent('srv-race', record(hash)))),
+      );
       assert.equal(winners(results), 1, 'exactly one setIfAbsent resolves true');
       assert.equal((await store.get('srv-race'))?.hash, hashes[results.indexOf(true)]);
     });
@@ -210,7 +227,9 @@ export function storeContract(name: string, options: StoreContractOptions): void
     it('of concurrent replaces from one expected hash exactly one wins', async () => {
       await store.setIfAbsent('srv-1', record(HASH_A));
       const results = await Promise.all(
-        [HASH_B, HASH_C, HASH_B, HASH_C].map((hash) => Promise.resolve().then(() => store.replace('srv-1', HASH_A, record(hash)))),
+        [HASH_B, HASH_C, HASH_B, HASH_C].map((hash) =>
+          Promise.resolve().then(() => store.replace('srv-1', HASH_A, record(hash))),
+        ),
       );
       assert.equal(winners(results), 1, 'exactly one replace resolves true');
     });

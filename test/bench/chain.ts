@@ -42,7 +42,11 @@ const CONNECTIONS = 10;
  * writes instead of the bundle with the same libraries: helmet, `express.json()`,
  * express-validator on the id, `no-store`, the owner check by hand.
  */
-function plainApp(express: typeof express5, filename: string, variant: 'bare' | 'helmet' | 'hand-rolled'): { app: Express; store: SqliteStore } {
+function plainApp(
+  express: typeof express5,
+  filename: string,
+  variant: 'bare' | 'helmet' | 'hand-rolled',
+): { app: Express; store: SqliteStore } {
   const store = new SqliteStore({ filename });
   const db = store.database;
   db.exec('CREATE TABLE IF NOT EXISTS servers (id TEXT PRIMARY KEY, owner TEXT NOT NULL) STRICT');
@@ -60,7 +64,14 @@ function plainApp(express: typeof express5, filename: string, variant: 'bare' | 
     if (user !== undefined) (req as Request & { user?: DemoUser }).user = user;
     next();
   });
-  const validId = handRolled ? [param('id').isString().isLength({ min: 1, max: 64 }).matches(/^[\w.-]+$/)] : [];
+  const validId = handRolled
+    ? [
+        param('id')
+          .isString()
+          .isLength({ min: 1, max: 64 })
+          .matches(/^[\w.-]+$/),
+      ]
+    : [];
   app.get('/servers/:id/password', ...validId, (req: Request, res: Response) => {
     if (handRolled) {
       res.set('Cache-Control', 'no-store');
@@ -81,7 +92,9 @@ function plainApp(express: typeof express5, filename: string, variant: 'bare' | 
       return;
     }
     const record = store.get(server.id);
-    res.json(record === undefined ? { passwordSet: false } : { passwordSet: true, setAt: record.setAt, algorithm: record.scheme });
+    res.json(
+      record === undefined ? { passwordSet: false } : { passwordSet: true, setAt: record.setAt, algorithm: record.scheme },
+    );
   });
   return { app, store };
 }
@@ -104,7 +117,11 @@ async function serve(variant: ChainVariant, major: ExpressMajor): Promise<void> 
         })
       : plainApp(express, filename, variant);
   // A password is set, so every variant reads a real record and answers the same state.
-  await built.store.setIfAbsent('srv-alice', { hash: await bcrypt.hash('bench password', 10), scheme: 'bcrypt', setAt: new Date(0).toISOString() });
+  await built.store.setIfAbsent('srv-alice', {
+    hash: await bcrypt.hash('bench password', 10),
+    scheme: 'bcrypt',
+    setAt: new Date(0).toISOString(),
+  });
   const server = built.app.listen(0, '127.0.0.1', () => {
     const address = server.address();
     process.send?.({ port: typeof address === 'object' && address !== null ? address.port : 0 });
@@ -150,7 +167,17 @@ export function pinProcess(pid: number, cpuList: string): void {
 
 export function autocannon(port: number, seconds: number, loadCpus?: string, connections = CONNECTIONS): Promise<Load> {
   const cli = require.resolve('autocannon/autocannon.js');
-  const args = [cli, '--json', '-c', String(connections), '-d', String(seconds), '-H', `authorization=Bearer ${TOKEN}`, `http://127.0.0.1:${port}${PATH}`];
+  const args = [
+    cli,
+    '--json',
+    '-c',
+    String(connections),
+    '-d',
+    String(seconds),
+    '-H',
+    `authorization=Bearer ${TOKEN}`,
+    `http://127.0.0.1:${port}${PATH}`,
+  ];
   return new Promise((resolve, reject) => {
     const child =
       loadCpus === undefined
@@ -168,7 +195,9 @@ export function autocannon(port: number, seconds: number, loadCpus?: string, con
         const result = JSON.parse(out) as AutocannonJson;
         // A variant answering errors quickly would look fast: only all-200 runs count.
         if (result.non2xx !== 0 || result.errors !== 0 || result.timeouts !== 0 || result['2xx'] === 0) {
-          throw new Error(`port ${port}: ${result['2xx']} 2xx, ${result.non2xx} other, ${result.errors} errors, ${result.timeouts} timeouts`);
+          throw new Error(
+            `port ${port}: ${result['2xx']} 2xx, ${result.non2xx} other, ${result.errors} errors, ${result.timeouts} timeouts`,
+          );
         }
         resolve({ requestsPerSecond: result.requests.average, requests: result.requests.total, p99: result.latency.p99 });
       } catch (error) {
@@ -212,7 +241,8 @@ export async function chainRows(config: ChainConfig, log: (line: string) => void
   try {
     // Started one by one: their start-up would otherwise compete with each other.
     for (const { major, variant } of keys) {
-      const profile = config.profileDir !== undefined && variant === 'hardened' ? ['--cpu-prof', `--cpu-prof-dir=${config.profileDir}`] : [];
+      const profile =
+        config.profileDir !== undefined && variant === 'hardened' ? ['--cpu-prof', `--cpu-prof-dir=${config.profileDir}`] : [];
       const { child, port } = await startChainServer(variant, major, limitMs, profile);
       children.set(key(major, variant), { child, port });
       // Lets the JIT compile the route before any measured run.
@@ -246,13 +276,29 @@ export async function chainRows(config: ChainConfig, log: (line: string) => void
         // minutes closer in time than the medians of all rounds, so drift cancels better.
         const ratioTo = (variant: ChainVariant, base: ChainVariant): number => {
           const baseRuns = runsOf(base);
-          return median(runsOf(variant).map((run, round) => run.requestsPerSecond / (baseRuns[round]?.requestsPerSecond ?? Number.NaN)));
+          return median(
+            runsOf(variant).map((run, round) => run.requestsPerSecond / (baseRuns[round]?.requestsPerSecond ?? Number.NaN)),
+          );
         };
         const value = (variant: ChainVariant): string => `${rps(variant).toFixed(0)} (${fixed(p99(variant), 0)} ms)`;
         const pinned = mode === 'pinned';
         const section = `chain, Express ${major}, ${mode}`;
-        rows.push({ section, measure: 'bare Express: req/s (p99 latency)', value: value('bare'), compared: '1.00x', target: 'baseline', verdict: '' });
-        rows.push({ section, measure: 'helmet alone: req/s (p99 latency)', value: value('helmet'), compared: `${fixed(ratioTo('helmet', 'bare'))}x bare`, target: 'none (reference)', verdict: '' });
+        rows.push({
+          section,
+          measure: 'bare Express: req/s (p99 latency)',
+          value: value('bare'),
+          compared: '1.00x',
+          target: 'baseline',
+          verdict: '',
+        });
+        rows.push({
+          section,
+          measure: 'helmet alone: req/s (p99 latency)',
+          value: value('helmet'),
+          compared: `${fixed(ratioTo('helmet', 'bare'))}x bare`,
+          target: 'none (reference)',
+          verdict: '',
+        });
         rows.push({
           section,
           measure: 'hand-rolled equivalent: req/s (p99 latency)',
@@ -273,8 +319,22 @@ export async function chainRows(config: ChainConfig, log: (line: string) => void
           verdict: pinned ? verdict(bareRatio >= 0.9) : '',
         });
         if (pinned) {
-          rows.push({ section, measure: 'hardened demo chain / helmet alone', value: fixed(helmetRatio), compared: 'median of per-round ratios', target: '>= 0.97x', verdict: verdict(helmetRatio >= 0.97) });
-          rows.push({ section, measure: 'hardened demo chain / hand-rolled equivalent', value: fixed(handRatio), compared: 'median of per-round ratios', target: '>= 1.00x', verdict: verdict(handRatio >= 1) });
+          rows.push({
+            section,
+            measure: 'hardened demo chain / helmet alone',
+            value: fixed(helmetRatio),
+            compared: 'median of per-round ratios',
+            target: '>= 0.97x',
+            verdict: verdict(helmetRatio >= 0.97),
+          });
+          rows.push({
+            section,
+            measure: 'hardened demo chain / hand-rolled equivalent',
+            value: fixed(handRatio),
+            compared: 'median of per-round ratios',
+            target: '>= 1.00x',
+            verdict: verdict(handRatio >= 1),
+          });
         }
       }
     }

@@ -30,7 +30,10 @@ export interface Child {
 }
 
 export function forkChild(file: string, args: readonly string[], limitMs: number, execArgv: readonly string[] = []): Child {
-  const child = fork(file, [...args], { execArgv: [...process.execArgv, ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(file, [...args], {
+    execArgv: [...process.execArgv, ...execArgv],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const inbox: unknown[] = [];
   const waiting: Array<{ resolve: (value: unknown) => void; reject: (error: Error) => void }> = [];
   let failure: Error | undefined;
@@ -102,8 +105,22 @@ export function verdict(ok: boolean): Verdict {
 }
 
 export function formatTable(rows: readonly Row[]): string {
-  const header: Row = { section: 'section', measure: 'measure', value: 'median', compared: 'ratio / comparison', target: 'target', verdict: '' };
-  const cells = (row: Row): string[] => [row.section, row.measure, row.value, row.compared, row.target, row.verdict === '' ? (row === header ? 'result' : '-') : row.verdict];
+  const header: Row = {
+    section: 'section',
+    measure: 'measure',
+    value: 'median',
+    compared: 'ratio / comparison',
+    target: 'target',
+    verdict: '',
+  };
+  const cells = (row: Row): string[] => [
+    row.section,
+    row.measure,
+    row.value,
+    row.compared,
+    row.target,
+    row.verdict === '' ? (row === header ? 'result' : '-') : row.verdict,
+  ];
   const all = [header, ...rows].map(cells);
   const widths = all[0]?.map((_, column) => Math.max(...all.map((line) => line[column]?.length ?? 0))) ?? [];
   const line = (values: readonly string[]): string => `| ${values.map((value, i) => value.padEnd(widths[i] ?? 0)).join(' | ')} |`;

@@ -104,7 +104,16 @@ async function measuredFlood(running: { child: Child; port: number }, kind: Floo
 function flood(port: number, kind: Flood, amount: number): Promise<Load> {
   const cli = require.resolve('autocannon/autocannon.js');
   const auth = kind === 'idor' ? ['-H', 'authorization=Bearer bob-token'] : [];
-  const args = [cli, '--json', '-c', String(CONNECTIONS), '-a', String(amount), ...auth, `http://127.0.0.1:${port}/servers/srv-alice/password`];
+  const args = [
+    cli,
+    '--json',
+    '-c',
+    String(CONNECTIONS),
+    '-a',
+    String(amount),
+    ...auth,
+    `http://127.0.0.1:${port}/servers/srv-alice/password`,
+  ];
   const expected = kind === 'idor' ? 404 : 401;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -127,7 +136,9 @@ function flood(port: number, kind: Flood, amount: number): Promise<Load> {
         // Only a flood answered entirely with the expected refusal counts.
         const answered = result.statusCodeStats?.[String(expected)]?.count ?? 0;
         if (answered !== amount || result.errors !== 0 || result.timeouts !== 0) {
-          throw new Error(`port ${port}: ${answered} of ${amount} answered ${expected}, ${result.errors} errors, ${result.timeouts} timeouts`);
+          throw new Error(
+            `port ${port}: ${answered} of ${amount} answered ${expected}, ${result.errors} errors, ${result.timeouts} timeouts`,
+          );
         }
         resolve({ requestsPerSecond: amount / result.duration });
       } catch (error) {
@@ -173,21 +184,33 @@ export async function eventRows(config: EventsConfig, log: (line: string) => voi
     if (pino !== undefined) {
       pino.child.send('written');
       const { written, stats } = await pino.child.next<{ written: number; stats: unknown }>();
-      log(`pino sink: ${written} lines written for ${config.rounds * FLOODS.length} measured floods and the warm-up; ${JSON.stringify(stats)}`);
+      log(
+        `pino sink: ${written} lines written for ${config.rounds * FLOODS.length} measured floods and the warm-up; ${JSON.stringify(stats)}`,
+      );
     }
     const rows: Row[] = [];
     for (const kind of FLOODS) {
       const off = results.get(`${kind}/off`) ?? [];
       const on = results.get(`${kind}/pino`) ?? [];
       // Ratio within each round, then the median: neighbours in time share the machine's load.
-      const ratio = (pick: (load: Measured) => number): number => median(on.map((load, round) => pick(load) / pick(off[round] ?? { requestsPerSecond: Number.NaN, perCpuSecond: Number.NaN })));
+      const ratio = (pick: (load: Measured) => number): number =>
+        median(
+          on.map((load, round) => pick(load) / pick(off[round] ?? { requestsPerSecond: Number.NaN, perCpuSecond: Number.NaN })),
+        );
       const wall = ratio((load) => load.requestsPerSecond);
       const cpu = ratio((load) => load.perCpuSecond);
       const section = 'security events';
       const what = kind === 'idor' ? 'IDOR probe flood (404 authz_fail)' : 'anonymous flood (401 authn_login_fail)';
       const value = (loads: readonly Measured[]): string =>
         `${median(loads.map((load) => load.perCpuSecond)).toFixed(0)} (${median(loads.map((load) => load.requestsPerSecond)).toFixed(0)} wall)`;
-      rows.push({ section, measure: `${what}, no sink: req per server CPU-s (req/s)`, value: value(off), compared: '1.00x', target: 'baseline', verdict: '' });
+      rows.push({
+        section,
+        measure: `${what}, no sink: req per server CPU-s (req/s)`,
+        value: value(off),
+        compared: '1.00x',
+        target: 'baseline',
+        verdict: '',
+      });
       rows.push({
         section,
         measure: `${what}, pino sink: req per server CPU-s (req/s)`,

@@ -47,7 +47,12 @@ function storerBurst(count: number, limiter: HashLimiter, cost: number, prefix: 
   return Promise.all(
     Array.from({ length: count }, (_, i) => {
       // Each from a client of its own: the burst is many callers, as the limiter's per-caller share expects.
-      const req = { params: { id: `${prefix}-${i}` }, ip: `10.0.${i >> 8}.${i & 255}`, method: 'POST', originalUrl: '/servers/x/password' } as unknown as Request;
+      const req = {
+        params: { id: `${prefix}-${i}` },
+        ip: `10.0.${i >> 8}.${i & 255}`,
+        method: 'POST',
+        originalUrl: '/servers/x/password',
+      } as unknown as Request;
       setValidatedPassword(req, `benchmark password ${prefix} ${i}`);
       return new Promise<number>((resolve) => {
         const next: NextFunction = (err?: unknown) => {
@@ -110,8 +115,15 @@ async function measure(config: HashingConfig): Promise<HashingResult> {
     poolSize: threadPoolSize(),
     concurrency,
     hashMs: median(single),
-    raw: [], storer: [], rawP99: [], storerP99: [],
-    idleRead: [], rawRead: [], storerRead: [], rawBurstMs: [], refused: [],
+    raw: [],
+    storer: [],
+    rawP99: [],
+    storerP99: [],
+    idleRead: [],
+    rawRead: [],
+    storerRead: [],
+    rawBurstMs: [],
+    refused: [],
   };
   const runRaw = async (): Promise<void> => {
     const r = await timed(perRun, () => rawBurst(perRun, concurrency, cost));
@@ -164,7 +176,8 @@ async function measure(config: HashingConfig): Promise<HashingResult> {
       await rawRead();
     }
     process.send?.({
-      progress: `hashing round ${round + 1}/${rounds}: raw ${fixed(result.raw[round] ?? 0)}/s, storer ${fixed(result.storer[round] ?? 0)}/s; ` +
+      progress:
+        `hashing round ${round + 1}/${rounds}: raw ${fixed(result.raw[round] ?? 0)}/s, storer ${fixed(result.storer[round] ?? 0)}/s; ` +
         `readFile idle ${fixed(result.idleRead[round] ?? 0, 1)} ms, raw burst ${fixed(result.rawRead[round] ?? 0, 1)} ms, storer burst ${fixed(result.storerRead[round] ?? 0, 1)} ms`,
     });
   }
@@ -192,11 +205,46 @@ export async function hashingRows(config: HashingConfig, log: (line: string) => 
     const rawBurst = median(r.rawBurstMs);
     const refused = median(r.refused);
     return [
-      { section, measure: `raw bcrypt.hash, ${r.concurrency} at a time: hashes/s`, value: fixed(raw), compared: '1.00x', target: 'baseline', verdict: '' },
-      { section, measure: `hashAndStore, same cost and concurrency: hashes/s`, value: fixed(storer), compared: `${fixed(storer / raw)}x raw`, target: '>= 0.90x raw', verdict: verdict(storer / raw >= 0.9) },
-      { section, measure: 'event-loop delay p99 while hashing: raw / storer', value: `${fixed(median(r.rawP99), 1)} / ${fixed(median(r.storerP99), 1)} ms`, compared: `${fixed(median(r.storerP99) / median(r.rawP99))}x raw`, target: 'none (reported)', verdict: '' },
-      { section, measure: 'one hash, idle (the unit below)', value: `${fixed(hashMs, 0)} ms`, compared: '', target: '', verdict: '' },
-      { section, measure: 'fs.readFile wait, idle', value: `${fixed(median(r.idleRead), 1)} ms`, compared: `${fixed(median(r.idleRead) / hashMs)} hash times`, target: '', verdict: '' },
+      {
+        section,
+        measure: `raw bcrypt.hash, ${r.concurrency} at a time: hashes/s`,
+        value: fixed(raw),
+        compared: '1.00x',
+        target: 'baseline',
+        verdict: '',
+      },
+      {
+        section,
+        measure: `hashAndStore, same cost and concurrency: hashes/s`,
+        value: fixed(storer),
+        compared: `${fixed(storer / raw)}x raw`,
+        target: '>= 0.90x raw',
+        verdict: verdict(storer / raw >= 0.9),
+      },
+      {
+        section,
+        measure: 'event-loop delay p99 while hashing: raw / storer',
+        value: `${fixed(median(r.rawP99), 1)} / ${fixed(median(r.storerP99), 1)} ms`,
+        compared: `${fixed(median(r.storerP99) / median(r.rawP99))}x raw`,
+        target: 'none (reported)',
+        verdict: '',
+      },
+      {
+        section,
+        measure: 'one hash, idle (the unit below)',
+        value: `${fixed(hashMs, 0)} ms`,
+        compared: '',
+        target: '',
+        verdict: '',
+      },
+      {
+        section,
+        measure: 'fs.readFile wait, idle',
+        value: `${fixed(median(r.idleRead), 1)} ms`,
+        compared: `${fixed(median(r.idleRead) / hashMs)} hash times`,
+        target: '',
+        verdict: '',
+      },
       {
         section,
         measure: `fs.readFile wait, ${config.burst} raw hashes at once (pool ${r.poolSize})`,

@@ -98,14 +98,27 @@ export function summarise(profile: CpuProfile, top = 25, requests?: number): str
   const { byFrame, byPlace } = selfTimes(profile);
   const msPerSample = profile.timeDeltas.reduce((sum, delta) => sum + delta, 0) / 1000 / Math.max(1, total);
   const pct = (n: number): string => `${((n / total) * 100).toFixed(1).padStart(5)}%`;
-  const perRequest = (n: number): string => (requests === undefined ? '' : `${((n * msPerSample * 1000) / requests).toFixed(1).padStart(7)} µs/req`);
+  const perRequest = (n: number): string =>
+    requests === undefined ? '' : `${((n * msPerSample * 1000) / requests).toFixed(1).padStart(7)} µs/req`;
   const list = (map: Map<string, number>): string[] =>
-    [...map.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, n]) => `${pct(n)}${perRequest(n)}  ${name}`);
-  return [`self time by function (top ${top} of ${total} samples):`, ...list(byFrame), '', 'self time by package / file:', ...list(byPlace)].join('\n');
+    [...map.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, n]) => `${pct(n)}${perRequest(n)}  ${name}`);
+  return [
+    `self time by function (top ${top} of ${total} samples):`,
+    ...list(byFrame),
+    '',
+    'self time by package / file:',
+    ...list(byPlace),
+  ].join('\n');
 }
 
 /** µs of CPU per request per place, one column per profile, the largest first. */
-export function compare(profiles: ReadonlyArray<{ readonly name: string; readonly profile: CpuProfile; readonly requests: number }>, top = 30): string {
+export function compare(
+  profiles: ReadonlyArray<{ readonly name: string; readonly profile: CpuProfile; readonly requests: number }>,
+  top = 30,
+): string {
   const columns = profiles.map(({ profile, requests }) => {
     const { byPlace } = selfTimes(profile);
     const msPerSample = profile.timeDeltas.reduce((sum, delta) => sum + delta, 0) / 1000 / Math.max(1, profile.samples.length);
@@ -119,10 +132,20 @@ export function compare(profiles: ReadonlyArray<{ readonly name: string; readonl
   const head = `| µs of server CPU per request | ${profiles.map(({ name }) => name).join(' | ')} |`;
   const rule = `|---|${profiles.map(() => '---:').join('|')}|`;
   const busy = `| **busy (all but idle)** | ${profiles.map(({ profile, requests }) => ((busyMs(profile) * 1000) / requests).toFixed(1)).join(' | ')} |`;
-  return [head, rule, busy, ...rows.map(({ place, values }) => `| ${place} | ${values.map((value) => value.toFixed(1)).join(' | ')} |`)].join('\n');
+  return [
+    head,
+    rule,
+    busy,
+    ...rows.map(({ place, values }) => `| ${place} | ${values.map((value) => value.toFixed(1)).join(' | ')} |`),
+  ].join('\n');
 }
 
-async function profileOne(variant: ChainVariant, major: ExpressMajor, seconds: number, pinned: boolean): Promise<{ profile: CpuProfile; requests: number; line: string }> {
+async function profileOne(
+  variant: ChainVariant,
+  major: ExpressMajor,
+  seconds: number,
+  pinned: boolean,
+): Promise<{ profile: CpuProfile; requests: number; line: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'epg-bench-prof-'));
   const { child, port } = await startChainServer(variant, major, (seconds + 60) * 1000, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
   const pid = child.process.pid;

@@ -37,9 +37,15 @@ const rounds = (full: number): number => (smoke ? 1 : (roundsOverride ?? full));
 const DEADLINE_MS = Number(process.env['BENCH_DEADLINE_S'] ?? 0) * 1000 || (smoke ? 300_000 : 14 * 60_000);
 
 const SECTIONS = ['chain', 'hashing', 'sealing', 'uploads', 'events', 'scaling'] as const;
-const chosen = new Set((process.env['BENCH_SECTIONS'] ?? '').split(',').map((name) => name.trim()).filter((name) => name !== ''));
+const chosen = new Set(
+  (process.env['BENCH_SECTIONS'] ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== ''),
+);
 for (const name of chosen) {
-  if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`BENCH_SECTIONS: no section "${name}" (${SECTIONS.join(', ')})`);
+  if (!(SECTIONS as readonly string[]).includes(name))
+    throw new Error(`BENCH_SECTIONS: no section "${name}" (${SECTIONS.join(', ')})`);
 }
 const runs = (section: (typeof SECTIONS)[number]): boolean => chosen.size === 0 || chosen.has(section);
 
@@ -59,17 +65,31 @@ async function main(): Promise<void> {
   console.log(
     `express-password-guard bench${smoke ? ' (smoke: one short round, tiny sizes; the numbers mean nothing)' : ''}\n` +
       `node ${process.version}, ${process.platform}/${process.arch}, ${cpu.length} CPUs (${cpu[0]?.model.trim() ?? 'unknown'}), ` +
-      `${(totalmem() / 1024 ** 3).toFixed(0)} GB, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at start\n`,
+      `${(totalmem() / 1024 ** 3).toFixed(0)} GB, load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} at start\n`,
   );
 
   const rows: Row[] = [];
   if (runs('chain')) {
     console.log('chain overhead (autocannon in its own process against a server child)');
-    rows.push(...(await chainRows(smoke ? { rounds: 1, seconds: 1, warmupSeconds: 0, profileDir } : { rounds: rounds(5), seconds: 3, warmupSeconds: 1, profileDir }, log)));
+    rows.push(
+      ...(await chainRows(
+        smoke
+          ? { rounds: 1, seconds: 1, warmupSeconds: 0, profileDir }
+          : { rounds: rounds(5), seconds: 3, warmupSeconds: 1, profileDir },
+        log,
+      )),
+    );
   }
   if (runs('hashing')) {
     console.log('hashing (in a child process of its own)');
-    rows.push(...(await hashingRows(smoke ? { cost: 10, rounds: 1, perSlot: 2, burst: 40 } : { cost: 12, rounds: rounds(5), perSlot: 4, burst: 40 }, log)));
+    rows.push(
+      ...(await hashingRows(
+        smoke ? { cost: 10, rounds: 1, perSlot: 2, burst: 40 } : { cost: 12, rounds: rounds(5), perSlot: 4, burst: 40 },
+        log,
+      )),
+    );
   }
   if (runs('sealing')) {
     console.log('sealing (in a child process of its own, on a SQLite file)');
@@ -77,20 +97,43 @@ async function main(): Promise<void> {
   }
   if (runs('uploads')) {
     console.log('oversized uploads (a fresh server child per measurement)');
-    rows.push(...(await uploadRows(smoke ? { rounds: 1, size: MB, concurrency: 20, limitMs: 20_000 } : { rounds: rounds(3), size: 50 * MB, concurrency: 20, limitMs: 60_000 }, log)));
+    rows.push(
+      ...(await uploadRows(
+        smoke
+          ? { rounds: 1, size: MB, concurrency: 20, limitMs: 20_000 }
+          : { rounds: rounds(3), size: 50 * MB, concurrency: 20, limitMs: 60_000 },
+        log,
+      )),
+    );
   }
   if (runs('events')) {
-    rows.push(...(await eventRows(smoke ? { rounds: 1, amount: 100, warmup: 0 } : { rounds: rounds(5), amount: 10_000, warmup: 2000 }, log)));
+    rows.push(
+      ...(await eventRows(
+        smoke ? { rounds: 1, amount: 100, warmup: 0 } : { rounds: rounds(5), amount: 10_000, warmup: 2000 },
+        log,
+      )),
+    );
   }
   if (runs('scaling')) {
     console.log('cost as data and processes grow (SQLite in a child; the demo on Redis in one and two children)');
-    rows.push(...(await scalingRows(smoke ? { sizes: [100, 1000], rounds: 1, ops: 50, writeOps: 20, seconds: 1 } : { sizes: [1000, 100_000, 1_000_000], rounds: rounds(3), ops: 2000, writeOps: 300, seconds: 3 }, log)));
+    rows.push(
+      ...(await scalingRows(
+        smoke
+          ? { sizes: [100, 1000], rounds: 1, ops: 50, writeOps: 20, seconds: 1 }
+          : { sizes: [1000, 100_000, 1_000_000], rounds: rounds(3), ops: 2000, writeOps: 300, seconds: 3 },
+        log,
+      )),
+    );
   }
 
   const targets = rows.filter((row) => row.verdict !== '');
   const met = targets.filter((row) => row.verdict === 'met').length;
   console.log(`\n${formatTable(rows)}\n`);
-  console.log(`${met} of ${targets.length} targets met; whole run ${((performance.now() - started) / 1000).toFixed(0)} s, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at end`);
+  console.log(
+    `${met} of ${targets.length} targets met; whole run ${((performance.now() - started) / 1000).toFixed(0)} s, load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} at end`,
+  );
   clearTimeout(watchdog);
 }
 

@@ -139,7 +139,8 @@ async function sqliteRows(config: ScalingConfig, log: (line: string) => void): P
     const rows: Row[] = [];
     const base = config.sizes[0] ?? 0;
     const last = config.sizes[config.sizes.length - 1] ?? 0;
-    const med = (size: number, op: SqliteOp, field: keyof OpTimes): number => median((results.get(size) ?? []).map((r) => r[op][field]));
+    const med = (size: number, op: SqliteOp, field: keyof OpTimes): number =>
+      median((results.get(size) ?? []).map((r) => r[op][field]));
     for (const op of SQLITE_OPS) {
       const section = `SqliteStore, ${op}`;
       for (const size of config.sizes) {
@@ -206,11 +207,23 @@ async function redisRows(config: ScalingConfig, log: (line: string) => void): Pr
   const section = 'RedisStore demo, GET state';
   if (binary === undefined) {
     log('redis: no redis-server on PATH (or REDIS_SERVER_BIN): skipped');
-    return [{ section, measure: 'one vs two processes', value: 'skipped: no redis-server', compared: '', target: 'needs redis-server', verdict: '' }];
+    return [
+      {
+        section,
+        measure: 'one vs two processes',
+        value: 'skipped: no redis-server',
+        compared: '',
+        target: 'needs redis-server',
+        verdict: '',
+      },
+    ];
   }
   const redis = await startRedisServer(binary);
   const limitMs = (config.rounds * config.seconds * 2 + 120) * 1000;
-  const children = [forkChild(__filename, ['redis-demo', redis.url], limitMs), forkChild(__filename, ['redis-demo', redis.url], limitMs)];
+  const children = [
+    forkChild(__filename, ['redis-demo', redis.url], limitMs),
+    forkChild(__filename, ['redis-demo', redis.url], limitMs),
+  ];
   try {
     const ports: number[] = [];
     for (const child of children) ports.push((await child.next<{ port: number }>()).port);
@@ -232,13 +245,20 @@ async function redisRows(config: ScalingConfig, log: (line: string) => void): Pr
       for (const processes of interleaved<Processes>([1, 2], round)) {
         const before = await cpu();
         // Ten connections in all, as in the chain section: split between the processes.
-        const loads = await Promise.all(ports.slice(0, processes).map((port) => autocannon(port, config.seconds, undefined, 10 / processes)));
+        const loads = await Promise.all(
+          ports.slice(0, processes).map((port) => autocannon(port, config.seconds, undefined, 10 / processes)),
+        );
         const after = await cpu();
         const requests = loads.reduce((total, load) => total + load.requests, 0);
         const cpuMicros = after.reduce((total, value, i) => total + value - (before[i] ?? 0), 0);
-        const run: RedisRun = { opsPerSecond: loads.reduce((total, load) => total + load.requestsPerSecond, 0), cpuMicrosPerOp: cpuMicros / requests };
+        const run: RedisRun = {
+          opsPerSecond: loads.reduce((total, load) => total + load.requestsPerSecond, 0),
+          cpuMicrosPerOp: cpuMicros / requests,
+        };
         results.get(processes)?.push(run);
-        line.push(`${processes} process${processes === 1 ? '' : 'es'} ${run.opsPerSecond.toFixed(0)}/s, ${run.cpuMicrosPerOp.toFixed(0)} µs CPU/op`);
+        line.push(
+          `${processes} process${processes === 1 ? '' : 'es'} ${run.opsPerSecond.toFixed(0)}/s, ${run.cpuMicrosPerOp.toFixed(0)} µs CPU/op`,
+        );
       }
       log(`redis round ${round + 1}/${config.rounds}: ${line.join(', ')}`);
     }

@@ -14,7 +14,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { SqliteStore, encryptAndStore, localKeyRing, revealSecret, revealedSecret, setValidatedPassword, validatedPassword } from '../../lib';
+import {
+  SqliteStore,
+  encryptAndStore,
+  localKeyRing,
+  revealSecret,
+  revealedSecret,
+  setValidatedPassword,
+  validatedPassword,
+} from '../../lib';
 import { exitWithParent, fixed, forkChild, median, verdict } from './common';
 import type { Row } from './common';
 
@@ -64,7 +72,8 @@ async function measure(config: SealingConfig): Promise<SealingResult> {
       const plain = validatedPassword(req);
       const id = req.params['id'];
       if (plain === undefined || typeof id !== 'string') throw new Error('bare storer: no value or no id');
-      if (!store.setIfAbsent(id, { hash: plain, setAt: new Date().toISOString(), scheme: 'plain' })) throw new Error('bare set refused');
+      if (!store.setIfAbsent(id, { hash: plain, setAt: new Date().toISOString(), scheme: 'plain' }))
+        throw new Error('bare set refused');
       next();
     };
     const bareReader: RequestHandler = (req, res, next) => {
@@ -74,7 +83,12 @@ async function measure(config: SealingConfig): Promise<SealingResult> {
       bareRead.set(req, store.get(id)?.hash);
       next();
     };
-    const pair = async (set: RequestHandler, read: RequestHandler, readBack: (req: Request) => string | undefined, id: string): Promise<void> => {
+    const pair = async (
+      set: RequestHandler,
+      read: RequestHandler,
+      readBack: (req: Request) => string | undefined,
+      id: string,
+    ): Promise<void> => {
       const setting = fakeRequest(id);
       setValidatedPassword(setting, value);
       await call(set, setting, fakeResponse);
@@ -108,7 +122,9 @@ async function measure(config: SealingConfig): Promise<SealingResult> {
       }
       result.bare.push(config.pairs / (bareMs / 1000));
       result.sealed.push(config.pairs / (sealedMs / 1000));
-      process.send?.({ progress: `sealing round ${round + 1}/${config.rounds}: bare ${fixed(result.bare[round] ?? 0)} pairs/s, sealed ${fixed(result.sealed[round] ?? 0)} pairs/s (${fixed((result.sealed[round] ?? 0) / (result.bare[round] ?? 1))}x)` });
+      process.send?.({
+        progress: `sealing round ${round + 1}/${config.rounds}: bare ${fixed(result.bare[round] ?? 0)} pairs/s, sealed ${fixed(result.sealed[round] ?? 0)} pairs/s (${fixed((result.sealed[round] ?? 0) / (result.bare[round] ?? 1))}x)`,
+      });
     }
     return result;
   } finally {
@@ -135,7 +151,14 @@ export async function sealingRows(config: SealingConfig, log: (line: string) => 
     const ratio = median(bareRounds.map((b, i) => (sealedRounds[i] ?? Number.NaN) / b));
     const section = 'sealing, SQLite file';
     return [
-      { section, measure: 'bare store write + read of the value: pairs/s', value: fixed(bare), compared: '1.00x', target: 'baseline', verdict: '' },
+      {
+        section,
+        measure: 'bare store write + read of the value: pairs/s',
+        value: fixed(bare),
+        compared: '1.00x',
+        target: 'baseline',
+        verdict: '',
+      },
       {
         section,
         measure: 'encryptAndStore set + revealSecret reveal: pairs/s',

@@ -162,7 +162,8 @@ function upload(port: number, framing: Framing, type: string, size: number, limi
       else socket.end();
     };
     socket.on('connect', () => {
-      const length = framing === 'chunked' ? 'Transfer-Encoding: chunked' : `Content-Length: ${Math.ceil(size / block.length) * block.length}`;
+      const length =
+        framing === 'chunked' ? 'Transfer-Encoding: chunked' : `Content-Length: ${Math.ceil(size / block.length) * block.length}`;
       socket.write(`POST ${PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: ${type}\r\n${length}\r\n\r\n`);
       pump();
     });
@@ -195,7 +196,9 @@ async function measure(name: Reader, framing: Framing, config: UploadConfig): Pr
     await upload(port, framing, type, 16, config.limitMs);
     child.send('reset');
     await child.next<string>();
-    const uploads = await Promise.all(Array.from({ length: config.concurrency }, () => upload(port, framing, type, config.size, config.limitMs)));
+    const uploads = await Promise.all(
+      Array.from({ length: config.concurrency }, () => upload(port, framing, type, config.size, config.limitMs)),
+    );
     await new Promise((resolve) => setTimeout(resolve, 50));
     child.send('stats');
     const stats = await child.next<ServerStats>();
@@ -253,7 +256,9 @@ export async function uploadRows(config: UploadConfig, log: (line: string) => vo
         const m = await measure(name, framing, config);
         results.get(`${framing}/${name}`)?.push(m);
         const others = m.others.length === 0 ? '' : ` (others: ${m.others.join(', ')})`;
-        line.push(`${name} 413 ${m.answered413}/${config.concurrency}${others} after ${fixed(m.answeredMs, 0)} ms, read ${kb(m.bytesPerUpload)}, rss +${kb(m.peakRss)}`);
+        line.push(
+          `${name} 413 ${m.answered413}/${config.concurrency}${others} after ${fixed(m.answeredMs, 0)} ms, read ${kb(m.bytesPerUpload)}, rss +${kb(m.peakRss)}`,
+        );
       }
       log(`uploads round ${round + 1}/${config.rounds} ${framing}: ${line.join('; ')}`);
     }
@@ -261,7 +266,9 @@ export async function uploadRows(config: UploadConfig, log: (line: string) => vo
       const m = await measureContended(framing, config);
       contended.get(framing)?.push(m);
       const others = m.others.length === 0 ? '' : ` (others: ${m.others.join(', ')})`;
-      log(`uploads round ${round + 1}/${config.rounds} ${framing}, contended (${cpus().length} busy loops): passwordBody 413 ${m.answered413}/${config.concurrency}${others} after ${fixed(m.answeredMs, 0)} ms, read ${kb(m.bytesPerUpload)}, rss +${kb(m.peakRss)}`);
+      log(
+        `uploads round ${round + 1}/${config.rounds} ${framing}, contended (${cpus().length} busy loops): passwordBody 413 ${m.answered413}/${config.concurrency}${others} after ${fixed(m.answeredMs, 0)} ms, read ${kb(m.bytesPerUpload)}, rss +${kb(m.peakRss)}`,
+      );
     }
   }
   const rows: Row[] = [];
@@ -297,7 +304,8 @@ export async function uploadRows(config: UploadConfig, log: (line: string) => vo
       });
     }
     const perRound = (runs: readonly Measured[]): string => runs.map((m) => m.answered413).join(', ');
-    const allRounds = (runs: readonly Measured[]): boolean => runs.length > 0 && runs.every((m) => m.answered413 >= config.concurrency - Math.floor(config.concurrency / 20));
+    const allRounds = (runs: readonly Measured[]): boolean =>
+      runs.length > 0 && runs.every((m) => m.answered413 >= config.concurrency - Math.floor(config.concurrency / 20));
     const target413 = `>= ${config.concurrency - Math.floor(config.concurrency / 20)}/${config.concurrency} every round`;
     rows.push({
       section,
@@ -326,7 +334,14 @@ export async function uploadRows(config: UploadConfig, log: (line: string) => vo
       verdict: verdict(busyBytes <= READ_BOUND),
     });
     const busyRss = median(busy.map((m) => m.peakRss));
-    rows.push({ section, measure: 'passwordBody, contended: server peak RSS growth', value: `+${kb(busyRss)}`, compared: '', target: '< 32 MB', verdict: verdict(busyRss < RSS_TARGET) });
+    rows.push({
+      section,
+      measure: 'passwordBody, contended: server peak RSS growth',
+      value: `+${kb(busyRss)}`,
+      compared: '',
+      target: '< 32 MB',
+      verdict: verdict(busyRss < RSS_TARGET),
+    });
     for (const name of READERS) {
       rows.push({
         section,

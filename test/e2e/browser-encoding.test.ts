@@ -88,16 +88,28 @@ const targets: readonly Target[] = [
   { name: '405 on a markup id', url: (p) => `/servers/${p}/password`, init: () => ({ method: 'PUT', headers: ALICE }) },
   { name: '404 ownership of a markup id', url: (p) => `/servers/${p}/password`, init: () => ({ headers: ALICE }) },
   { name: '400 undecodable path', url: (p) => `/servers/%E0${p}/password`, init: () => ({ headers: ALICE }) },
-  { name: 'query on the state', url: (p) => `/servers/srv-alice/password?q=${encodeURIComponent(p)}`, init: () => ({ headers: ALICE }) },
+  {
+    name: 'query on the state',
+    url: (p) => `/servers/srv-alice/password?q=${encodeURIComponent(p)}`,
+    init: () => ({ headers: ALICE }),
+  },
   {
     name: '422 markup as the password (JSON)',
     url: () => '/servers/srv-alice/password',
-    init: (p) => ({ method: 'POST', headers: { ...ALICE, 'Content-Type': 'application/json' }, body: JSON.stringify({ password: p.slice(0, 3), [p]: p }) }),
+    init: (p) => ({
+      method: 'POST',
+      headers: { ...ALICE, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ password: p.slice(0, 3), [p]: p }),
+    }),
   },
   {
     name: '422 markup as the password (text)',
     url: () => '/servers/srv-bob/password',
-    init: (p) => ({ method: 'POST', headers: { Authorization: 'Bearer bob-token', 'Content-Type': 'text/plain' }, body: `${p} aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa` }),
+    init: (p) => ({
+      method: 'POST',
+      headers: { Authorization: 'Bearer bob-token', 'Content-Type': 'text/plain' },
+      body: `${p} aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa`,
+    }),
   },
   {
     name: '400 markup in invalid JSON',
@@ -109,8 +121,16 @@ const targets: readonly Target[] = [
     url: () => '/servers/srv-alice/password',
     init: (p) => ({ method: 'POST', headers: { ...ALICE, 'Content-Type': `text/${encodeURIComponent(p)}` }, body: 'x' }),
   },
-  { name: '406 markup in Accept', url: () => '/servers/srv-alice/password', init: (p) => ({ headers: { ...ALICE, Accept: `text/${encodeURIComponent(p)}` } }) },
-  { name: '401 markup as the token', url: () => '/servers/srv-alice/password', init: (p) => ({ headers: { Authorization: `Bearer ${encodeURIComponent(p)}` } }) },
+  {
+    name: '406 markup in Accept',
+    url: () => '/servers/srv-alice/password',
+    init: (p) => ({ headers: { ...ALICE, Accept: `text/${encodeURIComponent(p)}` } }),
+  },
+  {
+    name: '401 markup as the token',
+    url: () => '/servers/srv-alice/password',
+    init: (p) => ({ headers: { Authorization: `Bearer ${encodeURIComponent(p)}` } }),
+  },
 ];
 
 withChromium(SUITE, () => {
@@ -135,7 +155,11 @@ withChromium(SUITE, () => {
     const replays = new Map<string, { type: string; body: string }>();
 
     beforeAll(async () => {
-      fixture = openTestDemo('browser', { express, metadataSecret: 'browser-metadata-secret', pepper: 'browser-pepper-0123456789abcdef0123456789' });
+      fixture = openTestDemo('browser', {
+        express,
+        metadataSecret: 'browser-metadata-secret',
+        pepper: 'browser-pepper-0123456789abcdef0123456789',
+      });
       demo = fixture.demo;
       // The naive client and the control live beside the demo, on its origin, as an app's
       // own pages would: fetch() reads the demo's answers without CORS.
@@ -186,7 +210,10 @@ withChromium(SUITE, () => {
     test('control: the naive page runs payloads reflected without the encoder', async () => {
       const page = await naivePage();
       for (const payload of payloads('control')) {
-        await page.evaluate((url) => (globalThis as unknown as NaiveWindow).render(url), `/__control/json?q=${encodeURIComponent(payload)}`);
+        await page.evaluate(
+          (url) => (globalThis as unknown as NaiveWindow).render(url),
+          `/__control/json?q=${encodeURIComponent(payload)}`,
+        );
       }
       await settled(page);
       // innerHTML never runs a <script> element, but every handler-based payload fires.
@@ -228,7 +255,7 @@ withChromium(SUITE, () => {
       // Regression for the reflected-path defect: Node takes "<" raw from a non-browser
       // client, and the naive page is then fed what that client got back.
       // No space can be sent raw, so the payload separates its attributes with "/".
-      const lines = ['GET /x/"><details/open/ontoggle=pwned(\'raw-404\')>', 'GET /<img/src/onerror=pwned(\'raw-img\')>'];
+      const lines = ["GET /x/\"><details/open/ontoggle=pwned('raw-404')>", "GET /<img/src/onerror=pwned('raw-img')>"];
       for (const [index, line] of lines.entries()) {
         const seen = await exchange(server.port, (socket) => {
           socket.write(`${line} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
@@ -254,7 +281,11 @@ withChromium(SUITE, () => {
           expect(response?.headers()['content-type']).toMatch(/^application\/problem\+json; charset=utf-8$/);
           expect(response?.headers()['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
           // Chromium shows JSON as text: no element came from the payload.
-          expect(await page.evaluate(() => (globalThis as unknown as NaiveWindow).document.querySelectorAll('img, details, iframe, script').length)).toBe(0);
+          expect(
+            await page.evaluate(
+              () => (globalThis as unknown as NaiveWindow).document.querySelectorAll('img, details, iframe, script').length,
+            ),
+          ).toBe(0);
           expect(await pwnedFlag(page)).toBeUndefined();
         }
       }

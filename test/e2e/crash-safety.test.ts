@@ -60,7 +60,13 @@ async function callAgain(base: string, method: string, path: string, body?: unkn
 }
 
 /** One worker's loop over the ids it alone touches, so each id's operations are ordered. */
-async function drive(base: string, ids: readonly string[], known: Map<string, Known>, counts: Counts, stop: () => boolean): Promise<void> {
+async function drive(
+  base: string,
+  ids: readonly string[],
+  known: Map<string, Known>,
+  counts: Counts,
+  stop: () => boolean,
+): Promise<void> {
   while (!stop()) {
     const id = ids[randomInt(ids.length)] as string;
     const entry = known.get(id) as Known;
@@ -212,7 +218,9 @@ describe('crash safety of the demo on SQLite (SIGKILL mid-write)', () => {
     expect(withPassword.length).toBeGreaterThan(0);
     for (const [id, entry] of withPassword.slice(0, 3)) {
       expect((await callAgain(base, 'POST', `/servers/${id}/password`, { password: newPassword() })).status).toBe(409);
-      expect((await callAgain(base, 'POST', `/servers/${id}/password/verify`, { password: entry.state })).json).toEqual({ match: true });
+      expect((await callAgain(base, 'POST', `/servers/${id}/password/verify`, { password: entry.state })).json).toEqual({
+        match: true,
+      });
     }
     demo.child.kill('SIGTERM');
     expect(await demo.exited).toBe(0);

@@ -29,10 +29,18 @@ describe.each(expressVersions)('the demo OpenStack contract on %s', (_name, expr
   let ciphertext: string;
 
   beforeAll(() => {
-    fixture = openTestDemo('openstack', { express, keyPairs: true, metadataSecret: SECRET, pepper: 'demo-openstack-pepper-0123456789abcdef' });
+    fixture = openTestDemo('openstack', {
+      express,
+      keyPairs: true,
+      metadataSecret: SECRET,
+      pepper: 'demo-openstack-pepper-0123456789abcdef',
+    });
     ({ demo, dir } = fixture);
     const publicKey = createPublicKey(createPrivateKey(readFileSync(join(dir, 'srv-alice.pem'))));
-    ciphertext = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.from('guest admin password')).toString('base64');
+    ciphertext = publicEncrypt(
+      { key: publicKey, padding: constants.RSA_PKCS1_PADDING },
+      Buffer.from('guest admin password'),
+    ).toString('base64');
   });
 
   afterAll(() => fixture.close());
@@ -46,7 +54,9 @@ describe.each(expressVersions)('the demo OpenStack contract on %s', (_name, expr
     expect(versions.text.split('\n')).toEqual(expect.arrayContaining(['2012-08-10', '2013-04-04', 'latest']));
 
     for (const version of ['2012-08-10', '2013-04-04', 'latest']) {
-      const res = await request(demo.app).get(metadata(`/${version}/meta_data.json`)).set(instance('srv-alice'));
+      const res = await request(demo.app)
+        .get(metadata(`/${version}/meta_data.json`))
+        .set(instance('srv-alice'));
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ uuid: 'srv-alice', name: 'srv-alice', project_id: 'alice-project' });
       const keys = Object.values(res.body.public_keys as Record<string, string>);
@@ -103,10 +113,16 @@ describe.each(expressVersions)('the demo OpenStack contract on %s', (_name, expr
 
     const posted = await send(raw(ciphertext));
     expect([posted.status, posted.text]).toEqual([200, '']);
-    const again = await send(request(demo.app).post(path).set(instance('srv-alice')).type('application/octet-stream').send(ciphertext));
+    const again = await send(
+      request(demo.app).post(path).set(instance('srv-alice')).type('application/octet-stream').send(ciphertext),
+    );
     expect(again.status).toBe(409);
     for (const version of ['2013-04-04', 'latest', '2025-04-04']) {
-      const read = await send(request(demo.app).get(metadata(`/${version}/password`)).set(instance('srv-alice')));
+      const read = await send(
+        request(demo.app)
+          .get(metadata(`/${version}/password`))
+          .set(instance('srv-alice')),
+      );
       expect([read.status, read.text]).toEqual([200, ciphertext]);
       expect(read.headers['cache-control']).toBe('no-store');
       expect(read.headers['etag']).toBeUndefined();
@@ -121,8 +137,23 @@ describe.each(expressVersions)('the demo OpenStack contract on %s', (_name, expr
   });
 
   test('the metadata paths answer every method, path and caller only with a status the proxy passes', async () => {
-    const paths = ['', '/', '/latest', '/latest/meta_data.json', '/2013-04-04/password', '/latest/password/', '/latest/password/verify', '/2012-08-10/password', '/LATEST/password'];
-    const callers = [{}, instance('srv-alice'), instance('srv-alice', 'bob-project'), { ...instance('srv-bob'), 'X-Instance-ID-Signature': 'f'.repeat(64) }];
+    const paths = [
+      '',
+      '/',
+      '/latest',
+      '/latest/meta_data.json',
+      '/2013-04-04/password',
+      '/latest/password/',
+      '/latest/password/verify',
+      '/2012-08-10/password',
+      '/LATEST/password',
+    ];
+    const callers = [
+      {},
+      instance('srv-alice'),
+      instance('srv-alice', 'bob-project'),
+      { ...instance('srv-bob'), 'X-Instance-ID-Signature': 'f'.repeat(64) },
+    ];
     for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE']) {
       for (const path of paths) {
         for (const caller of callers) {
@@ -133,12 +164,20 @@ describe.each(expressVersions)('the demo OpenStack contract on %s', (_name, expr
     }
   });
 
-  test('os-server-password: the owner and an admin read it, by X-Auth-Token or Bearer; anyone else gets Nova\'s itemNotFound', async () => {
+  test("os-server-password: the owner and an admin read it, by X-Auth-Token or Bearer; anyone else gets Nova's itemNotFound", async () => {
     const path = '/v2.1/servers/srv-alice/os-server-password';
     const stored = (await request(demo.app).get(path).set('X-Auth-Token', 'alice-token')).body as { password: string };
     expect(typeof stored.password).toBe('string');
-    for (const headers of [{ 'X-Auth-Token': 'alice-token' }, { Authorization: 'Bearer alice-token' }, { 'X-Auth-Token': 'admin-token' }]) {
-      const res = await request(demo.app).get(path).set(headers).set('Accept', 'application/json').set('X-OpenStack-Nova-API-Version', '2.1');
+    for (const headers of [
+      { 'X-Auth-Token': 'alice-token' },
+      { Authorization: 'Bearer alice-token' },
+      { 'X-Auth-Token': 'admin-token' },
+    ]) {
+      const res = await request(demo.app)
+        .get(path)
+        .set(headers)
+        .set('Accept', 'application/json')
+        .set('X-OpenStack-Nova-API-Version', '2.1');
       expect(res.status).toBe(200);
       expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
       expect(res.headers['etag']).toBeUndefined();
@@ -147,13 +186,18 @@ describe.each(expressVersions)('the demo OpenStack contract on %s', (_name, expr
     const foreign = await request(demo.app).get(path).set('X-Auth-Token', 'bob-token');
     const missing = await request(demo.app).get('/v2.1/servers/srv-none/os-server-password').set('X-Auth-Token', 'bob-token');
     expect(foreign.status).toBe(404);
-    expect(foreign.body).toEqual({ itemNotFound: { code: 404, message: 'The resource does not exist or the caller may not access it.' } });
+    expect(foreign.body).toEqual({
+      itemNotFound: { code: 404, message: 'The resource does not exist or the caller may not access it.' },
+    });
     expect(missing.body).toEqual(foreign.body);
 
     const nobody = await request(demo.app).get(path);
     expect(nobody.status).toBe(401);
     expect(Object.keys(nobody.body)).toEqual(['unauthorized']);
-    const twoTokens = await request(demo.app).get(path).set('X-Auth-Token', 'bob-token').set('Authorization', 'Bearer alice-token');
+    const twoTokens = await request(demo.app)
+      .get(path)
+      .set('X-Auth-Token', 'bob-token')
+      .set('Authorization', 'Bearer alice-token');
     expect(twoTokens.status).toBe(401);
     const wrongMethod = await request(demo.app).post(path).set('X-Auth-Token', 'alice-token');
     expect([wrongMethod.status, Object.keys(wrongMethod.body)]).toEqual([405, ['badMethod']]);
@@ -167,20 +211,32 @@ describe.each(expressVersions)('the demo OpenStack contract on %s', (_name, expr
     expect((await request(demo.app).get(path).set('X-Auth-Token', 'alice-token')).body).toEqual({ password: '' });
   });
 
-  test('POST /servers takes the owner\'s OpenSSH key, which its instance then reads and encrypts with', async () => {
+  test("POST /servers takes the owner's OpenSSH key, which its instance then reads and encrypts with", async () => {
     const pair = newRsaKeyPair('carol@laptop', 3072);
-    const made = await request(demo.app).post('/servers').set('Authorization', 'Bearer bob-token').send({ public_key: pair.publicKey });
+    const made = await request(demo.app)
+      .post('/servers')
+      .set('Authorization', 'Bearer bob-token')
+      .send({ public_key: pair.publicKey });
     expect(made.status).toBe(201);
     expect(made.body).toEqual({ id: expect.stringMatching(/^srv-/), project_id: 'bob-project' });
     const id = made.body.id as string;
     const meta = await request(demo.app).get(metadata('/latest/meta_data.json')).set(instance(id, 'bob-project'));
     expect(Object.values(meta.body.public_keys)).toEqual([pair.publicKey.replace(/ carol@laptop$/, '')]);
 
-    const encrypted = publicEncrypt({ key: createPublicKey(createPrivateKey(pair.privatePem)), padding: constants.RSA_PKCS1_PADDING }, Buffer.from('x')).toString('base64');
-    const posted = await request(demo.app).post(metadata('/latest/password')).set(instance(id, 'bob-project')).send(encrypted).unset('Content-Type');
+    const encrypted = publicEncrypt(
+      { key: createPublicKey(createPrivateKey(pair.privatePem)), padding: constants.RSA_PKCS1_PADDING },
+      Buffer.from('x'),
+    ).toString('base64');
+    const posted = await request(demo.app)
+      .post(metadata('/latest/password'))
+      .set(instance(id, 'bob-project'))
+      .send(encrypted)
+      .unset('Content-Type');
     expect(posted.status).toBe(200);
     // A 2048-bit ciphertext is the wrong length for a 3072-bit key.
-    expect((await request(demo.app).get(`/v2.1/servers/${id}/os-server-password`).set('X-Auth-Token', 'bob-token')).body).toEqual({ password: encrypted });
+    expect((await request(demo.app).get(`/v2.1/servers/${id}/os-server-password`).set('X-Auth-Token', 'bob-token')).body).toEqual(
+      { password: encrypted },
+    );
 
     for (const bad of ['ssh-rsa AAAA', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAbc', newRsaKeyPair('small', 1024).publicKey, 42]) {
       const res = await request(demo.app).post('/servers').set('Authorization', 'Bearer bob-token').send({ public_key: bad });
@@ -189,7 +245,11 @@ describe.each(expressVersions)('the demo OpenStack contract on %s', (_name, expr
     // Without a key a server is made as before, but no guest password can be posted for it.
     const keyless = await request(demo.app).post('/servers').set('Authorization', 'Bearer bob-token');
     expect(keyless.status).toBe(201);
-    const refused = await request(demo.app).post(metadata('/latest/password')).set(instance(keyless.body.id as string, 'bob-project')).send(encrypted).unset('Content-Type');
+    const refused = await request(demo.app)
+      .post(metadata('/latest/password'))
+      .set(instance(keyless.body.id as string, 'bob-project'))
+      .send(encrypted)
+      .unset('Content-Type');
     expect(refused.status).toBe(400);
   });
 });

@@ -22,7 +22,13 @@ interface Answer {
   readonly body: Record<string, unknown>;
 }
 
-async function call(base: string, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<Answer> {
+async function call(
+  base: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: unknown,
+): Promise<Answer> {
   const res = await fetch(base + path, {
     method,
     headers: body === undefined ? headers : { ...headers, 'Content-Type': 'application/json' },
@@ -40,9 +46,15 @@ describe('the demo with REDIS_URL pointing nowhere', () => {
     const dir = mkdtempSync(join(tmpdir(), 'epg-demo-redis-'));
     try {
       const redisPort = await freePort();
-      const demo = startDemo({ PORT: String(await freePort()), DATA_DIR: join(dir, 'data'), REDIS_URL: `redis://:not-printed@127.0.0.1:${redisPort}` });
+      const demo = startDemo({
+        PORT: String(await freePort()),
+        DATA_DIR: join(dir, 'data'),
+        REDIS_URL: `redis://:not-printed@127.0.0.1:${redisPort}`,
+      });
       expect(await demo.exited).toBe(1);
-      expect(demo.output()).toContain(`demo: cannot start: Redis at redis://:***@127.0.0.1:${redisPort} is unreachable (connect ECONNREFUSED 127.0.0.1:${redisPort})`);
+      expect(demo.output()).toContain(
+        `demo: cannot start: Redis at redis://:***@127.0.0.1:${redisPort} is unreachable (connect ECONNREFUSED 127.0.0.1:${redisPort})`,
+      );
       expect(demo.output()).not.toContain('listening on');
       expect(demo.output()).not.toContain('not-printed');
       // With REDIS_URL, nothing is kept on disk.
@@ -94,14 +106,21 @@ withRedis('two demo processes on one Redis', () => {
   test('both say where their state is, and keep none on disk', () => {
     for (const demo of demos) {
       expect(demo.output()).toContain(`data: ${redisServer.url} (servers, passwords and guess counts; keys epg-demo:*)`);
-      expect(demo.output()).toContain(`guess limit: ${GUESS_LIMIT} verify attempts per caller and server every 60 s, counted in Redis, shared by every process`);
+      expect(demo.output()).toContain(
+        `guess limit: ${GUESS_LIMIT} verify attempts per caller and server every 60 s, counted in Redis, shared by every process`,
+      );
     }
     expect(existsSync(join(dir, 'data'))).toBe(false);
   });
 
   test('concurrent sets across both processes: exactly one 204, every other 409, and both see the winner', async () => {
-    const attempts = Array.from({ length: 10 }, (_, i) => ({ base: i % 2 === 0 ? a() : b(), password: `orchard ${i} plum dusk lantern` }));
-    const answers = await Promise.all(attempts.map(({ base, password }) => call(base, 'POST', '/servers/srv-alice/password', ALICE, { password })));
+    const attempts = Array.from({ length: 10 }, (_, i) => ({
+      base: i % 2 === 0 ? a() : b(),
+      password: `orchard ${i} plum dusk lantern`,
+    }));
+    const answers = await Promise.all(
+      attempts.map(({ base, password }) => call(base, 'POST', '/servers/srv-alice/password', ALICE, { password })),
+    );
     const statuses = answers.map((answer) => answer.status);
     expect(statuses.filter((status) => status === 204)).toHaveLength(1);
     // Five at once per process by one caller: past her share of the hash pool a few may be
@@ -120,12 +139,20 @@ withRedis('two demo processes on one Redis', () => {
     const states = await Promise.all([a(), b()].map((base) => call(base, 'GET', '/servers/srv-alice/password', ALICE)));
     expect(states[0]?.body).toEqual({ passwordSet: true, setAt: expect.any(String), algorithm: 'bcrypt+hmac-sha256' });
     expect(states[1]?.body).toEqual(states[0]?.body);
-    expect((await call(b(), 'POST', '/servers/srv-alice/password/verify', ALICE, { password: winner })).body).toEqual({ match: true });
-    expect((await call(a(), 'POST', '/servers/srv-alice/password/verify', ALICE, { password: winner })).body).toEqual({ match: true });
+    expect((await call(b(), 'POST', '/servers/srv-alice/password/verify', ALICE, { password: winner })).body).toEqual({
+      match: true,
+    });
+    expect((await call(a(), 'POST', '/servers/srv-alice/password/verify', ALICE, { password: winner })).body).toEqual({
+      match: true,
+    });
 
     // One record, in Redis, holding a hash and none of the passwords tried.
     const value = (await redis.get('epg-demo:password:srv-alice')) as string;
-    expect(JSON.parse(value)).toEqual({ hash: expect.stringMatching(/^\$2b\$10\$/), setAt: states[0]?.body['setAt'], scheme: 'bcrypt+hmac-sha256' });
+    expect(JSON.parse(value)).toEqual({
+      hash: expect.stringMatching(/^\$2b\$10\$/),
+      setAt: states[0]?.body['setAt'],
+      scheme: 'bcrypt+hmac-sha256',
+    });
     for (const { password } of attempts) expect(value).not.toContain(password);
   });
 
@@ -136,7 +163,9 @@ withRedis('two demo processes on one Redis', () => {
     expect((await call(b(), 'GET', `/servers/${id}/password`, ALICE)).body).toEqual({ passwordSet: false });
     expect((await call(b(), 'GET', `/servers/${id}/password`, BOB)).status).toBe(404);
     expect((await call(b(), 'POST', `/servers/${id}/password`, BOB, { password: 'bob was never here 1984' })).status).toBe(404);
-    expect((await call(b(), 'POST', `/servers/${id}/password`, ALICE, { password: 'quiet harbour lamps 2026' })).status).toBe(204);
+    expect((await call(b(), 'POST', `/servers/${id}/password`, ALICE, { password: 'quiet harbour lamps 2026' })).status).toBe(
+      204,
+    );
   });
 
   test(`verify attempts spread over both processes share one budget of ${GUESS_LIMIT}`, async () => {
@@ -155,14 +184,20 @@ withRedis('two demo processes on one Redis', () => {
     expect(remaining).toEqual(['2', '1', '0']);
 
     // The fourth, on either process, and even with the right password: refused unread.
-    for (const [base, candidate] of [[b(), 'wrong guess 3'], [a(), password], [b(), password]] as const) {
+    for (const [base, candidate] of [
+      [b(), 'wrong guess 3'],
+      [a(), password],
+      [b(), password],
+    ] as const) {
       const blocked = await guess(base, candidate);
       expectProblem(blocked, 429, 'password.too_many_attempts');
       const retryAfter = Number(blocked.headers.get('retry-after'));
       expect(retryAfter).toBeGreaterThan(0);
       expect(retryAfter).toBeLessThanOrEqual(60);
       expect(blocked.headers.get('ratelimit')).toMatch(new RegExp(`^"${GUESS_LIMIT}-in-1min"; r=0; t=\\d+$`));
-      expect(blocked.headers.get('ratelimit-policy')).toMatch(new RegExp(`^"${GUESS_LIMIT}-in-1min"; q=${GUESS_LIMIT}; w=60; pk=:`));
+      expect(blocked.headers.get('ratelimit-policy')).toMatch(
+        new RegExp(`^"${GUESS_LIMIT}-in-1min"; q=${GUESS_LIMIT}; w=60; pk=:`),
+      );
     }
 
     // One counter in Redis, for this caller on this server, that expires with the window.
@@ -194,12 +229,18 @@ withRedis('two demo processes on one Redis', () => {
       expect(demo.output()).not.toContain('a second password 456');
     }
     expect((await call(b(), 'GET', '/servers/srv-alice/password', ALICE)).status).toBe(200);
-    expect((await call(a(), 'POST', '/servers/srv-alice/password', ALICE, { password: 'a second password 456' })).status).toBe(409);
+    expect((await call(a(), 'POST', '/servers/srv-alice/password', ALICE, { password: 'a second password 456' })).status).toBe(
+      409,
+    );
   });
 
   test('SIGTERM closes the Redis connection (QUIT) and exits 0', async () => {
-    const quits = async (): Promise<number> => Number(/cmdstat_quit:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? '0');
-    const clientCount = async (): Promise<number> => String(await redis.client('LIST')).trim().split('\n').length;
+    const quits = async (): Promise<number> =>
+      Number(/cmdstat_quit:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? '0');
+    const clientCount = async (): Promise<number> =>
+      String(await redis.client('LIST'))
+        .trim()
+        .split('\n').length;
     const [quitsBefore, clientsBefore] = [await quits(), await clientCount()];
     const demo = demos[0] as DemoProcess;
     expect(await stopDemo(demo, 'SIGTERM')).toBe(0);

@@ -27,7 +27,9 @@ describe('the demo server (npm start)', () => {
     expect(demo.output()).toContain(`http://127.0.0.1:${port}`);
     expect(demo.output()).toContain('Bearer alice-token');
     expect(existsSync(join(dataDir, 'demo.db'))).toBe(true);
-    expect(demo.output()).toContain(`compute endpoint (python-novaclient endpoint_override, X-Auth-Token: <token>): http://127.0.0.1:${port}/v2.1`);
+    expect(demo.output()).toContain(
+      `compute endpoint (python-novaclient endpoint_override, X-Auth-Token: <token>): http://127.0.0.1:${port}/v2.1`,
+    );
     // The seeded servers' private keys, for the walk-through, readable by their owner only.
     for (const server of ['srv-alice', 'srv-bob']) expect(statSync(join(dataDir, `${server}.pem`)).mode & 0o777).toBe(0o600);
 
@@ -83,11 +85,15 @@ describe('the demo server (npm start)', () => {
       // The printed line, run as it is (through node and tsx's loader rather than npm).
       const line = /PASSWORD_PEPPER='([^']+)' npm run migrate -- (.+)$/m.exec(demo.output());
       expect(line).not.toBeNull();
-      const migration = spawnSync(process.execPath, ['--import', 'tsx', 'lib/migration/cli.ts', 'migrate', ...(line?.[2] ?? '').split(' ')], {
-        cwd: ROOT,
-        env: { ...process.env, PASSWORD_PEPPER: line?.[1] ?? '' },
-        encoding: 'utf8',
-      });
+      const migration = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', 'lib/migration/cli.ts', 'migrate', ...(line?.[2] ?? '').split(' ')],
+        {
+          cwd: ROOT,
+          env: { ...process.env, PASSWORD_PEPPER: line?.[1] ?? '' },
+          encoding: 'utf8',
+        },
+      );
       expect(migration.status).toBe(0);
       expect(migration.stdout).toMatch(/records seen +4\n +upgraded +4\n/);
       expect(await algorithm('srv-legacy-md5')).toBe('bcrypt+md5');
@@ -107,7 +113,9 @@ describe('the demo server (npm start)', () => {
   test('refuses a non-loopback HOST while a secret or token keeps its public default', async () => {
     const demo = start({ HOST: '0.0.0.0', PORT: '0', DATA_DIR: join(dir, 'data'), METADATA_SECRET: 'set-by-operator-0123' });
     expect(await demo.exited).toBe(1);
-    expect(demo.output()).toMatch(/HOST=0\.0\.0\.0 is reachable from other machines, and PASSWORD_PEPPER, SEALING_KEY, ALICE_TOKEN, BOB_TOKEN, ADMIN_TOKEN still have their public demo defaults/);
+    expect(demo.output()).toMatch(
+      /HOST=0\.0\.0\.0 is reachable from other machines, and PASSWORD_PEPPER, SEALING_KEY, ALICE_TOKEN, BOB_TOKEN, ADMIN_TOKEN still have their public demo defaults/,
+    );
     expect(demo.output()).not.toContain('set-by-operator-0123');
   });
 

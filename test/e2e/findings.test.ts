@@ -27,7 +27,12 @@ const PEPPER = 'findings-pepper-0123456789abcdef0123';
 const CREDENTIALS = ['alice-token', 'bob-token', 'admin-token', METADATA_SECRET, PEPPER];
 
 /** POSTs `body` with chunked transfer encoding (no Content-Length), as a streaming client does. */
-function postChunked(app: Express, path: string, headers: Record<string, string>, body: string): Promise<{ status: number; text: string }> {
+function postChunked(
+  app: Express,
+  path: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; text: string }> {
   return listen(app).then(
     (listening) =>
       new Promise((resolve, reject) => {
@@ -65,12 +70,24 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     await demo.events?.flush();
     const text = JSON.stringify(events);
     for (const secret of [...CREDENTIALS, ...secrets]) {
-      for (const form of [secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret), Buffer.from(secret).toString('base64')]) {
+      for (const form of [
+        secret,
+        JSON.stringify(secret).slice(1, -1),
+        encodeURIComponent(secret),
+        Buffer.from(secret).toString('base64'),
+      ]) {
         expect({ secret, leaked: text.includes(form) }).toEqual({ secret, leaked: false });
       }
     }
     for (const event of events) {
-      expect(event).toEqual(expect.objectContaining({ datetime: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), level: expect.stringMatching(/^(INFO|WARN|CRITICAL)$/), description: expect.any(String), count: expect.any(Number) }));
+      expect(event).toEqual(
+        expect.objectContaining({
+          datetime: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+          level: expect.stringMatching(/^(INFO|WARN|CRITICAL)$/),
+          description: expect.any(String),
+          count: expect.any(Number),
+        }),
+      );
       expect(event.event.startsWith(`${event.type}:`)).toBe(true);
     }
     return events;
@@ -128,7 +145,11 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
       }),
     ]);
     expect(named(seen, 'authn_login_fail')).toEqual([
-      expect.objectContaining({ event: expect.stringMatching(/^authn_login_fail:.*127\.0\.0\.1$/), status: 401, code: 'ownership.unauthenticated' }),
+      expect.objectContaining({
+        event: expect.stringMatching(/^authn_login_fail:.*127\.0\.0\.1$/),
+        status: 401,
+        code: 'ownership.unauthenticated',
+      }),
     ]);
     expect(named(seen, 'authn_login_fail')[0]).not.toHaveProperty('principal');
     expect(named(seen, 'malicious_excess_404')).toEqual([]);
@@ -137,7 +158,12 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     for (let i = 0; i < 12; i++) await request(demo.app).get(`/servers/srv-guess-${i}/password`).set(BOB).expect(404);
     const flood = named(await delivered(PASSWORD), 'malicious_excess_404');
     expect(flood).toEqual([
-      expect.objectContaining({ event: 'malicious_excess_404:bob', principal: { kind: 'user', id: 'bob' }, count: 10, status: 404 }),
+      expect.objectContaining({
+        event: 'malicious_excess_404:bob',
+        principal: { kind: 'user', id: 'bob' },
+        count: 10,
+        status: 404,
+      }),
       expect.objectContaining({ event: 'malicious_excess_404:bob', count: 2, window_ms: 60_000 }),
     ]);
   });
@@ -251,7 +277,12 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     const body = 'é'.repeat(1000);
     const declared = await request(before.app).post('/servers/srv-alice/password').type('text').send(body);
     expect(declared.status).toBe(400);
-    const streamed = await postChunked(before.app, '/servers/srv-alice/password', { 'Content-Type': 'text/plain; charset=utf-8' }, body);
+    const streamed = await postChunked(
+      before.app,
+      '/servers/srv-alice/password',
+      { 'Content-Type': 'text/plain; charset=utf-8' },
+      body,
+    );
     expect(streamed.status).toBe(200);
     expect(before.metadata.get('srv-alice')?.['password_0']).toHaveLength(255);
 
@@ -269,7 +300,14 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
 
     const seen = named(await delivered(body), 'input_validation_fail');
     expect(seen[0]).toEqual(
-      expect.objectContaining({ event: 'input_validation_fail:(body),alice', fields: ['body'], status: 413, code: 'body.too_large', resource: 'srv-alice', count: 1 }),
+      expect.objectContaining({
+        event: 'input_validation_fail:(body),alice',
+        fields: ['body'],
+        status: 413,
+        code: 'body.too_large',
+        resource: 'srv-alice',
+        count: 1,
+      }),
     );
     expect(seen.reduce((sum, event) => sum + event.count, 0)).toBe(2);
   });
@@ -294,7 +332,12 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
     // Which rule refused it, never what was refused.
     const seen = named(await delivered('Password1', 'alice-srv-alice', 'line\r\nbreak\u0000here'), 'input_validation_fail');
     expect(seen[0]).toEqual(
-      expect.objectContaining({ event: 'input_validation_fail:(password),alice', status: 422, code: 'password.invalid', reasons: expect.arrayContaining(['common_password']) }),
+      expect.objectContaining({
+        event: 'input_validation_fail:(password),alice',
+        status: 422,
+        code: 'password.invalid',
+        reasons: expect.arrayContaining(['common_password']),
+      }),
     );
     expect(seen.reduce((sum, event) => sum + event.count, 0)).toBe(3);
   });
@@ -317,7 +360,9 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
       expect(res.headers['content-security-policy']).toContain("default-src 'none'");
       expect(res.headers['cache-control']).toBe('no-store');
     }
-    const method = await request(demo.app).patch(`/servers/${encodeURIComponent(markup)}/password`).set(ALICE);
+    const method = await request(demo.app)
+      .patch(`/servers/${encodeURIComponent(markup)}/password`)
+      .set(ALICE);
     expect(method.status).toBe(405);
     expect(method.text).not.toMatch(/[<>]/);
 
@@ -350,7 +395,13 @@ describe.each(expressVersions)('the review findings on %s', (_name, express: Exp
       expect.objectContaining({ event: 'authn_login_fail:alice,srv-alice', count: 4 }),
     ]);
     expect(named(seen, 'excess_rate_limit_exceeded')).toEqual([
-      expect.objectContaining({ event: 'excess_rate_limit_exceeded:alice,5', max: 5, status: 429, code: 'password.too_many_attempts', resource: 'srv-alice' }),
+      expect.objectContaining({
+        event: 'excess_rate_limit_exceeded:alice,5',
+        max: 5,
+        status: 429,
+        code: 'password.too_many_attempts',
+        resource: 'srv-alice',
+      }),
     ]);
   });
 });

@@ -15,7 +15,6 @@ import type { RawResponse } from '../helpers/http-message';
 import { exchange, listen, until, write } from '../helpers/raw-http';
 import type { Listening } from '../helpers/raw-http';
 
-
 // Generated hostile requests, written byte for byte on a socket, against the whole demo
 // chain (encoder, method guard, ownership, body reader, validator, storer, verifier,
 // problem handler) on a real SQLite file. FUZZ_RUNS sets the cases per Express version
@@ -42,54 +41,122 @@ interface Identity {
 }
 
 const identity: fc.Arbitrary<Identity> = fc.oneof(
-  { weight: 5, arbitrary: fc.constantFrom<UserName>('alice', 'bob', 'admin').map((user) => ({
-    lines: [`Authorization: Bearer ${TOKENS[user]}`],
-    user,
-    instance: undefined,
-  })) },
+  {
+    weight: 5,
+    arbitrary: fc.constantFrom<UserName>('alice', 'bob', 'admin').map((user) => ({
+      lines: [`Authorization: Bearer ${TOKENS[user]}`],
+      user,
+      instance: undefined,
+    })),
+  },
   // Node trims the value: still alice.
-  { weight: 1, arbitrary: fc.constant<Identity>({ lines: ['Authorization: Bearer alice-token \t'], user: 'alice', instance: undefined }) },
-  { weight: 2, arbitrary: fc.constantFrom(...SERVERS).map((id) => ({
-    lines: [`X-Instance-ID: ${id}`, `X-Instance-ID-Signature: ${sign(id, METADATA_SECRET)}`, `X-Tenant-ID: ${OWNER[id] ?? ''}-project`],
-    user: undefined,
-    instance: id,
-  })) },
-  { weight: 2, arbitrary: fc
-    .constantFrom(
-      [],
-      ['Authorization: Bearer mallory-token'],
-      ['Authorization: Basic YWxpY2U6YWxpY2UtdG9rZW4='],
-      ['Authorization: bearer alice-token'],
-      ['Authorization: Bearer  alice-token'],
-      [`X-Instance-ID: srv-alice`, `X-Instance-ID-Signature: ${sign('srv-bob', METADATA_SECRET)}`],
-      [`X-Instance-ID: srv-alice`, `X-Instance-ID-Signature: ${sign('srv-alice', METADATA_SECRET).toUpperCase()}`],
-      [`X-Instance-ID: srv-bob`, `X-Instance-ID-Signature: ${sign('srv-bob', METADATA_SECRET).slice(0, 63)}`],
-      [`X-Instance-ID: srv-missing`, `X-Instance-ID-Signature: ${sign('srv-missing', METADATA_SECRET)}`],
-      // Two ids: Node joins them with ", ", which the signature does not cover.
-      [`X-Instance-ID: srv-alice`, `X-Instance-ID: srv-bob`, `X-Instance-ID-Signature: ${sign('srv-alice', METADATA_SECRET)}`],
-    )
-    .map((lines) => ({ lines, user: undefined, instance: undefined })) },
+  {
+    weight: 1,
+    arbitrary: fc.constant<Identity>({ lines: ['Authorization: Bearer alice-token \t'], user: 'alice', instance: undefined }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(...SERVERS).map((id) => ({
+      lines: [
+        `X-Instance-ID: ${id}`,
+        `X-Instance-ID-Signature: ${sign(id, METADATA_SECRET)}`,
+        `X-Tenant-ID: ${OWNER[id] ?? ''}-project`,
+      ],
+      user: undefined,
+      instance: id,
+    })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constantFrom(
+        [],
+        ['Authorization: Bearer mallory-token'],
+        ['Authorization: Basic YWxpY2U6YWxpY2UtdG9rZW4='],
+        ['Authorization: bearer alice-token'],
+        ['Authorization: Bearer  alice-token'],
+        [`X-Instance-ID: srv-alice`, `X-Instance-ID-Signature: ${sign('srv-bob', METADATA_SECRET)}`],
+        [`X-Instance-ID: srv-alice`, `X-Instance-ID-Signature: ${sign('srv-alice', METADATA_SECRET).toUpperCase()}`],
+        [`X-Instance-ID: srv-bob`, `X-Instance-ID-Signature: ${sign('srv-bob', METADATA_SECRET).slice(0, 63)}`],
+        [`X-Instance-ID: srv-missing`, `X-Instance-ID-Signature: ${sign('srv-missing', METADATA_SECRET)}`],
+        // Two ids: Node joins them with ", ", which the signature does not cover.
+        [`X-Instance-ID: srv-alice`, `X-Instance-ID: srv-bob`, `X-Instance-ID-Signature: ${sign('srv-alice', METADATA_SECRET)}`],
+      )
+      .map((lines) => ({ lines, user: undefined, instance: undefined })),
+  },
 );
 
 const markup = ['<script>window.__pwned=1</script>', '"><img src=x onerror=alert(1)>', '</script>', '\u2028', '&amp;'];
 
 const path: fc.Arbitrary<string> = fc.oneof(
-  { weight: 6, arbitrary: fc.tuple(fc.constantFrom(...SERVERS, 'srv-missing', 'srv-alice/..', '..%2Fsrv-bob', 'SRV-ALICE', 'srv%2Dalice', '%73rv-bob', ''), fc.constantFrom('/password', '/password/', '/password/verify', '/PASSWORD', '/password//verify', '/password?x=1', '/password#f')).map(([id, rest]) => `/servers/${id}${rest}`) },
-  { weight: 2, arbitrary: fc.constantFrom('/openstack/latest/password', '/openstack/latest/password/', '/openstack/latest/password/verify', '/OpenStack/latest/password') },
-  { weight: 1, arbitrary: fc.constantFrom('/', '/servers', '*', 'http://127.0.0.1/servers/srv-alice/password', '//servers/srv-alice/password', '/servers/srv-alice/password/../../x') },
   {
-    weight: 3,
-    arbitrary: fc.tuple(fc.constantFrom(...markup), fc.boolean(), fc.constantFrom('/', '/servers/', '/servers/srv-alice/password?q=', '/x/')).map(
-      ([text, encode, prefix]) => prefix + (encode ? encodeURIComponent(text) : text.replace(/ /g, '%20')),
+    weight: 6,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom(...SERVERS, 'srv-missing', 'srv-alice/..', '..%2Fsrv-bob', 'SRV-ALICE', 'srv%2Dalice', '%73rv-bob', ''),
+        fc.constantFrom(
+          '/password',
+          '/password/',
+          '/password/verify',
+          '/PASSWORD',
+          '/password//verify',
+          '/password?x=1',
+          '/password#f',
+        ),
+      )
+      .map(([id, rest]) => `/servers/${id}${rest}`),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      '/openstack/latest/password',
+      '/openstack/latest/password/',
+      '/openstack/latest/password/verify',
+      '/OpenStack/latest/password',
     ),
   },
-  { weight: 2, arbitrary: fc.constantFrom('/%', '/%ZZ', '/%00', '/servers/%E0%A4%A/password', '/servers/%C0%AF/password', '/servers/%FF/password', '/\u00ff\u00fe', '/a\tb', '/servers/srv-alice/password\u0000') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '/',
+      '/servers',
+      '*',
+      'http://127.0.0.1/servers/srv-alice/password',
+      '//servers/srv-alice/password',
+      '/servers/srv-alice/password/../../x',
+    ),
+  },
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...markup), fc.boolean(), fc.constantFrom('/', '/servers/', '/servers/srv-alice/password?q=', '/x/'))
+      .map(([text, encode, prefix]) => prefix + (encode ? encodeURIComponent(text) : text.replace(/ /g, '%20'))),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      '/%',
+      '/%ZZ',
+      '/%00',
+      '/servers/%E0%A4%A/password',
+      '/servers/%C0%AF/password',
+      '/servers/%FF/password',
+      '/\u00ff\u00fe',
+      '/a\tb',
+      '/servers/srv-alice/password\u0000',
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 40 }).map((s) => `/${s}`) },
 );
 
 /** A password candidate; `canary` ones are unique, so any trace of them in a response is a leak. */
 const password: fc.Arbitrary<string> = fc.oneof(
-  { weight: 3, arbitrary: fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 12, maxLength: 16 }).map((hex) => `canary ${hex} plum orchard`) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 12, maxLength: 16 })
+      .map((hex) => `canary ${hex} plum orchard`),
+  },
   { weight: 2, arbitrary: fc.string({ unit: 'grapheme', minLength: 0, maxLength: 90 }) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', minLength: 0, maxLength: 40 }) },
   {
@@ -122,10 +189,12 @@ const body: fc.Arbitrary<Body> = fc.oneof(
   { weight: 2, arbitrary: password.map((p) => ({ bytes: Buffer.from(p, 'utf8'), password: p })) },
   {
     weight: 2,
-    arbitrary: fc.tuple(password, fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty')).map(([p, key]) => ({
-      bytes: Buffer.from(`{"${key}":{"password":${JSON.stringify(p)},"admin":true},"password":${JSON.stringify(p)}}`, 'utf8'),
-      password: p,
-    })),
+    arbitrary: fc
+      .tuple(password, fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty'))
+      .map(([p, key]) => ({
+        bytes: Buffer.from(`{"${key}":{"password":${JSON.stringify(p)},"admin":true},"password":${JSON.stringify(p)}}`, 'utf8'),
+        password: p,
+      })),
   },
   {
     weight: 2,
@@ -168,7 +237,10 @@ const body: fc.Arbitrary<Body> = fc.oneof(
       )
       .chain((bad) =>
         fc.constantFrom(
-          { bytes: Buffer.concat([Buffer.from('{"password":"canary bad utf8 '), Buffer.from(bad), Buffer.from(' 88"}')]), password: undefined },
+          {
+            bytes: Buffer.concat([Buffer.from('{"password":"canary bad utf8 '), Buffer.from(bad), Buffer.from(' 88"}')]),
+            password: undefined,
+          },
           { bytes: Buffer.concat([Buffer.from('canary raw bad utf8 89 '), Buffer.from(bad)]), password: undefined },
         ),
       ),
@@ -181,12 +253,24 @@ const body: fc.Arbitrary<Body> = fc.oneof(
       return { bytes: Buffer.from(text, 'utf8'), password: p };
     }),
   },
-  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((bytes) => ({ bytes: Buffer.from(bytes), password: undefined })) },
+  {
+    weight: 1,
+    arbitrary: fc.uint8Array({ maxLength: 300 }).map((bytes) => ({ bytes: Buffer.from(bytes), password: undefined })),
+  },
   { weight: 1, arbitrary: fc.constant({ bytes: Buffer.alloc(0), password: undefined }) },
 );
 
 const contentType: fc.Arbitrary<readonly string[]> = fc.oneof(
-  { weight: 10, arbitrary: fc.constantFrom(['application/json'], ['application/json; charset=utf-8'], ['text/plain'], ['text/plain; charset=UTF-8'], ['text/plain; charset="utf-8"']) },
+  {
+    weight: 10,
+    arbitrary: fc.constantFrom(
+      ['application/json'],
+      ['application/json; charset=utf-8'],
+      ['text/plain'],
+      ['text/plain; charset=UTF-8'],
+      ['text/plain; charset="utf-8"'],
+    ),
+  },
   {
     weight: 3,
     arbitrary: fc.constantFrom(
@@ -210,7 +294,10 @@ const contentType: fc.Arbitrary<readonly string[]> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 60 }).map((s) => [s.replace(/[\r\n]/g, '')]) },
   // Printable but malformed: reaches the app rather than the parser.
-  { weight: 1, arbitrary: fc.string({ unit: fc.constantFrom(...'ab/;=" \\,*+-jsonplaintextcharset'), maxLength: 40 }).map((s) => [s]) },
+  {
+    weight: 1,
+    arbitrary: fc.string({ unit: fc.constantFrom(...'ab/;=" \\,*+-jsonplaintextcharset'), maxLength: 40 }).map((s) => [s]),
+  },
 );
 
 /** How the body is framed: honest, missing, lying, chunked or contradictory. */
@@ -222,30 +309,36 @@ const framing: fc.Arbitrary<Framing> = fc.oneof(
 
 const extraHeaders: fc.Arbitrary<readonly string[]> = fc.array(
   fc.oneof(
-    { weight: 8, arbitrary: fc.constantFrom(
-      'Accept: text/html',
-      'Accept: application/json',
-      'Accept: */*',
-      'Accept: application/problem+json',
-      'Accept: image/png, text/*;q=0.9',
-      'Accept-Charset: iso-8859-1',
-      'Content-Encoding: gzip',
-      'Content-Encoding: identity',
-      'Expect: 100-continue',
-      'Origin: https://evil.example',
-      'X-Forwarded-For: 1.2.3.4',
-      'X-HTTP-Method-Override: DELETE',
-      'Upgrade: websocket',
-      'Cookie: password=canary cookie 90',
-      'Transfer-Encoding: identity',
-    ) },
+    {
+      weight: 8,
+      arbitrary: fc.constantFrom(
+        'Accept: text/html',
+        'Accept: application/json',
+        'Accept: */*',
+        'Accept: application/problem+json',
+        'Accept: image/png, text/*;q=0.9',
+        'Accept-Charset: iso-8859-1',
+        'Content-Encoding: gzip',
+        'Content-Encoding: identity',
+        'Expect: 100-continue',
+        'Origin: https://evil.example',
+        'X-Forwarded-For: 1.2.3.4',
+        'X-HTTP-Method-Override: DELETE',
+        'Upgrade: websocket',
+        'Cookie: password=canary cookie 90',
+        'Transfer-Encoding: identity',
+      ),
+    },
     // Node's parser refuses more than 16 KiB of headers with a 431.
     { weight: 1, arbitrary: fc.integer({ min: 1000, max: 20_000 }).map((n) => `X-Big: ${'a'.repeat(n)}`) },
     {
       weight: 2,
-      arbitrary: fc.tuple(fc.constantFrom('Accept', 'Content-Type', 'Authorization', 'X-Note'), fc.string({ unit: 'binary-ascii', maxLength: 30 })).map(
-        ([name, value]) => `${name}: ${value.replace(/[\r\n]/g, '')}`,
-      ),
+      arbitrary: fc
+        .tuple(
+          fc.constantFrom('Accept', 'Content-Type', 'Authorization', 'X-Note'),
+          fc.string({ unit: 'binary-ascii', maxLength: 30 }),
+        )
+        .map(([name, value]) => `${name}: ${value.replace(/[\r\n]/g, '')}`),
     },
   ),
   { maxLength: 2 },
@@ -300,7 +393,11 @@ const wellFormedCase: fc.Arbitrary<Case> = fc
     const lines =
       user !== undefined
         ? [`Authorization: Bearer ${TOKENS[user]}`]
-        : [`X-Instance-ID: ${instance ?? ''}`, `X-Instance-ID-Signature: ${sign(instance ?? '', METADATA_SECRET)}`, `X-Tenant-ID: ${OWNER[instance ?? ''] ?? ''}-project`];
+        : [
+            `X-Instance-ID: ${instance ?? ''}`,
+            `X-Instance-ID-Signature: ${sign(instance ?? '', METADATA_SECRET)}`,
+            `X-Tenant-ID: ${OWNER[instance ?? ''] ?? ''}-project`,
+          ];
     const path =
       instance !== undefined
         ? '/openstack/latest/password'
@@ -387,7 +484,11 @@ function secretsOf(c: Case): string[] {
 /** What a request that the parser itself refused gets: Node's fixed answer, not the app's. */
 function isParserRefusal(response: RawResponse): boolean {
   const names = [...response.headers.keys()];
-  return [400, 413, 414, 431, 505, 501].includes(response.status) && names.every((name) => name === 'connection') && response.body.length === 0;
+  return (
+    [400, 413, 414, 431, 505, 501].includes(response.status) &&
+    names.every((name) => name === 'connection') &&
+    response.body.length === 0
+  );
 }
 
 const ENCODER_HEADERS: Readonly<Record<string, string>> = {
@@ -411,7 +512,11 @@ function checkResponse(c: Case, response: RawResponse, secrets: readonly string[
   const where = `${c.method} ${JSON.stringify(c.path)} → ${response.status}`;
   if (response.status >= 500) {
     // The only deliberate 5xx on this chain: the hash limiter refusing more work.
-    expect({ where, status: response.status, code: safeParse(response.body)?.['code'] }).toEqual({ where, status: 503, code: 'password.busy' });
+    expect({ where, status: response.status, code: safeParse(response.body)?.['code'] }).toEqual({
+      where,
+      status: 503,
+      code: 'password.busy',
+    });
   }
   for (const [name, value] of Object.entries(ENCODER_HEADERS)) {
     expect({ where, name, value: header(response, name) }).toEqual({ where, name, value });
@@ -435,7 +540,11 @@ function checkResponse(c: Case, response: RawResponse, secrets: readonly string[
     // The encoder's escaping: nothing in a body a browser could take for markup.
     expect({ where, unsafe: /[<>&\u2028\u2029]/.test(text) }).toEqual({ where, unsafe: false });
     if (header(response, 'content-type')?.startsWith('application/problem+json') === true) {
-      expect({ where, status: parsed?.['status'], code: typeof parsed?.['code'] }).toEqual({ where, status: response.status, code: 'string' });
+      expect({ where, status: parsed?.['status'], code: typeof parsed?.['code'] }).toEqual({
+        where,
+        status: response.status,
+        code: 'string',
+      });
     }
     const values = strings(parsed);
     // Nor once parsed: a client that puts a field into innerHTML must get no markup back.
@@ -446,7 +555,10 @@ function checkResponse(c: Case, response: RawResponse, secrets: readonly string[
   }
   const wire = [...response.headers.values()].flat().join('\n') + Buffer.from(response.body).toString('latin1') + text;
   for (const secret of secrets) {
-    expect({ where, leaked: wire.includes(secret) || wire.includes(JSON.stringify(secret).slice(1, -1)) }).toEqual({ where, leaked: false });
+    expect({ where, leaked: wire.includes(secret) || wire.includes(JSON.stringify(secret).slice(1, -1)) }).toEqual({
+      where,
+      leaked: false,
+    });
   }
 }
 
@@ -462,22 +574,40 @@ const EVENT_TYPES = new Set([
 ]);
 // What the demo holds that no event may carry: tokens, the proxy's secret and every
 // signature made with it, the pepper.
-const NEVER_IN_EVENTS = [...Object.values(TOKENS), METADATA_SECRET, PEPPER, ...[...SERVERS, 'srv-missing', ''].map((id) => sign(id, METADATA_SECRET))];
+const NEVER_IN_EVENTS = [
+  ...Object.values(TOKENS),
+  METADATA_SECRET,
+  PEPPER,
+  ...[...SERVERS, 'srv-missing', ''].map((id) => sign(id, METADATA_SECRET)),
+];
 
 /** The events a case produced: well formed, and none holding a credential or a submitted password. */
 function checkEvents(c: Case, events: readonly SecurityEvent[], secrets: readonly string[], hashes: readonly string[]): void {
   const where = `${c.method} ${JSON.stringify(c.path)}`;
   for (const event of events) {
-    expect({ where, type: EVENT_TYPES.has(event.type), event: event.event.startsWith(`${event.type}:`), count: Number.isSafeInteger(event.count) && event.count > 0 }).toEqual({
+    expect({
+      where,
+      type: EVENT_TYPES.has(event.type),
+      event: event.event.startsWith(`${event.type}:`),
+      count: Number.isSafeInteger(event.count) && event.count > 0,
+    }).toEqual({
       where,
       type: true,
       event: true,
       count: true,
     });
-    expect({ where, level: event.level, datetime: Number.isNaN(Date.parse(event.datetime)) }).toEqual({ where, level: expect.stringMatching(/^(INFO|WARN|CRITICAL)$/) as unknown, datetime: false });
+    expect({ where, level: event.level, datetime: Number.isNaN(Date.parse(event.datetime)) }).toEqual({
+      where,
+      level: expect.stringMatching(/^(INFO|WARN|CRITICAL)$/) as unknown,
+      datetime: false,
+    });
     const text = JSON.stringify(event);
     for (const secret of [...secrets, ...hashes, ...NEVER_IN_EVENTS]) {
-      expect({ where, event: event.event, leaked: text.includes(secret) || text.includes(JSON.stringify(secret).slice(1, -1)) }).toEqual({ where, event: event.event, leaked: false });
+      expect({
+        where,
+        event: event.event,
+        leaked: text.includes(secret) || text.includes(JSON.stringify(secret).slice(1, -1)),
+      }).toEqual({ where, event: event.event, leaked: false });
     }
   }
 }
@@ -530,7 +660,9 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
     });
 
     const records = (): Map<string, string> => {
-      const rows = (demoSqliteStore(demo).database as unknown as BetterSqlite3.Database).prepare('SELECT id, hash FROM password_records').all() as { id: string; hash: string }[];
+      const rows = (demoSqliteStore(demo).database as unknown as BetterSqlite3.Database)
+        .prepare('SELECT id, hash FROM password_records')
+        .all() as { id: string; hash: string }[];
       return new Map(rows.map((row) => [row.id, row.hash]));
     };
 
@@ -542,12 +674,16 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
           tally.cases += 1;
           if (c.reset) demoSqliteStore(demo).database.exec('DELETE FROM password_records');
           const before = records();
-          const seen = await exchange(server.port, async (socket) => {
-            await write(socket, serialize(c));
-            // Half-closing would make Node drop the answer (its server does not allow half-open
-            // connections); only a body that stops short needs the client to give up.
-            if (c.framing === 'short') socket.end();
-          }, 5000);
+          const seen = await exchange(
+            server.port,
+            async (socket) => {
+              await write(socket, serialize(c));
+              // Half-closing would make Node drop the answer (its server does not allow half-open
+              // connections); only a body that stops short needs the client to give up.
+              if (c.framing === 'short') socket.end();
+            },
+            5000,
+          );
           const { responses } = parseResponses(Buffer.from(seen.text, 'latin1'));
           // A request whose connection Node closed (garbage pipelined after it) still runs to
           // its end in the app: let every hash finish and its write land before looking.
@@ -567,8 +703,7 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
               framing: c.framing,
               closed: true,
             });
-            const excused =
-              c.framing === 'short' || c.method === 'CONNECT' || c.body.bytes.length > BODY_LIMIT + 65_536;
+            const excused = c.framing === 'short' || c.method === 'CONNECT' || c.body.bytes.length > BODY_LIMIT + 65_536;
             expect({ request: serialize(c).subarray(0, 300).toString('latin1'), excused }).toEqual({
               request: serialize(c).subarray(0, 300).toString('latin1'),
               excused: true,
@@ -606,7 +741,11 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
             // The guest's sealed password: set only by the instance itself, answered 200.
             const sealed = id.endsWith('/os-server-password');
             if (sealed) {
-              const instanceSet = change === 'set' && c.method.trim() === 'POST' && c.identity.instance === id.split('/')[0] && (status === 200 || status === undefined);
+              const instanceSet =
+                change === 'set' &&
+                c.method.trim() === 'POST' &&
+                c.identity.instance === id.split('/')[0] &&
+                (status === 200 || status === undefined);
               expect({ id, change, request: serialize(c).subarray(0, 400).toString('latin1'), instanceSet }).toEqual({
                 id,
                 change,
@@ -621,7 +760,8 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
             const parsedMethod = c.method.trim();
             const allowed =
               (status === 204 || (status === undefined && change === 'set')) &&
-              ((change === 'set' && parsedMethod === 'POST' && (userMay || instanceMay)) || (change === 'deleted' && parsedMethod === 'DELETE' && userMay));
+              ((change === 'set' && parsedMethod === 'POST' && (userMay || instanceMay)) ||
+                (change === 'deleted' && parsedMethod === 'DELETE' && userMay));
             expect({ id, change, request: serialize(c).subarray(0, 400).toString('latin1'), status, allowed }).toEqual({
               id,
               change,
@@ -642,13 +782,21 @@ describe.each(expressVersions.map(([name, express], index) => [name, express, SE
       );
       // The server is still answering.
       const alive = await exchange(server.port, (socket) => {
-        socket.end('GET /servers/srv-alice/password HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice-token\r\nConnection: close\r\n\r\n');
+        socket.end(
+          'GET /servers/srv-alice/password HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice-token\r\nConnection: close\r\n\r\n',
+        );
       });
       expect(alive.status).toBe(200);
       expect(unexpected).toEqual([]);
       expect(logged).toEqual([]);
-      const statuses = [...tally.byStatus].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ');
-      const counted = [...eventTypes].sort(([a], [b]) => a.localeCompare(b)).map(([type, n]) => `${type}×${n}`).join(' ');
+      const statuses = [...tally.byStatus]
+        .sort(([a], [b]) => a - b)
+        .map(([s, n]) => `${s}×${n}`)
+        .join(' ');
+      const counted = [...eventTypes]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([type, n]) => `${type}×${n}`)
+        .join(' ');
       console.log(
         `fuzz ${name}: ${tally.cases} cases (seed ${seed}); statuses ${statuses}; ${tally.parserRefusals} refused by Node's parser; ${tally.noAnswer} closed without an answer; ${tally.sets} sets and ${tally.deletes} deletes stored; events ${counted}`,
       );

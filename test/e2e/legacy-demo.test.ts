@@ -21,7 +21,15 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
   let dir: string;
   let demo: Demo;
   const open = (seedLegacy: boolean): Demo =>
-    createDemoApp(testDemoOptions(dir, { express, metadataSecret: 'legacy-demo-metadata-secret', pepper: PEPPER, guessLimit: 100, seedLegacy }));
+    createDemoApp(
+      testDemoOptions(dir, {
+        express,
+        metadataSecret: 'legacy-demo-metadata-secret',
+        pepper: PEPPER,
+        guessLimit: 100,
+        seedLegacy,
+      }),
+    );
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'epg-legacy-demo-'));
@@ -33,7 +41,13 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
   });
 
   const state = async (server: string): Promise<string | undefined> =>
-    ((await request(demo.app).get(`/servers/${server}/password`).set('Authorization', TOKENS['admin'] ?? '')).body as { algorithm?: string }).algorithm;
+    (
+      (
+        await request(demo.app)
+          .get(`/servers/${server}/password`)
+          .set('Authorization', TOKENS['admin'] ?? '')
+      ).body as { algorithm?: string }
+    ).algorithm;
   const verify = async (server: string, owner: string, password: string): Promise<boolean> => {
     const res = await request(demo.app)
       .post(`/servers/${server}/password/verify`)
@@ -48,7 +62,9 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
     demo.close();
     rmSync(join(dir, 'demo.db'));
     demo = open(false);
-    const res = await request(demo.app).get('/servers/srv-legacy-md5/password').set('Authorization', TOKENS['admin'] ?? '');
+    const res = await request(demo.app)
+      .get('/servers/srv-legacy-md5/password')
+      .set('Authorization', TOKENS['admin'] ?? '');
     expect(res.status).toBe(404);
   });
 
@@ -82,7 +98,9 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
     demo.close();
     demo = open(true);
     expect(await state('srv-legacy-md5')).toBe('bcrypt+hmac-sha256');
-    expect(new MetadataChunks({ database: demoSqliteStore(demo).database, table: LEGACY_METADATA_TABLE }).read('srv-legacy-metadata')).toBeUndefined();
+    expect(
+      new MetadataChunks({ database: demoSqliteStore(demo).database, table: LEGACY_METADATA_TABLE }).read('srv-legacy-metadata'),
+    ).toBeUndefined();
     expect(await verify('srv-legacy-md5', 'alice', 'tangerine lantern 42')).toBe(true);
   });
 
@@ -96,8 +114,8 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
   });
 
   test('the metadata record is seeded as the reviewed API keeps it: four chunks of at most 255 characters, read in key order', () => {
-    const chunks = demoSqliteStore(demo).database
-      .prepare(`SELECT key, value FROM ${LEGACY_METADATA_TABLE} WHERE instance_uuid = ? ORDER BY key`)
+    const chunks = demoSqliteStore(demo)
+      .database.prepare(`SELECT key, value FROM ${LEGACY_METADATA_TABLE} WHERE instance_uuid = ? ORDER BY key`)
       .all('srv-legacy-metadata') as Array<{ key: string; value: string }>;
     expect(chunks.map((c) => c.key)).toEqual(['password_0', 'password_1', 'password_2', 'password_3']);
     expect(chunks.every((c) => c.value.length <= 255)).toBe(true);

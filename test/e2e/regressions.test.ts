@@ -42,7 +42,9 @@ describe.each(expressVersions)('regressions on %s', (_name, express: ExpressFact
     expect(missing.detail).toBe('Nothing is served at /x/%22%3E%3Cimg%20src=x%20onerror=alert(1)%3E.');
     const refused = await raw('PUT /servers/<svg%20onload=alert(1)>/password');
     expect(refused.status).toBe(405);
-    expect(refused.detail).toBe('The method PUT is not allowed on /servers/%3Csvg%20onload=alert(1)%3E/password. Allowed methods: GET, HEAD, POST, OPTIONS.');
+    expect(refused.detail).toBe(
+      'The method PUT is not allowed on /servers/%3Csvg%20onload=alert(1)%3E/password. Allowed methods: GET, HEAD, POST, OPTIONS.',
+    );
     for (const { detail } of [missing, refused]) expect(detail).not.toMatch(/[<>"]/);
   });
 

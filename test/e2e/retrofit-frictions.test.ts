@@ -34,9 +34,19 @@ const md5 = (text: string): string => createHash('md5').update(text, 'utf8').dig
 function usersTable(): { db: Database.Database; source: PasswordSource } {
   const db = new Database(':memory:');
   db.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT UNIQUE, password TEXT)');
-  db.prepare('INSERT INTO users (id, email, password) VALUES (?, ?, ?)').run(1, 'alice@example.com', md5('alice in wonderland 1865'));
-  db.prepare('INSERT INTO users (id, email, password) VALUES (?, ?, ?)').run(2, 'bob@example.com', md5('bob builds bridges 1999'));
-  const byKey = db.prepare<[string, string], { password: string }>('SELECT password FROM users WHERE email = ? OR CAST(id AS TEXT) = ?');
+  db.prepare('INSERT INTO users (id, email, password) VALUES (?, ?, ?)').run(
+    1,
+    'alice@example.com',
+    md5('alice in wonderland 1865'),
+  );
+  db.prepare('INSERT INTO users (id, email, password) VALUES (?, ?, ?)').run(
+    2,
+    'bob@example.com',
+    md5('bob builds bridges 1999'),
+  );
+  const byKey = db.prepare<[string, string], { password: string }>(
+    'SELECT password FROM users WHERE email = ? OR CAST(id AS TEXT) = ?',
+  );
   const source: PasswordSource = {
     get: (key) => {
       const row = byKey.get(key, key);
@@ -49,20 +59,38 @@ function usersTable(): { db: Database.Database; source: PasswordSource } {
 describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
   const quiet = problemHandler({ log: false });
   const echo = (req: Request, res: Response): void => {
-    res.json({ body: req.body as unknown, query: req.query, url: req.originalUrl, validated: validatedPassword(req) !== undefined });
+    res.json({
+      body: req.body as unknown,
+      query: req.query,
+      url: req.originalUrl,
+      validated: validatedPassword(req) !== undefined,
+    });
   };
 
   describe('1. principals from real auth', () => {
     // The app keeps its signed-in users in a token map, with the id nested in the claims.
-    const tokens = new Map<string, { data: { id: number; email: string } }>([['t-bob', { data: { id: 2, email: 'bob@example.com' } }]]);
+    const tokens = new Map<string, { data: { id: number; email: string } }>([
+      ['t-bob', { data: { id: 2, email: 'bob@example.com' } }],
+    ]);
     const fromTokenMap = (req: Request): unknown => tokens.get((req.headers.authorization ?? '').replace(/^Bearer /, ''));
-    const baskets = new Map([['1', { id: 1, userId: 1 }], ['2', { id: 2, userId: 2 }]]);
+    const baskets = new Map([
+      ['1', { id: 1, userId: 1 }],
+      ['2', { id: 2, userId: 2 }],
+    ]);
 
-    function basketApp(matchIds?: 'strict' | 'normalized', principal = requestUser({ property: fromTokenMap, idField: 'data.id' })): ReturnType<typeof express> {
+    function basketApp(
+      matchIds?: 'strict' | 'normalized',
+      principal = requestUser({ property: fromTokenMap, idField: 'data.id' }),
+    ): ReturnType<typeof express> {
       const app = express();
       app.get(
         '/rest/basket/:id',
-        requireOwnership({ principal, load: (req) => baskets.get(String(req.params['id'])), owner: 'userId', ...(matchIds === undefined ? {} : { matchIds }) }),
+        requireOwnership({
+          principal,
+          load: (req) => baskets.get(String(req.params['id'])),
+          owner: 'userId',
+          ...(matchIds === undefined ? {} : { matchIds }),
+        }),
         (_req, res) => {
           res.json({ ok: true });
         },
@@ -86,12 +114,20 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
     test('matchIds: "normalized" lets the id "2" own the row whose owner column holds 2; strict does not', async () => {
       const fromHeader = (req: Request): { kind: 'user'; id: string } | undefined =>
         typeof req.headers['x-user'] === 'string' ? { kind: 'user', id: req.headers['x-user'] } : undefined;
-      expect((await request(basketApp(undefined, fromHeader as never)).get('/rest/basket/2').set('X-User', '2')).status).toBe(404);
+      expect(
+        (
+          await request(basketApp(undefined, fromHeader as never))
+            .get('/rest/basket/2')
+            .set('X-User', '2')
+        ).status,
+      ).toBe(404);
       const normalized = basketApp('normalized', fromHeader as never);
       expect((await request(normalized).get('/rest/basket/2').set('X-User', '2')).status).toBe(200);
       expect((await request(normalized).get('/rest/basket/2').set('X-User', '02')).status).toBe(404);
       expect((await request(normalized).get('/rest/basket/1').set('X-User', '2')).status).toBe(404);
-      expect(() => requireOwnership<never, { userId: number }>({ load: () => undefined, owner: 'userId', matchIds: 'loose' as never })).toThrow(/option "matchIds"/);
+      expect(() =>
+        requireOwnership<never, { userId: number }>({ load: () => undefined, owner: 'userId', matchIds: 'loose' as never }),
+      ).toThrow(/option "matchIds"/);
     });
   });
 
@@ -109,10 +145,15 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
       const app = express();
       app.post('/register', passwordBody({ from: ['json', 'form'], handOff: true }), express.json(), echo);
       app.use(quiet);
-      const json = await request(app).post('/register').send({ email: 'c@example.com', password: 'cafe\u0301 au lait tous les jours' });
+      const json = await request(app)
+        .post('/register')
+        .send({ email: 'c@example.com', password: 'cafe\u0301 au lait tous les jours' });
       expect(json.status).toBe(200);
       expect(json.body.body).toEqual({ email: 'c@example.com', password: 'caf\u00e9 au lait tous les jours' });
-      const form = await request(app).post('/register').type('form').send('email=c%40example.com&password=tea+in+the+afternoon+sun');
+      const form = await request(app)
+        .post('/register')
+        .type('form')
+        .send('email=c%40example.com&password=tea+in+the+afternoon+sun');
       expect(form.body.body).toEqual({ email: 'c@example.com', password: 'tea in the afternoon sun' });
     });
 
@@ -141,7 +182,14 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
       const app = express();
       app.get(
         '/rest/user/change-password',
-        passwordBody({ from: 'query', field: 'new', repeat: 'repeat', secretFields: ['current'], handOff: true, query: { warn } }),
+        passwordBody({
+          from: 'query',
+          field: 'new',
+          repeat: 'repeat',
+          secretFields: ['current'],
+          handOff: true,
+          query: { warn },
+        }),
         (req: Request, res: Response, next: NextFunction) => {
           // The app's own access logger, running after the bundle: it logs the URL (morgan's :url).
           res.on('finish', () => logged.push(`${req.method} ${req.originalUrl} ${req.url}`));
@@ -152,10 +200,17 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
         },
       );
       app.use(quiet);
-      const res = await request(app).get('/rest/user/change-password?current=old+secret+words&new=brand+new+passphrase&repeat=brand+new+passphrase&x=1');
+      const res = await request(app).get(
+        '/rest/user/change-password?current=old+secret+words&new=brand+new+passphrase&repeat=brand+new+passphrase&x=1',
+      );
       expect(res.status).toBe(200);
       expect(res.body.url).toBe('/rest/user/change-password?x=1');
-      expect(res.body.query).toEqual({ x: '1', new: 'brand new passphrase', repeat: 'brand new passphrase', current: 'old secret words' });
+      expect(res.body.query).toEqual({
+        x: '1',
+        new: 'brand new passphrase',
+        repeat: 'brand new passphrase',
+        current: 'old secret words',
+      });
       expect(logged).toHaveLength(1);
       expect(logged[0]).toContain('/rest/user/change-password?x=1');
       expect(logged[0]).not.toMatch(/passphrase|secret/);
@@ -164,14 +219,27 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
     test('a repeat that differs is refused with the rules, and the refusal logs no field either', async () => {
       const logged: RefusalEntry[] = [];
       const app = express();
-      app.get('/rest/user/change-password', passwordBody({ from: 'query', field: 'new', repeat: 'repeat', secretFields: ['current'], query: { warn } }), echo);
-      app.use(refusalLog((entry) => logged.push(entry)), quiet);
-      const res = await request(app).get('/rest/user/change-password?current=old&new=brand+new+passphrase&repeat=brand+new+passphrasE');
+      app.get(
+        '/rest/user/change-password',
+        passwordBody({ from: 'query', field: 'new', repeat: 'repeat', secretFields: ['current'], query: { warn } }),
+        echo,
+      );
+      app.use(
+        refusalLog((entry) => logged.push(entry)),
+        quiet,
+      );
+      const res = await request(app).get(
+        '/rest/user/change-password?current=old&new=brand+new+passphrase&repeat=brand+new+passphrasE',
+      );
       expect(res.status).toBe(422);
-      expect(res.body.errors).toEqual([{ field: 'repeat', code: 'repeat_mismatch', message: 'The "repeat" field is not the same password as "new".' }]);
+      expect(res.body.errors).toEqual([
+        { field: 'repeat', code: 'repeat_mismatch', message: 'The "repeat" field is not the same password as "new".' },
+      ]);
       expect(res.text).not.toMatch(/passphrase/);
       const missing = await request(app).get('/rest/user/change-password?new=brand+new+passphrase');
-      expect(missing.body.errors).toEqual([{ field: 'repeat', code: 'repeat_missing', message: 'The "repeat" field must repeat the password.' }]);
+      expect(missing.body.errors).toEqual([
+        { field: 'repeat', code: 'repeat_missing', message: 'The "repeat" field must repeat the password.' },
+      ]);
     });
 
     test('password and passwordRepeat in a JSON body both leave req.body by default', async () => {
@@ -180,7 +248,9 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
         res.json({ body: req.body as unknown, repeat: submittedPassword(req, 'passwordRepeat') !== undefined });
       });
       app.use(quiet);
-      const res = await request(app).post('/register').send({ email: 'd@example.com', password: 'brand new passphrase', passwordRepeat: 'brand new passphrase' });
+      const res = await request(app)
+        .post('/register')
+        .send({ email: 'd@example.com', password: 'brand new passphrase', passwordRepeat: 'brand new passphrase' });
       expect(res.body).toEqual({ body: { email: 'd@example.com' }, repeat: true });
     });
 
@@ -190,7 +260,7 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
     });
   });
 
-  describe('5 and 6. the current password first, against the app\'s own user table, then a replace', () => {
+  describe("5 and 6. the current password first, against the app's own user table, then a replace", () => {
     function changeApp(): { app: ReturnType<typeof express>; store: MemoryStore } {
       const { source } = usersTable();
       const store = new MemoryStore();
@@ -198,7 +268,8 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
       app.post(
         '/users/:id/password',
         requireOwnership({
-          principal: (req) => (typeof req.headers['x-user'] === 'string' ? { kind: 'user', id: Number(req.headers['x-user']) } : undefined),
+          principal: (req) =>
+            typeof req.headers['x-user'] === 'string' ? { kind: 'user', id: Number(req.headers['x-user']) } : undefined,
           load: (req) => ({ id: Number(req.params['id']) }),
           owner: 'id',
         }),
@@ -212,13 +283,23 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
       app.use(quiet);
       return { app, store };
     }
-    const change = { current: 'bob builds bridges 1999', new: 'a much longer new passphrase', repeat: 'a much longer new passphrase' };
+    const change = {
+      current: 'bob builds bridges 1999',
+      new: 'a much longer new passphrase',
+      repeat: 'a much longer new passphrase',
+    };
 
     test('the right current password lets the change through; a wrong or missing one does not', async () => {
       const { app, store } = changeApp();
-      const wrong = await request(app).post('/users/2/password').set('X-User', '2').send({ ...change, current: 'guess' });
+      const wrong = await request(app)
+        .post('/users/2/password')
+        .set('X-User', '2')
+        .send({ ...change, current: 'guess' });
       expectProblem(wrong, 403, 'password.current_mismatch');
-      const missing = await request(app).post('/users/2/password').set('X-User', '2').send({ new: change.new, repeat: change.repeat });
+      const missing = await request(app)
+        .post('/users/2/password')
+        .set('X-User', '2')
+        .send({ new: change.new, repeat: change.repeat });
       expectProblem(missing, 400, 'password.current_missing');
       expect(store.get('2')).toBeUndefined();
       const ok = await request(app).post('/users/2/password').set('X-User', '2').send(change);
@@ -230,7 +311,11 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
       const { app, store } = changeApp();
       await request(app).post('/users/2/password').set('X-User', '2').send(change).expect(200);
       const first = store.get('2')?.hash;
-      await request(app).post('/users/2/password').set('X-User', '2').send({ ...change, new: 'yet another new passphrase', repeat: 'yet another new passphrase' }).expect(200);
+      await request(app)
+        .post('/users/2/password')
+        .set('X-User', '2')
+        .send({ ...change, new: 'yet another new passphrase', repeat: 'yet another new passphrase' })
+        .expect(200);
       expect(store.get('2')?.hash).not.toBe(first);
       expect(() => hashAndStore({ store, mode: 'upsert' as never })).toThrow(/option "mode"/);
     });
@@ -238,14 +323,25 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
     test('a read-only source with get alone is accepted by the verifier; a stub replace is not', async () => {
       const { source } = usersTable();
       const app = express();
-      app.post('/login', passwordBody({ purpose: 'verify' }), passwordVerifier({ store: source, id: 'body.email' }), (_req, res) => {
-        res.json({ ok: true });
-      });
+      app.post(
+        '/login',
+        passwordBody({ purpose: 'verify' }),
+        passwordVerifier({ store: source, id: 'body.email' }),
+        (_req, res) => {
+          res.json({ ok: true });
+        },
+      );
       app.use(quiet);
-      expect((await request(app).post('/login').send({ email: 'bob@example.com', password: 'bob builds bridges 1999' })).status).toBe(200);
+      expect(
+        (await request(app).post('/login').send({ email: 'bob@example.com', password: 'bob builds bridges 1999' })).status,
+      ).toBe(200);
       expect((await request(app).post('/login').send({ email: 'bob@example.com', password: 'wrong' })).status).toBe(403);
-      expect(() => passwordVerifier({ store: { get: source.get, replace: () => true } as never })).toThrow(/replace with 0 declared parameters/);
-      expect(() => passwordVerifier({ store: source, rehash: true })).toThrow(/option "rehash" is true but the store has no replace/);
+      expect(() => passwordVerifier({ store: { get: source.get, replace: () => true } as never })).toThrow(
+        /replace with 0 declared parameters/,
+      );
+      expect(() => passwordVerifier({ store: source, rehash: true })).toThrow(
+        /option "rehash" is true but the store has no replace/,
+      );
     });
   });
 
@@ -253,9 +349,14 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
     const { source } = usersTable();
     const logged: string[] = [];
     const app = express();
-    app.post('/login', passwordBody({ purpose: 'verify' }), passwordVerifier({ store: source, id: 'body.email' }), (_req, res) => {
-      res.json({ ok: true });
-    });
+    app.post(
+      '/login',
+      passwordBody({ purpose: 'verify' }),
+      passwordVerifier({ store: source, id: 'body.email' }),
+      (_req, res) => {
+        res.json({ ok: true });
+      },
+    );
     app.use(problemHandler({ log: (entry) => logged.push(entry.error) }));
     for (const body of [{ password: 'x' }, { email: { $ne: '' }, password: 'x' }, { email: '', password: 'x' }]) {
       const res = await request(app).post('/login').send(body);
@@ -272,15 +373,22 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
     const { source, db } = usersTable();
     db.prepare('UPDATE users SET password = ? WHERE id = 2').run(md5(long));
     const app = express();
-    app.post('/login', passwordBody({ purpose: 'verify' }), passwordVerifier({ store: source, id: 'body.email' }), (_req, res) => {
-      res.json({ ok: true });
-    });
+    app.post(
+      '/login',
+      passwordBody({ purpose: 'verify' }),
+      passwordVerifier({ store: source, id: 'body.email' }),
+      (_req, res) => {
+        res.json({ ok: true });
+      },
+    );
     app.use(quiet);
     expect((await request(app).post('/login').send({ email: 'bob@example.com', password: long })).status).toBe(200);
     const padded = { email: 'bob@example.com', password: long, device: 'x'.repeat(1500) };
     expect((await request(app).post('/login').send(padded)).status).toBe(200);
     expect((await request(app).post('/login').type('form').send({ email: 'bob@example.com', password: long })).status).toBe(200);
-    expect(() => passwordBody({ purpose: 'verify', maxLength: 64 })).toThrow(/option "maxLength" is a content rule, and purpose 'verify' applies none/);
+    expect(() => passwordBody({ purpose: 'verify', maxLength: 64 })).toThrow(
+      /option "maxLength" is a content rule, and purpose 'verify' applies none/,
+    );
   });
 
   describe('9. methodGuard mounted with app.use guards its exact path', () => {
@@ -310,7 +418,7 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
   });
 
   describe('11. headers and logs lost to order', () => {
-    test('reapplyHeaders keeps X-Frame-Options: DENY and no-store when the app\'s own helmet runs later', async () => {
+    test("reapplyHeaders keeps X-Frame-Options: DENY and no-store when the app's own helmet runs later", async () => {
       const build = (reapplyHeaders: boolean): ReturnType<typeof express> => {
         const app = express();
         app.use(responseEncoder({ reapplyHeaders }));
@@ -336,7 +444,10 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
       app.use((_req, res) => {
         res.json({ ok: true });
       });
-      app.use(refusalLog((entry) => logged.push(entry)), quiet);
+      app.use(
+        refusalLog((entry) => logged.push(entry)),
+        quiet,
+      );
       await request(app).delete('/rest/basket/1?token=abc').expect(405);
       await request(app).get('/rest/basket/1').expect(200);
       expect(logged).toEqual([{ method: 'DELETE', path: '/rest/basket/1', status: 405, code: 'method.not_allowed' }]);

@@ -32,12 +32,17 @@ async function login(app: Express, who: { email: string; password: string }): Pr
 }
 
 describe.each(expressVersions)('the shop on %s', (_name, express) => {
-  describe.each([['without the bundle', false], ['with the bundle', true]] as const)('legitimate flows %s', (_label, retrofitted) => {
+  describe.each([
+    ['without the bundle', false],
+    ['with the bundle', true],
+  ] as const)('legitimate flows %s', (_label, retrofitted) => {
     test('register, then log in with the new account', async () => {
       const { app } = build(express, retrofitted);
-      const registered = await request(app)
-        .post('/api/Users')
-        .send({ email: 'carol@example.com', password: 'violet climbs cold mountains', passwordRepeat: 'violet climbs cold mountains' });
+      const registered = await request(app).post('/api/Users').send({
+        email: 'carol@example.com',
+        password: 'violet climbs cold mountains',
+        passwordRepeat: 'violet climbs cold mountains',
+      });
       expect(registered.status).toBe(201);
       expect(registered.body.data.email).toBe('carol@example.com');
       await login(app, { email: 'carol@example.com', password: 'violet climbs cold mountains' });
@@ -48,13 +53,15 @@ describe.each(expressVersions)('the shop on %s', (_name, express) => {
       await login(app, BOB);
       const form = await request(app).post('/rest/user/login').type('form').send(BOB);
       expect(form.status).toBe(200);
-      const wrong = await request(app).post('/rest/user/login').send({ ...BOB, password: 'not my password' });
+      const wrong = await request(app)
+        .post('/rest/user/login')
+        .send({ ...BOB, password: 'not my password' });
       expect(wrong.status).toBeGreaterThanOrEqual(400);
       expect(wrong.body.authentication).toBeUndefined();
       expect(typeof wrong.body.error).toBe('string');
     });
 
-    test('see and check out one\'s own basket, and whoami', async () => {
+    test("see and check out one's own basket, and whoami", async () => {
       const { app } = build(express, retrofitted);
       const bob = await login(app, BOB);
       const basket = await request(app).get('/rest/basket/2').set('Authorization', bob);
@@ -78,10 +85,13 @@ describe.each(expressVersions)('the shop on %s', (_name, express) => {
     });
   });
 
-  describe.each([['the bare app has it', false], ['the bundle closes it', true]] as const)('holes: %s', (_label, retrofitted) => {
+  describe.each([
+    ['the bare app has it', false],
+    ['the bundle closes it', true],
+  ] as const)('holes: %s', (_label, retrofitted) => {
     const open = !retrofitted;
 
-    test('IDOR: bob reads and checks out alice\'s basket', async () => {
+    test("IDOR: bob reads and checks out alice's basket", async () => {
       const { app } = build(express, retrofitted);
       const bob = await login(app, BOB);
       const read = await request(app).get('/rest/basket/1').set('Authorization', bob);
@@ -94,13 +104,15 @@ describe.each(expressVersions)('the shop on %s', (_name, express) => {
     test('a stolen token changes the password without the current one', async () => {
       const { app, db } = build(express, retrofitted);
       const bob = await login(app, BOB);
-      const res = await request(app).get(`/rest/user/change-password?new=${encodeURIComponent(NEW_PASSWORD)}&repeat=${encodeURIComponent(NEW_PASSWORD)}`).set('Authorization', bob);
+      const res = await request(app)
+        .get(`/rest/user/change-password?new=${encodeURIComponent(NEW_PASSWORD)}&repeat=${encodeURIComponent(NEW_PASSWORD)}`)
+        .set('Authorization', bob);
       expect(res.status).toBe(open ? 200 : 400);
       const row = db.prepare('SELECT password FROM users WHERE id = 2').get() as { password: string };
       expect(row.password === md5(NEW_PASSWORD)).toBe(open);
     });
 
-    test('login injection: alice\'s account without her password', async () => {
+    test("login injection: alice's account without her password", async () => {
       const { app } = build(express, retrofitted);
       const res = await request(app).post('/rest/user/login').send({ email: "alice@example.com'--", password: 'anything' });
       expect(res.status === 200 && res.body.authentication?.umail === ALICE.email).toBe(open);
@@ -130,7 +142,7 @@ describe.each(expressVersions)('the shop on %s', (_name, express) => {
       expect(lines.some((line) => line.startsWith('GET /rest/user/change-password') && line.endsWith(' 200'))).toBe(true);
     });
 
-    test('the app\'s own helmet weakens X-Frame-Options to SAMEORIGIN', async () => {
+    test("the app's own helmet weakens X-Frame-Options to SAMEORIGIN", async () => {
       const { app } = build(express, retrofitted);
       const res = await request(app).post('/rest/user/login').send(BOB);
       expect(res.headers['x-frame-options']).toBe(open ? 'SAMEORIGIN' : 'DENY');
@@ -144,17 +156,23 @@ describe.each(expressVersions)('the shop on %s', (_name, express) => {
       const refused = await request(app).delete('/rest/basket/2').set('Authorization', bob);
       expect(refused.status).toBe(405);
       expect(refused.headers['content-type']).toBe('application/json; charset=utf-8');
-      expect(refused.body).toEqual({ error: 'The method DELETE is not allowed on /rest/basket/2. Allowed methods: GET, HEAD, OPTIONS.' });
+      expect(refused.body).toEqual({
+        error: 'The method DELETE is not allowed on /rest/basket/2. Allowed methods: GET, HEAD, OPTIONS.',
+      });
       await request(app).get('/rest/basket/1').set('Authorization', bob).expect(404);
       expect(lines).toEqual(expect.arrayContaining(['DELETE /rest/basket/2 405', 'GET /rest/basket/1 404']));
     });
 
-    test('a weak new password, or a repeat that differs, is refused in the app\'s shape', async () => {
+    test("a weak new password, or a repeat that differs, is refused in the app's shape", async () => {
       const { app } = build(express, true);
-      const weak = await request(app).post('/api/Users').send({ email: 'e@example.com', password: 'password1', passwordRepeat: 'password1' });
+      const weak = await request(app)
+        .post('/api/Users')
+        .send({ email: 'e@example.com', password: 'password1', passwordRepeat: 'password1' });
       expect(weak.status).toBe(422);
       expect(weak.body).toEqual({ error: 'The password was refused: one rule failed; see errors.' });
-      const differs = await request(app).post('/api/Users').send({ email: 'e@example.com', password: 'eve eats early apples', passwordRepeat: 'eve eats early apple' });
+      const differs = await request(app)
+        .post('/api/Users')
+        .send({ email: 'e@example.com', password: 'eve eats early apples', passwordRepeat: 'eve eats early apple' });
       expect(differs.status).toBe(422);
     });
   });

@@ -45,7 +45,10 @@ describe.each(expressVersions)('response times on %s', (name, express: ExpressFa
       guessLimit: 1_000_000,
     });
     demo = fixture.demo;
-    const set = await request(demo.app).post('/servers/srv-alice/password').set(ALICE).send({ password: 'plum orchard at dusk 7' });
+    const set = await request(demo.app)
+      .post('/servers/srv-alice/password')
+      .set(ALICE)
+      .send({ password: 'plum orchard at dusk 7' });
     expect(set.status).toBe(204);
     const created = await request(demo.app).post('/servers').set(ALICE);
     expect(created.status).toBe(201);
@@ -104,12 +107,16 @@ describe.each(expressVersions)('response times on %s', (name, express: ExpressFa
     // The leak the ownership test looks for: a loader whose work depends on whether the
     // id exists (here 10 ms more, as a join or a second query would cost).
     const app = express();
-    const servers = new Map([['srv-alice', { owner: 'alice' }], ['srv-bob', { owner: 'bob' }]]);
+    const servers = new Map([
+      ['srv-alice', { owner: 'alice' }],
+      ['srv-bob', { owner: 'bob' }],
+    ]);
     app.use(responseEncoder());
     app.post(
       '/servers/:id/password/verify',
       requireOwnership({
-        principal: (req) => (req.get('authorization') === 'Bearer alice-token' ? { kind: 'user', id: 'alice', user: {} } : undefined),
+        principal: (req) =>
+          req.get('authorization') === 'Bearer alice-token' ? { kind: 'user', id: 'alice', user: {} } : undefined,
         load: async (req) => {
           const found = servers.get(String(req.params['id']));
           if (found !== undefined) await new Promise((resolve) => setTimeout(resolve, 10));

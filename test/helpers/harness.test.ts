@@ -24,16 +24,30 @@ describe('the answer helpers fail on what they check', () => {
     expectProblem(res, 409, 'password.already_set');
     expectProblem(res, 409, 'password.already_set', 'The password is set once.');
     expectProblem(res, 409, 'password.already_set', /set once/);
-    const fetched = { status: res.status, headers: new Headers({ 'content-type': res.headers['content-type'] ?? '' }), body: res.body as unknown };
+    const fetched = {
+      status: res.status,
+      headers: new Headers({ 'content-type': res.headers['content-type'] ?? '' }),
+      body: res.body as unknown,
+    };
     expectProblem(fetched, 409, 'password.already_set');
 
     expect(() => expectProblem(res, 410, 'password.already_set')).toThrow();
     expect(() => expectProblem(res, 409, 'password.not_set')).toThrow();
     expect(() => expectProblem(res, 409, 'password.already_set', 'Another detail.')).toThrow();
     expect(() => expectProblem(res, 409, 'password.already_set', /another/)).toThrow();
-    expect(() => expectProblem({ ...fetched, headers: new Headers({ 'content-type': 'application/json; charset=utf-8' }) }, 409, 'password.already_set')).toThrow();
-    expect(() => expectProblem({ ...fetched, body: { ...(res.body as object), type: 'about:blank' } }, 409, 'password.already_set')).toThrow();
-    expect(() => expectProblem({ ...fetched, body: { ...(res.body as object), status: 500 } }, 409, 'password.already_set')).toThrow();
+    expect(() =>
+      expectProblem(
+        { ...fetched, headers: new Headers({ 'content-type': 'application/json; charset=utf-8' }) },
+        409,
+        'password.already_set',
+      ),
+    ).toThrow();
+    expect(() =>
+      expectProblem({ ...fetched, body: { ...(res.body as object), type: 'about:blank' } }, 409, 'password.already_set'),
+    ).toThrow();
+    expect(() =>
+      expectProblem({ ...fetched, body: { ...(res.body as object), status: 500 } }, 409, 'password.already_set'),
+    ).toThrow();
   });
 
   test('expectNoLeak: the secret as sent, JSON-escaped or percent-encoded', async () => {
@@ -41,7 +55,12 @@ describe('the answer helpers fail on what they check', () => {
     expect(() => expectNoLeak({ status: 200, headers: {}, text: `x${SECRET}x` } as request.Response, SECRET)).toThrow();
     const echoed = await request(app).get('/leak').query({ q: SECRET });
     expect(() => expectNoLeak(echoed, SECRET)).toThrow();
-    expect(() => expectNoLeak({ status: 200, headers: { location: `/x?q=${encodeURIComponent(SECRET)}` }, text: '' } as unknown as request.Response, SECRET)).toThrow();
+    expect(() =>
+      expectNoLeak(
+        { status: 200, headers: { location: `/x?q=${encodeURIComponent(SECRET)}` }, text: '' } as unknown as request.Response,
+        SECRET,
+      ),
+    ).toThrow();
   });
 
   test('codes: the code of each listed fault, in order', () => {

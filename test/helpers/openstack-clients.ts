@@ -16,13 +16,21 @@ export const OPENSTACK_CLIENT_PACKAGES = ['python3-novaclient', 'python3-keyston
 export function openStackPythonFor(suite: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
   const explicit = env['OPENSTACK_PYTHON'];
   const python = explicit !== undefined && explicit !== '' ? explicit : DEFAULT_PYTHON;
-  const probe = spawnSync(python, ['-c', 'import novaclient, keystoneauth1, cryptography, requests'], { encoding: 'utf8', timeout: 30_000 });
+  const probe = spawnSync(python, ['-c', 'import novaclient, keystoneauth1, cryptography, requests'], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   if (probe.status === 0) return python;
-  const why = probe.error !== undefined ? `${python} cannot be run (${probe.error.message})` : `${python} lacks them (${probe.stderr.trim().split('\n').pop() ?? ''})`;
+  const why =
+    probe.error !== undefined
+      ? `${python} cannot be run (${probe.error.message})`
+      : `${python} lacks them (${probe.stderr.trim().split('\n').pop() ?? ''})`;
   const reason = `the OpenStack clients are not installed: ${why}; install them with "apt-get install ${OPENSTACK_CLIENT_PACKAGES.join(' ')}"`;
   if (env['CI'] === 'true') {
     test(`${suite}: the OpenStack clients must be installed under CI=true`, () => {
-      throw new Error(`${suite} cannot run: ${reason}. Under CI=true a skipped interop suite is a failure; .ci/run installs them.`);
+      throw new Error(
+        `${suite} cannot run: ${reason}. Under CI=true a skipped interop suite is a failure; .ci/run installs them.`,
+      );
     });
   } else {
     console.warn(`Skipping ${suite}: ${reason}.`);

@@ -58,7 +58,10 @@ export function sendFrom(app: Express, location: PasswordLocation, password: str
     case 'json':
       return request(app).post(path).type('application/json').send(JSON.stringify({ password }));
     case 'form':
-      return request(app).post(path).type('application/x-www-form-urlencoded').send(`password=${encodeURIComponent(password)}`);
+      return request(app)
+        .post(path)
+        .type('application/x-www-form-urlencoded')
+        .send(`password=${encodeURIComponent(password)}`);
     case 'text':
       return request(app).post(path).set('Content-Type', 'text/plain; charset=utf-8').send(password);
     case 'query':

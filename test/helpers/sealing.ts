@@ -36,7 +36,14 @@ export interface SealingApp {
  */
 export function sealingApp(
   express: ExpressFactory,
-  options: { store: PasswordStore; keys: KeyProvider; readKeys?: KeyProvider; purpose?: string; rotate?: boolean; guard?: RequestHandler },
+  options: {
+    store: PasswordStore;
+    keys: KeyProvider;
+    readKeys?: KeyProvider;
+    purpose?: string;
+    rotate?: boolean;
+    guard?: RequestHandler;
+  },
 ): SealingApp {
   const { store, keys } = options;
   const logged: ProblemLogEntry[] = [];
@@ -44,20 +51,37 @@ export function sealingApp(
   const guard: RequestHandler[] = options.guard === undefined ? [] : [options.guard];
   const purpose = options.purpose === undefined ? {} : { purpose: options.purpose };
   app.use(responseEncoder());
-  app.post('/servers/:id/secret', ...guard, ...stubValidator(express), encryptAndStore({ store, keys, ...purpose }), (req: Request, res: Response) => {
-    res.status(201).json({ sealed: sealedSecret(req) });
-  });
+  app.post(
+    '/servers/:id/secret',
+    ...guard,
+    ...stubValidator(express),
+    encryptAndStore({ store, keys, ...purpose }),
+    (req: Request, res: Response) => {
+      res.status(201).json({ sealed: sealedSecret(req) });
+    },
+  );
   app.get(
     '/servers/:id/secret',
     ...guard,
-    revealSecret({ store, keys: options.readKeys ?? keys, ...purpose, ...(options.rotate === undefined ? {} : { rotate: options.rotate }) }),
+    revealSecret({
+      store,
+      keys: options.readKeys ?? keys,
+      ...purpose,
+      ...(options.rotate === undefined ? {} : { rotate: options.rotate }),
+    }),
     (req: Request, res: Response) => {
       res.json({ password: revealedSecret(req) ?? '' });
     },
   );
-  app.post('/servers/:id/verify', ...guard, ...stubValidator(express), passwordVerifier({ store, cost: 10 }), (_req: Request, res: Response) => {
-    res.json({ match: true });
-  });
+  app.post(
+    '/servers/:id/verify',
+    ...guard,
+    ...stubValidator(express),
+    passwordVerifier({ store, cost: 10 }),
+    (_req: Request, res: Response) => {
+      res.json({ match: true });
+    },
+  );
   app.use(problemHandler({ log: (entry) => logged.push(entry) }));
   return { app, logged };
 }
@@ -65,7 +89,12 @@ export function sealingApp(
 /** Every form in which a posted value could leak: as posted, its base64 decoding, hex of either. */
 export function leakForms(value: string): Buffer[] {
   const posted = Buffer.from(value, 'utf8');
-  const forms = [posted, Buffer.from(posted.toString('hex')), Buffer.from(posted.toString('hex').toUpperCase()), Buffer.from(posted.toString('base64'))];
+  const forms = [
+    posted,
+    Buffer.from(posted.toString('hex')),
+    Buffer.from(posted.toString('hex').toUpperCase()),
+    Buffer.from(posted.toString('base64')),
+  ];
   if (/^[A-Za-z0-9+/]+={0,2}$/.test(value)) {
     const decoded = Buffer.from(value, 'base64');
     forms.push(decoded, Buffer.from(decoded.toString('hex')), Buffer.from(decoded.toString('hex').toUpperCase()));

@@ -34,7 +34,11 @@ export function userFromHeader(): RequestHandler {
  * {@link userFromHeader}) over {@link SERVERS}, bcrypt cost 10, and `extra` over that.
  * The preset answers its own routes' errors; other paths fall through to Express.
  */
-export function userRoutesApp(express: ExpressFactory, store: MemoryStore = new MemoryStore(), extra: UserRoutesOptions = {}): Express {
+export function userRoutesApp(
+  express: ExpressFactory,
+  store: MemoryStore = new MemoryStore(),
+  extra: UserRoutesOptions = {},
+): Express {
   const app = express();
   app.use(userFromHeader());
   passwordRoutes<Express, UserPrincipal<Account>, Server>(app, {

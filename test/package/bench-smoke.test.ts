@@ -19,7 +19,10 @@ function runSmoke(): Promise<{ code: number | null; output: string }> {
 }
 
 const rowsOf = (table: string, section: string): string[] =>
-  table.split('\n').filter((line) => line.startsWith(`| ${section}`)).map((line) => line.split('|')[2]?.trim() ?? '');
+  table
+    .split('\n')
+    .filter((line) => line.startsWith(`| ${section}`))
+    .map((line) => line.split('|')[2]?.trim() ?? '');
 
 describe('npm run bench -- --smoke', () => {
   let result: { code: number | null; output: string };
@@ -29,11 +32,15 @@ describe('npm run bench -- --smoke', () => {
 
   it('runs to completion', () => {
     if (result.code !== 0) throw new Error(`the bench exited ${result.code}:\n${result.output}`);
-    expect(result.output).toMatch(new RegExp(`^\\d+ of ${findRedisServer() === undefined ? 27 : 28} targets met; whole run \\d+ s`, 'm'));
+    expect(result.output).toMatch(
+      new RegExp(`^\\d+ of ${findRedisServer() === undefined ? 27 : 28} targets met; whole run \\d+ s`, 'm'),
+    );
   });
 
   it.each(['4', '5'])('prints the chain rows for Express %s, unpinned and pinned', (major) => {
-    const variants = ['bare Express', 'helmet alone', 'hand-rolled equivalent', 'hardened demo chain'].map((name) => `${name}: req/s (p99 latency)`);
+    const variants = ['bare Express', 'helmet alone', 'hand-rolled equivalent', 'hardened demo chain'].map(
+      (name) => `${name}: req/s (p99 latency)`,
+    );
     expect(rowsOf(result.output, `chain, Express ${major}, unpinned `)).toEqual(variants);
     expect(rowsOf(result.output, `chain, Express ${major}, pinned `)).toEqual([
       ...variants,
@@ -84,7 +91,10 @@ describe('npm run bench -- --smoke', () => {
   });
 
   it.each(['state read', 'set-once', 'delete'])('prints the SQLite rows, %s', (op) => {
-    expect(rowsOf(result.output, `SqliteStore, ${op} `)).toEqual(['100 records: p50 / p99 latency (ops/s)', '1 000 records: p50 / p99 latency (ops/s)']);
+    expect(rowsOf(result.output, `SqliteStore, ${op} `)).toEqual([
+      '100 records: p50 / p99 latency (ops/s)',
+      '1 000 records: p50 / p99 latency (ops/s)',
+    ]);
   });
 
   it('prints the Redis rows', () => {
@@ -96,7 +106,9 @@ describe('npm run bench -- --smoke', () => {
   });
 
   it('gives every row a value and every target a verdict', () => {
-    const rows = result.output.split('\n').filter((line) => /^\| (chain|hashing|sealing|uploads|SqliteStore|RedisStore)/.test(line));
+    const rows = result.output
+      .split('\n')
+      .filter((line) => /^\| (chain|hashing|sealing|uploads|SqliteStore|RedisStore)/.test(line));
     expect(rows).toHaveLength(20 + 7 + 2 + 32 + 6 + (findRedisServer() === undefined ? 1 : 2));
     for (const row of rows) {
       const [, , , value = '', , target = '', verdict = ''] = row.split('|').map((cell) => cell.trim());

@@ -64,7 +64,12 @@ function parsePage(file: string, text: string): Page {
   text.split('\n').forEach((raw, index) => {
     const opening = FENCE.exec(raw);
     if (fence !== undefined) {
-      if (opening !== null && opening[1]?.[0] === fence[0] && (opening[1]?.length ?? 0) >= fence.length && raw.trim() === opening[1]) {
+      if (
+        opening !== null &&
+        opening[1]?.[0] === fence[0] &&
+        (opening[1]?.length ?? 0) >= fence.length &&
+        raw.trim() === opening[1]
+      ) {
         fence = undefined;
       }
       return;
@@ -100,7 +105,8 @@ function problemWith(link: Link, pageOf: (file: string) => Page | undefined, bas
   const file = pathPart === '' ? link.file : resolve(dirname(link.file), pathPart.split('?')[0] ?? '');
   const inRepo = relative(base, file);
   if (inRepo.startsWith('..')) return `points outside the repository (${inRepo})`;
-  if (/^(lib|test)([/\\]|$)/.test(inRepo)) return 'points into lib/ or test/, whose files move: name the export or suite in a code span instead';
+  if (/^(lib|test)([/\\]|$)/.test(inRepo))
+    return 'points into lib/ or test/, whose files move: name the export or suite in a code span instead';
   if (!existsSync(file)) return `no such file: ${inRepo.split(sep).join('/')}`;
   if (anchor === undefined || anchor === '') return undefined;
   if (statSync(file).isDirectory() || !file.endsWith('.md')) return undefined;
@@ -194,12 +200,22 @@ describe('the link checker', () => {
 
   test('slugs headings as GitHub does, numbering duplicates', () => {
     const { anchors } = parsePage('page.md', readFileSync(join(dir, 'docs', 'page.md'), 'utf8'));
-    expect([...anchors]).toEqual(['page', 'methodguardmethods-options--finding-4', 'options', 'options-1', 'why-raw-body-not-body-parser']);
+    expect([...anchors]).toEqual([
+      'page',
+      'methodguardmethods-options--finding-4',
+      'options',
+      'options-1',
+      'why-raw-body-not-body-parser',
+    ]);
     expect(slug('The demo on several processes (REDIS_URL)')).toBe('the-demo-on-several-processes-redis_url');
   });
 
   test('accepts links that resolve', () => {
-    expect(check('[p](docs/page.md) [o](docs/page.md#options-1) [w](docs/page.md#why-raw-body-not-body-parser) [e](https://example.com/x#y) [d](docs/)')).toEqual([]);
+    expect(
+      check(
+        '[p](docs/page.md) [o](docs/page.md#options-1) [w](docs/page.md#why-raw-body-not-body-parser) [e](https://example.com/x#y) [d](docs/)',
+      ),
+    ).toEqual([]);
   });
 
   test('reports a missing file, a missing anchor and a missing same-page anchor', () => {

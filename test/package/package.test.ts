@@ -67,7 +67,11 @@ describe('the packed package', () => {
     expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
     const help = execFileSync('node', [cli, '--help'], { cwd: consumer }).toString();
     expect(help).toContain('Usage: express-password-guard migrate [options]');
-    const loaded = execFileSync('node', ['-e', "const m = require('express-password-guard'); console.log(typeof m.migratePasswords, typeof m.MetadataChunks)"], { cwd: consumer })
+    const loaded = execFileSync(
+      'node',
+      ['-e', "const m = require('express-password-guard'); console.log(typeof m.migratePasswords, typeof m.MetadataChunks)"],
+      { cwd: consumer },
+    )
       .toString()
       .trim();
     expect(loaded).toBe('function function');
@@ -93,17 +97,21 @@ describe('the packed package', () => {
       [
         load,
         "const store = process.argv[2] === 'broken'",
-        "  ? { get: () => undefined, setIfAbsent: () => true, replace: (_id, _hash, _record) => true, delete: () => true }",
+        '  ? { get: () => undefined, setIfAbsent: () => true, replace: (_id, _hash, _record) => true, delete: () => true }',
         '  : undefined;',
         "storeContract('MemoryStore', { create: () => store ?? new MemoryStore(), framework: { describe, it, beforeEach, afterEach } });",
       ].join('\n');
     writeFileSync(
       join(consumer, 'contract.cjs'),
-      register("const { describe, it, beforeEach, afterEach } = require('node:test');\nconst { MemoryStore } = require('express-password-guard');\nconst { storeContract } = require('express-password-guard/testing');"),
+      register(
+        "const { describe, it, beforeEach, afterEach } = require('node:test');\nconst { MemoryStore } = require('express-password-guard');\nconst { storeContract } = require('express-password-guard/testing');",
+      ),
     );
     writeFileSync(
       join(consumer, 'contract.mjs'),
-      register("import { describe, it, beforeEach, afterEach } from 'node:test';\nimport { MemoryStore } from 'express-password-guard';\nimport { storeContract } from 'express-password-guard/testing';"),
+      register(
+        "import { describe, it, beforeEach, afterEach } from 'node:test';\nimport { MemoryStore } from 'express-password-guard';\nimport { storeContract } from 'express-password-guard/testing';",
+      ),
     );
     for (const file of ['contract.cjs', 'contract.mjs']) {
       const out = execFileSync('node', ['--test-reporter=tap', file], { cwd: consumer }).toString();
@@ -123,7 +131,7 @@ describe('the packed package', () => {
       "import type { MethodGuardOptions, ResponseEncoderOptions } from 'express-password-guard';",
       "import { storeContract } from 'express-password-guard/testing';",
       "import type { StoreContractOptions } from 'express-password-guard/testing';",
-      "export const contract: (name: string, options: StoreContractOptions) => void = storeContract;",
+      'export const contract: (name: string, options: StoreContractOptions) => void = storeContract;',
       'const guardOptions: MethodGuardOptions = { handleOptions: true };',
       "const encoderOptions: ResponseEncoderOptions = { redact: ['password'], noStore: true };",
       'const app = express();',
@@ -138,7 +146,20 @@ describe('the packed package', () => {
     const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
     execFileSync(
       'node',
-      [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--types', 'node', '--esModuleInterop', 'app.cts', 'app.mts'],
+      [
+        tsc,
+        '--noEmit',
+        '--strict',
+        '--module',
+        'nodenext',
+        '--moduleResolution',
+        'nodenext',
+        '--types',
+        'node',
+        '--esModuleInterop',
+        'app.cts',
+        'app.mts',
+      ],
       { cwd: consumer, stdio: 'pipe' },
     );
   });

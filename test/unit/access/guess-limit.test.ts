@@ -128,7 +128,9 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
 
   test('a user who mistypes twice carries on', async () => {
     const app = verifyApp(express, guessLimit(), { count: 0 });
-    expect(await statuses(app, 'alice', 's1', ['tangerine kettle 24 drums', 'tangerine kettle 42 drum', PASSWORD])).toEqual([403, 403, 200]);
+    expect(await statuses(app, 'alice', 's1', ['tangerine kettle 24 drums', 'tangerine kettle 42 drum', PASSWORD])).toEqual([
+      403, 403, 200,
+    ]);
   });
 
   test('each caller has a budget per target', async () => {
@@ -148,7 +150,9 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
 
   test('countMatches: true counts every attempt', async () => {
     const app = verifyApp(express, guessLimit({ countMatches: true }), { count: 0 });
-    expect(await statuses(app, 'alice', 's1', [...wrong(2), PASSWORD, PASSWORD, PASSWORD, PASSWORD])).toEqual([403, 403, 200, 200, 200, 429]);
+    expect(await statuses(app, 'alice', 's1', [...wrong(2), PASSWORD, PASSWORD, PASSWORD, PASSWORD])).toEqual([
+      403, 403, 200, 200, 200, 429,
+    ]);
   });
 
   test("on passwordRoutes' verify, wrong guesses answered 200 { match: false } are counted", async () => {
@@ -156,7 +160,11 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
     app.use(userFromHeader());
     passwordRoutes(app, {
       store: passwords(),
-      ownership: { principal: requestUser(), load: (req) => SERVERS.get(String(req.params['id'])), owner: (s: Server) => s.owners.map((id) => ({ kind: 'user', id })) },
+      ownership: {
+        principal: requestUser(),
+        load: (req) => SERVERS.get(String(req.params['id'])),
+        owner: (s: Server) => s.owners.map((id) => ({ kind: 'user', id })),
+      },
       hashing: { cost: 10 },
       beforeVerify: [guessLimit()],
     });
@@ -177,7 +185,10 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
       next(problem(403, 'password.mismatch', 'The password does not match.'));
     });
     app.use(problemHandler({ log: false }));
-    const post = (id: string): Promise<number> => request(app).post(`/things/${id}/verify`).then((res) => res.status);
+    const post = (id: string): Promise<number> =>
+      request(app)
+        .post(`/things/${id}/verify`)
+        .then((res) => res.status);
     expect([await post('a'), await post('a'), await post('a'), await post('b')]).toEqual([403, 403, 429, 403]);
   });
 
@@ -282,7 +293,11 @@ describe('guessLimit on an unreachable Redis', () => {
     try {
       const redis = clients.client(await freePort(), { ...FAIL_FAST, lazyConnect: false });
       const seen = { count: 0 };
-      const app = verifyApp(expressVersions[1]?.[1] as ExpressFactory, guessLimit({ store: redisLimitStore(redis, 'epg:guess:') }), seen);
+      const app = verifyApp(
+        expressVersions[1]?.[1] as ExpressFactory,
+        guessLimit({ store: redisLimitStore(redis, 'epg:guess:') }),
+        seen,
+      );
       for (let i = 0; i < 2; i++) {
         const res = await attempt(app, 'alice', 's1', PASSWORD);
         expectProblem(res, 500, 'server.error');
@@ -302,13 +317,21 @@ describe('guessLimit options', () => {
     ['windowMs 999', { windowMs: 999 }, /option "windowMs" must be a whole number of milliseconds from 1000/],
     ['windowMs NaN', { windowMs: Number.NaN }, /option "windowMs"/],
     ['windowMs 2^31', { windowMs: 2 ** 31 }, /option "windowMs"/],
-    ['standardHeaders draft-6', { standardHeaders: 'draft-6' }, /option "standardHeaders" must be 'draft-7' or 'draft-8', got "draft-6"/],
+    [
+      'standardHeaders draft-6',
+      { standardHeaders: 'draft-6' },
+      /option "standardHeaders" must be 'draft-7' or 'draft-8', got "draft-6"/,
+    ],
     ['standardHeaders true', { standardHeaders: true }, /option "standardHeaders"/],
     ['countMatches "yes"', { countMatches: 'yes' }, /option "countMatches" must be true or false/],
     ['key a string', { key: 'ip' }, /option "key" must be a function/],
     ['id a string', { id: 'id' }, /option "id" (must be a function|\("id"\) must start with)/],
     ['key with id', { key: () => 'k', id: () => 'x' }, /option "id" cannot be given with "key"/],
-    ['store {}', { store: {} }, /option "store" is not an express-rate-limit store: it has no increment, decrement, resetKey method/],
+    [
+      'store {}',
+      { store: {} },
+      /option "store" is not an express-rate-limit store: it has no increment, decrement, resetKey method/,
+    ],
     ['store null', { store: null }, /option "store" must be an express-rate-limit store.*got null/],
     ['an unknown key', { windowMS: 1000 }, /unknown option "windowMS"\. Did you mean "windowMs"\?/],
     ['not an object', 'strict', /guessLimit: options must be an object/],

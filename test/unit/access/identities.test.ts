@@ -46,19 +46,13 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
 
   test('the signature Nova computes for an id is accepted, and the caller is that instance', async () => {
     expect(sign(INSTANCE, SECRET)).toBe(KNOWN_SIGNATURE);
-    const res = await request(app)
-      .get(path)
-      .set('X-Instance-ID', INSTANCE)
-      .set('X-Instance-ID-Signature', KNOWN_SIGNATURE);
+    const res = await request(app).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', KNOWN_SIGNATURE);
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ caller: { kind: 'instance', id: INSTANCE } });
   });
 
   test('header names are matched case-insensitively, as HTTP defines them', async () => {
-    const res = await request(app)
-      .get(path)
-      .set('x-instance-id', INSTANCE)
-      .set('X-INSTANCE-ID-SIGNATURE', KNOWN_SIGNATURE);
+    const res = await request(app).get(path).set('x-instance-id', INSTANCE).set('X-INSTANCE-ID-SIGNATURE', KNOWN_SIGNATURE);
     expect(res.status).toBe(200);
   });
 
@@ -72,16 +66,14 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
     // Buffer.from(hex) stops at the first non-hex character: only the format check
     // stops this one from decoding to the valid digest.
     ['the valid signature with junk appended', `${KNOWN_SIGNATURE}zz`],
-    ['the upper-case hex of another id\'s signature', sign(other, SECRET).toUpperCase()],
+    ["the upper-case hex of another id's signature", sign(other, SECRET).toUpperCase()],
     // A decision: Nova compares hexdigest() strings, so it refuses this too.
-    ['the upper-case hex of this id\'s own signature', KNOWN_SIGNATURE.toUpperCase()],
+    ["the upper-case hex of this id's own signature", KNOWN_SIGNATURE.toUpperCase()],
     ['64 characters that are not hex', 'g'.repeat(64)],
     ['the signature wrapped in a scheme', `sha256=${KNOWN_SIGNATURE}`],
     ['an empty signature', ''],
   ])('%s is refused with 401', async (_case, signature) => {
-    expectRefused(
-      await request(app).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', signature),
-    );
+    expectRefused(await request(app).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', signature));
   });
 
   test('an empty, or a repeated, X-Instance-ID is refused, even with the signature of what arrives', async () => {
@@ -110,11 +102,17 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
   test('an id outside visible ASCII is refused even when correctly signed', async () => {
     const spaced = 'srv 1';
     expectRefused(
-      await request(app).get('/servers/srv%201/password').set('X-Instance-ID', spaced).set('X-Instance-ID-Signature', sign(spaced, SECRET)),
+      await request(app)
+        .get('/servers/srv%201/password')
+        .set('X-Instance-ID', spaced)
+        .set('X-Instance-ID-Signature', sign(spaced, SECRET)),
     );
     const long = 'a'.repeat(256);
     expectRefused(
-      await request(app).get(`/servers/${long}/password`).set('X-Instance-ID', long).set('X-Instance-ID-Signature', sign(long, SECRET)),
+      await request(app)
+        .get(`/servers/${long}/password`)
+        .set('X-Instance-ID', long)
+        .set('X-Instance-ID-Signature', sign(long, SECRET)),
     );
   });
 
@@ -147,7 +145,10 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
     });
 
     test('a well-formed signature, right or wrong, is compared with timingSafeEqual on 32 bytes', async () => {
-      for (const [signature, status] of [[KNOWN_SIGNATURE, 200], [sign(other, SECRET), 401]] as const) {
+      for (const [signature, status] of [
+        [KNOWN_SIGNATURE, 200],
+        [sign(other, SECRET), 401],
+      ] as const) {
         compare.mockClear();
         const res = await request(app).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', signature);
         expect(res.status).toBe(status);
@@ -231,14 +232,11 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
     expect(defaults.status).toBe(401);
   });
 
-  test('the secret is copied: changing the caller\'s buffer later does not change the key', async () => {
+  test("the secret is copied: changing the caller's buffer later does not change the key", async () => {
     const key = Buffer.from(SECRET);
     const copied = instanceApp(express, signedInstanceIdentity({ secret: key }));
     key.fill(0);
-    const res = await request(copied)
-      .get(path)
-      .set('X-Instance-ID', INSTANCE)
-      .set('X-Instance-ID-Signature', KNOWN_SIGNATURE);
+    const res = await request(copied).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', KNOWN_SIGNATURE);
     expect(res.status).toBe(200);
   });
 
@@ -246,7 +244,11 @@ describe.each(expressVersions)('signedInstanceIdentity on %s', (_name, express) 
     const seen: SecurityEvent[] = [];
     const events = securityEvents((event) => void seen.push(event));
     const watched = instanceApp(express, signedInstanceIdentity({ secret: SECRET }), [events]);
-    await request(watched).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', sign(INSTANCE, 'guessed')).expect(401);
+    await request(watched)
+      .get(path)
+      .set('X-Instance-ID', INSTANCE)
+      .set('X-Instance-ID-Signature', sign(INSTANCE, 'guessed'))
+      .expect(401);
     await request(watched).get(path).set('X-Instance-ID', INSTANCE).set('X-Instance-ID-Signature', KNOWN_SIGNATURE).expect(200);
     await events.flush();
     expect(seen).toHaveLength(1);
@@ -263,7 +265,7 @@ describe.each(expressVersions)('requestUser on %s', (_name, express) => {
     };
   }
 
-  test('reads passport\'s req.user and its id by default, and keeps the user object', async () => {
+  test("reads passport's req.user and its id by default, and keeps the user object", async () => {
     const app = express();
     const guard = requireOwnership({
       load: (req: Request) => ({ userId: idParam(req) }),
@@ -288,7 +290,7 @@ describe.each(expressVersions)('requestUser on %s', (_name, express) => {
     expect(res.headers['www-authenticate']).toBe('Bearer realm="api"');
   });
 
-  test('property and idField point at another middleware\'s user', async () => {
+  test("property and idField point at another middleware's user", async () => {
     const app = express();
     const guard = requireOwnership({
       principal: requestUser<{ sub: string; scope: string }>({ property: 'auth', idField: 'sub' }),
@@ -360,7 +362,11 @@ describe.each(expressVersions)('requestUser on %s', (_name, express) => {
   }
 
   test.each([
-    ['an array id', { id: ['alice'] }, /requestUser: req\.user\.id is not a non-empty string or a finite number; set the "idField" option\./],
+    [
+      'an array id',
+      { id: ['alice'] },
+      /requestUser: req\.user\.id is not a non-empty string or a finite number; set the "idField" option\./,
+    ],
     ['a NaN id', { id: Number.NaN }, /req\.user\.id is not a non-empty string/],
     ['an infinite id', { id: Number.POSITIVE_INFINITY }, /req\.user\.id is not a non-empty string/],
     ['a boolean id', { id: true }, /req\.user\.id is not a non-empty string/],

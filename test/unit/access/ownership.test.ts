@@ -1,13 +1,6 @@
 import type { Express, Request, RequestHandler } from 'express';
 import request from 'supertest';
-import {
-  notFound,
-  ownership,
-  problemHandler,
-  requestUser,
-  requireOwnership,
-  signedInstanceIdentity,
-} from '../../../lib';
+import { notFound, ownership, problemHandler, requestUser, requireOwnership, signedInstanceIdentity } from '../../../lib';
 import type {
   OwnedBy,
   OwnershipGuard,
@@ -274,12 +267,40 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
 
     test.each<[string, Partial<RequireOwnershipOptions<UserPrincipal<Account>, Server>>]>([
       ['a loader that rejects', { load: () => Promise.reject(new Error(LEAK)) }],
-      ['a loader that throws', { load: () => { throw new Error(LEAK); } }],
+      [
+        'a loader that throws',
+        {
+          load: () => {
+            throw new Error(LEAK);
+          },
+        },
+      ],
       ['a principal resolver that rejects', { principal: () => Promise.reject(new Error(LEAK)) }],
-      ['a principal resolver that throws', { principal: () => { throw new Error(LEAK); } }],
+      [
+        'a principal resolver that throws',
+        {
+          principal: () => {
+            throw new Error(LEAK);
+          },
+        },
+      ],
       ['an allow that rejects', { allow: () => Promise.reject(new Error(LEAK)) }],
-      ['an allow that throws', { allow: () => { throw new Error(LEAK); } }],
-      ['an owner reader that throws', { owner: () => { throw new Error(LEAK); } }],
+      [
+        'an allow that throws',
+        {
+          allow: () => {
+            throw new Error(LEAK);
+          },
+        },
+      ],
+      [
+        'an owner reader that throws',
+        {
+          owner: () => {
+            throw new Error(LEAK);
+          },
+        },
+      ],
     ])('%s: 500, nothing leaked, handler never called', async (_case, options) => {
       const { app, calls, logged } = failingApp(options);
       // bob does not own srv-1, so `allow` is reached too.
@@ -311,17 +332,33 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
     test.each<[string, Partial<RequireOwnershipOptions<UserPrincipal<Account>, Server>>, string]>([
       ['a principal without an id', { principal: () => ({ kind: 'user' }) as unknown as UserPrincipal<Account> }, BAD_PRINCIPAL],
       ['a principal without a kind', { principal: () => ({ id: 'bob' }) as unknown as UserPrincipal<Account> }, BAD_PRINCIPAL],
-      ['a principal with an empty kind', { principal: () => ({ kind: '', id: 'bob' }) as unknown as UserPrincipal<Account> }, BAD_PRINCIPAL],
-      ['a principal whose kind is not a string', { principal: () => ({ kind: ['user'], id: 'bob' }) as unknown as UserPrincipal<Account> }, BAD_PRINCIPAL],
+      [
+        'a principal with an empty kind',
+        { principal: () => ({ kind: '', id: 'bob' }) as unknown as UserPrincipal<Account> },
+        BAD_PRINCIPAL,
+      ],
+      [
+        'a principal whose kind is not a string',
+        { principal: () => ({ kind: ['user'], id: 'bob' }) as unknown as UserPrincipal<Account> },
+        BAD_PRINCIPAL,
+      ],
       ['a principal that is a bare id', { principal: () => 'bob' as unknown as UserPrincipal<Account> }, BAD_PRINCIPAL],
       ['a principal with an empty id', { principal: () => ({ kind: 'user', id: '', user: { id: '' } }) }, BAD_PRINCIPAL],
       ['a principal with a NaN id', { principal: () => ({ kind: 'user', id: Number.NaN, user: { id: 0 } }) }, BAD_PRINCIPAL],
-      ['an owner with an object id', { owner: () => ({ kind: 'user', id: { toString: () => 'bob' } as unknown as string }) }, BAD_OWNER_ID],
+      [
+        'an owner with an object id',
+        { owner: () => ({ kind: 'user', id: { toString: () => 'bob' } as unknown as string }) },
+        BAD_OWNER_ID,
+      ],
       ['an owner that is a bare id', { owner: () => 'bob' as unknown as Principal }, BAD_OWNER],
       ['an owner without a kind', { owner: () => [{ id: 'bob' } as unknown as Principal] }, BAD_OWNER],
       ['an owner with an empty kind', { owner: () => [{ kind: '', id: 'bob' }] }, BAD_OWNER],
       ['a null in a list of owners', { owner: () => [{ kind: 'user', id: 'bob' }, null as unknown as Principal] }, BAD_OWNER],
-      ['a loaded resource that is not an object, with an owner field', { load: () => 'srv-2' as unknown as Server }, NOT_AN_OBJECT],
+      [
+        'a loaded resource that is not an object, with an owner field',
+        { load: () => 'srv-2' as unknown as Server },
+        NOT_AN_OBJECT,
+      ],
     ])('%s is a wiring fault: 500, and the log says which', async (_case, options, fault) => {
       const { app, calls, logged } = failingApp(options);
       const res = await request(app).post('/servers/srv-2/password').set('X-Test-User', 'bob');
@@ -481,7 +518,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       expect(calls.handler).toBe(0);
     });
 
-    test('an instance whose id is a user\'s id does not get that user\'s servers', async () => {
+    test("an instance whose id is a user's id does not get that user's servers", async () => {
       const { app, calls } = mixedApp(userAndInstance);
       const res = await request(app)
         .post('/servers/srv-1/password')
@@ -500,7 +537,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       expect(res.body).toEqual(DENIED_404);
     });
 
-    test('a user whose id is an instance\'s id does not pass as that instance', async () => {
+    test("a user whose id is an instance's id does not pass as that instance", async () => {
       const { app, calls } = mixedApp(userAndInstance);
       const res = await request(app).post('/servers/srv-1/password').set('X-Test-User', 'srv-1');
       expect(res.body).toEqual(DENIED_404);
@@ -518,7 +555,7 @@ describe.each(expressVersions)('requireOwnership on %s', (_name, express) => {
       expect(asUser.body).toEqual(DENIED_404);
     });
 
-    test('a forged instance header falls back to the signed-in user, with only that user\'s rights', async () => {
+    test("a forged instance header falls back to the signed-in user, with only that user's rights", async () => {
       const { app } = mixedApp(userAndInstance);
       const forged = await request(app)
         .post('/servers/srv-1/password')

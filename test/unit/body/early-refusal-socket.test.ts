@@ -36,8 +36,7 @@ function firstHead(text: string): string {
   return end < 0 ? text : text.slice(0, end);
 }
 
-const totalRead = (server: Listening): number =>
-  server.sockets.reduce((total, socket) => total + socket.bytesRead, 0);
+const totalRead = (server: Listening): number => server.sockets.reduce((total, socket) => total + socket.bytesRead, 0);
 
 interface Refusal {
   readonly label: string;
@@ -49,11 +48,46 @@ interface Refusal {
 }
 
 const REFUSALS: readonly Refusal[] = [
-  { label: 'unauthenticated (401 from requireOwnership)', method: 'POST', path: '/servers/s1/password', headers: {}, status: 401, code: 'ownership.unauthenticated' },
-  { label: 'unknown server (404 from requireOwnership)', method: 'POST', path: '/servers/nope/password', headers: { 'X-User': 'alice' }, status: 404, code: 'ownership.denied' },
-  { label: 'wrong method (405 from methodGuard)', method: 'PUT', path: '/servers/s1/password', headers: {}, status: 405, code: 'method.not_allowed' },
-  { label: 'no JSON accepted (406 from responseEncoder)', method: 'POST', path: '/servers/s1/password', headers: { Accept: 'image/png' }, status: 406, code: 'response.not_acceptable' },
-  { label: 'no such path (404 from notFound)', method: 'POST', path: '/nowhere', headers: {}, status: 404, code: 'route.not_found' },
+  {
+    label: 'unauthenticated (401 from requireOwnership)',
+    method: 'POST',
+    path: '/servers/s1/password',
+    headers: {},
+    status: 401,
+    code: 'ownership.unauthenticated',
+  },
+  {
+    label: 'unknown server (404 from requireOwnership)',
+    method: 'POST',
+    path: '/servers/nope/password',
+    headers: { 'X-User': 'alice' },
+    status: 404,
+    code: 'ownership.denied',
+  },
+  {
+    label: 'wrong method (405 from methodGuard)',
+    method: 'PUT',
+    path: '/servers/s1/password',
+    headers: {},
+    status: 405,
+    code: 'method.not_allowed',
+  },
+  {
+    label: 'no JSON accepted (406 from responseEncoder)',
+    method: 'POST',
+    path: '/servers/s1/password',
+    headers: { Accept: 'image/png' },
+    status: 406,
+    code: 'response.not_acceptable',
+  },
+  {
+    label: 'no such path (404 from notFound)',
+    method: 'POST',
+    path: '/nowhere',
+    headers: {},
+    status: 404,
+    code: 'route.not_found',
+  },
 ];
 
 describe.each(expressVersions)('refusals before the body is read, on %s', (_name, express) => {
@@ -74,7 +108,12 @@ describe.each(expressVersions)('refusals before the body is read, on %s', (_name
   ): Promise<{ text: string; status: number | undefined; closed: boolean; sent: number }> {
     const framingHeader: Record<string, string | number> =
       framing === 'chunked' ? { 'Transfer-Encoding': 'chunked' } : { 'Content-Length': SIZE };
-    return flood(server.port, message(method, path, { 'Content-Type': 'text/plain', ...headers, ...framingHeader }), SIZE, framing);
+    return flood(
+      server.port,
+      message(method, path, { 'Content-Type': 'text/plain', ...headers, ...framingHeader }),
+      SIZE,
+      framing,
+    );
   }
 
   test.each(REFUSALS.map((r) => [r.label, r] as const))(
@@ -99,18 +138,21 @@ describe.each(expressVersions)('refusals before the body is read, on %s', (_name
     ['GET of the password state by its owner', 'GET', '/servers/s1/password'],
     ['DELETE of the password by its owner', 'DELETE', '/servers/s1/password'],
     ['an app route behind noBody()', 'POST', '/servers'],
-  ])('a 50 MB upload on %s, a route that takes no body, is refused with 413 while the server reads under 1 MB', async (_label, method, path) => {
-    for (const framing of ['Content-Length', 'chunked'] as const) {
-      const before = totalRead(server);
-      const res = await upload(method, path, { 'X-User': 'alice' }, framing);
-      expect(res.status).toBe(413);
-      expect(firstHead(res.text)).toMatch(/\r\nConnection: close(\r\n|$)/i);
-      expect(JSON.parse(bodyOf(res.text))).toMatchObject({ status: 413, code: 'body.too_large' });
-      expect(res.closed).toBe(true);
-      expect(totalRead(server) - before).toBeLessThan(MiB);
-      expect(res.sent).toBeLessThan(SIZE);
-    }
-  });
+  ])(
+    'a 50 MB upload on %s, a route that takes no body, is refused with 413 while the server reads under 1 MB',
+    async (_label, method, path) => {
+      for (const framing of ['Content-Length', 'chunked'] as const) {
+        const before = totalRead(server);
+        const res = await upload(method, path, { 'X-User': 'alice' }, framing);
+        expect(res.status).toBe(413);
+        expect(firstHead(res.text)).toMatch(/\r\nConnection: close(\r\n|$)/i);
+        expect(JSON.parse(bodyOf(res.text))).toMatchObject({ status: 413, code: 'body.too_large' });
+        expect(res.closed).toBe(true);
+        expect(totalRead(server) - before).toBeLessThan(MiB);
+        expect(res.sent).toBeLessThan(SIZE);
+      }
+    },
+  );
 
   test.each([
     ['401', 'POST', '/servers/s1/password', 401],
@@ -155,7 +197,11 @@ describe.each(expressVersions)('refusals before the body is read, on %s', (_name
   test('a body that was read before the refusal keeps the connection', async () => {
     // The 405 comes after methodGuard; a route that read the body first would see it whole.
     const res = await exchange(server.port, async (socket) => {
-      await write(socket, message('POST', '/servers/s1/password', { 'X-User': 'alice', 'Content-Type': 'application/json', 'Content-Length': 2 }) + '{}');
+      await write(
+        socket,
+        message('POST', '/servers/s1/password', { 'X-User': 'alice', 'Content-Type': 'application/json', 'Content-Length': 2 }) +
+          '{}',
+      );
       await pause(100);
       await write(socket, message('GET', '/servers/s1/password', { 'X-User': 'alice', Connection: 'close' }));
     });

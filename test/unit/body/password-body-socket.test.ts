@@ -80,7 +80,10 @@ describe.each(expressVersions)('passwordBody over raw sockets on %s', (_name, ex
     const res = await exchange(server.port, async (socket) => {
       await write(socket, head(PATH, { 'Content-Type': 'text/plain', 'Content-Length': 5 }) + 'short');
       await pause(100);
-      await write(socket, head(PATH, { 'Content-Type': 'text/plain', 'Content-Length': 12, Connection: 'close' }) + 'long enough!');
+      await write(
+        socket,
+        head(PATH, { 'Content-Type': 'text/plain', 'Content-Length': 12, Connection: 'close' }) + 'long enough!',
+      );
     });
     const statuses = [...res.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
     expect(statuses).toEqual(['422', '204']);

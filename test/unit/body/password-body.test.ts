@@ -161,10 +161,7 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
     });
 
     test('charset parameters are matched without case and quotes', async () => {
-      const res = await request(app)
-        .post(PATH)
-        .set('Content-Type', 'Text/Plain; Charset="UTF-8"')
-        .send('quoted charset ok');
+      const res = await request(app).post(PATH).set('Content-Type', 'Text/Plain; Charset="UTF-8"').send('quoted charset ok');
       expect(res.status).toBe(200);
     });
 
@@ -203,10 +200,7 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
     });
 
     test('an escaped surrogate pair is one character and passes', async () => {
-      const res = await request(app)
-        .post(PATH)
-        .type('application/json')
-        .send('{"password":"horse battery \\ud83d\\udc0e"}');
+      const res = await request(app).post(PATH).type('application/json').send('{"password":"horse battery \\ud83d\\udc0e"}');
       expect(res.status).toBe(200);
       expect((res.body as { seen: Seen }).seen.password).toBe('horse battery 🐎');
     });
@@ -275,8 +269,12 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
     });
 
     test('fullwidth and other compatibility lookalikes are compared with the blocklist and context after NFKC', async () => {
-      expect(codes(await json(app, { password: '\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44' }))).toEqual(['common_password']);
-      expect(codes(await json(app, { password: '\uff30\uff21\uff33\uff33\uff37\uff2f\uff32\uff24' }))).toEqual(['common_password']);
+      expect(codes(await json(app, { password: '\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44' }))).toEqual([
+        'common_password',
+      ]);
+      expect(codes(await json(app, { password: '\uff30\uff21\uff33\uff33\uff37\uff2f\uff32\uff24' }))).toEqual([
+        'common_password',
+      ]);
       const withUser = passwordApp(express, { context: ['alice'] });
       const res = await json(withUser, { password: '\uff41\uff4c\uff49\uff43\uff45' + '12345' });
       expect(codes(res)).toEqual(['context_word']);
@@ -417,7 +415,12 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
     // Issue 14 defect 4: zxcvbn ran on the whole password, 10.6 s for 1,020 digits.
     test('minScore: the strength estimate of a 1,020-character password costs a few tens of milliseconds', async () => {
       const long = passwordApp(express, { minScore: 4, commonPasswords: false, maxLength: 1020 });
-      const worst = ['1'.repeat(1020), '0123456789'.repeat(102), '19901990'.repeat(128).slice(0, 1020), '4@3$1!0|'.repeat(128).slice(0, 1020)];
+      const worst = [
+        '1'.repeat(1020),
+        '0123456789'.repeat(102),
+        '19901990'.repeat(128).slice(0, 1020),
+        '4@3$1!0|'.repeat(128).slice(0, 1020),
+      ];
       for (const password of worst) {
         let fastest = Infinity;
         // The fastest of five: this machine's other load is not the estimator's cost.
@@ -485,7 +488,7 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       expect((res.body as { seen: Seen }).seen.validatorContexts).toBeUndefined();
     });
 
-    test('error entries carry field, code and message only: never express-validator\'s value', async () => {
+    test("error entries carry field, code and message only: never express-validator's value", async () => {
       const res = await json(app, { password: 'shortpw' });
       expect((res.body as { errors: unknown[] }).errors).toEqual([
         {
@@ -524,9 +527,13 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
     test('per route on a router', async () => {
       const routed = express();
       const router = express.Router();
-      router.post('/servers/:id/password', passwordBody({ context: (req) => [req.params['id']] }), (req: Request, res: Response) => {
-        res.status(201).json({ length: validatedPassword(req)?.length });
-      });
+      router.post(
+        '/servers/:id/password',
+        passwordBody({ context: (req) => [req.params['id']] }),
+        (req: Request, res: Response) => {
+          res.status(201).json({ length: validatedPassword(req)?.length });
+        },
+      );
       routed.use(router);
       routed.use(problemHandler({ log: false }));
       expect((await request(routed).post(PATH).type('text/plain').send('twelve chars')).body).toEqual({ length: 12 });
@@ -572,7 +579,11 @@ describe('passwordBody options', () => {
     ['limit "1kb"', { limit: '1kb' }, /option "limit" must be a whole number from 1 to 1048576, got "1kb"/],
     ['limit over 1 MiB', { limit: 2 * 1024 * 1024 }, /option "limit"/],
     ['from []', { from: [] }, /option "from" must be one of, or a non-empty array of/],
-    ['from ["xml"]', { from: ['xml'] }, /option "from" must be one of, or a non-empty array of, "json", "form", "text", "query"; got \["xml"\]/],
+    [
+      'from ["xml"]',
+      { from: ['xml'] },
+      /option "from" must be one of, or a non-empty array of, "json", "form", "text", "query"; got \["xml"\]/,
+    ],
     ['accept, the removed name of from', { accept: 'json' }, /unknown option "accept"/],
     ['methods []', { methods: [] }, /option "methods"/],
     ['methods ["post"]', { methods: ['post'] }, /option "methods" has "post"/],
@@ -641,8 +652,12 @@ describe.each(expressVersions)('passwordBody anyContentType on %s', (_name, expr
 
 describe('passwordBody anyContentType options', () => {
   test('only with "text" alone, and a boolean', () => {
-    expect(() => passwordBody({ anyContentType: true })).toThrow(/passwordBody: option "anyContentType" needs "from" to be "text" alone/);
+    expect(() => passwordBody({ anyContentType: true })).toThrow(
+      /passwordBody: option "anyContentType" needs "from" to be "text" alone/,
+    );
     expect(() => passwordBody({ from: ['text', 'json'], anyContentType: true })).toThrow(/"anyContentType"/);
-    expect(() => passwordBody({ from: 'text', anyContentType: 'yes' as never })).toThrow(/"anyContentType" must be true or false/);
+    expect(() => passwordBody({ from: 'text', anyContentType: 'yes' as never })).toThrow(
+      /"anyContentType" must be true or false/,
+    );
   });
 });

@@ -152,10 +152,7 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
 
     test('the field option names the form field; the other fields stay in req.body', async () => {
       const pw = echoApp(express, { from: 'form', field: 'pw' });
-      const res = await request(pw)
-        .post(PATH)
-        .type('form')
-        .send('user=bob&pw=correct+horse%2Bbattery&tag=a&tag=b&__proto__=x');
+      const res = await request(pw).post(PATH).type('form').send('user=bob&pw=correct+horse%2Bbattery&tag=a&tag=b&__proto__=x');
       expect(res.status).toBe(200);
       // `+` is a space and %2B a plus, as browsers encode forms.
       expect(res.body).toMatchObject({ password: 'correct horse+battery', body: { user: 'bob', tag: ['a', 'b'] } });
@@ -163,9 +160,15 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
     });
 
     test('the charset may be UTF-8 only', async () => {
-      const ok = await request(app).post(PATH).set('Content-Type', 'application/x-www-form-urlencoded; charset=UTF-8').send('password=ok-form-password');
+      const ok = await request(app)
+        .post(PATH)
+        .set('Content-Type', 'application/x-www-form-urlencoded; charset=UTF-8')
+        .send('password=ok-form-password');
       expect(ok.status).toBe(200);
-      const latin1 = await request(app).post(PATH).set('Content-Type', 'application/x-www-form-urlencoded; charset=iso-8859-1').send('password=latin-secret');
+      const latin1 = await request(app)
+        .post(PATH)
+        .set('Content-Type', 'application/x-www-form-urlencoded; charset=iso-8859-1')
+        .send('password=latin-secret');
       expectProblem(latin1, 415, 'body.charset_unsupported');
     });
 
@@ -218,8 +221,18 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
     test('the byte limit counts the form as sent: 1020 bytes pass, 1021 get 413', async () => {
       const big = echoApp(express, { from: 'form', maxLength: 1020, commonPasswords: false });
       const overhead = 'password='.length;
-      expect((await request(big).post(PATH).type('form').send(`password=${'a'.repeat(1020 - overhead)}`)).status).toBe(200);
-      const over = await request(big).post(PATH).type('form').send(`password=${'b'.repeat(1021 - overhead)}`);
+      expect(
+        (
+          await request(big)
+            .post(PATH)
+            .type('form')
+            .send(`password=${'a'.repeat(1020 - overhead)}`)
+        ).status,
+      ).toBe(200);
+      const over = await request(big)
+        .post(PATH)
+        .type('form')
+        .send(`password=${'b'.repeat(1021 - overhead)}`);
       expectProblem(over, 413, 'body.too_large');
       expectNoLeak(over, 'b'.repeat(40));
     });
@@ -243,21 +256,21 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
     test('mounted with app.use on a path, the URL stays clean when Express puts the prefix back', async () => {
       const app = express();
       const seenInside: string[] = [];
-      app.use(
-        '/legacy',
-        passwordBody({ from: 'query', query: { warn: quiet } }),
-        (req: Request, _res: Response, next) => {
-          seenInside.push(req.url);
-          next();
-        },
-      );
+      app.use('/legacy', passwordBody({ from: 'query', query: { warn: quiet } }), (req: Request, _res: Response, next) => {
+        seenInside.push(req.url);
+        next();
+      });
       app.get('/legacy/check', (req: Request, res: Response) => {
         res.json({ password: validatedPassword(req), url: req.url, originalUrl: req.originalUrl });
       });
       app.use(problemHandler({ log: false }));
       const res = await request(app).get('/legacy/check?password=correct+horse+staple&keep=1');
       expect(seenInside).toEqual(['/check?keep=1']);
-      expect(res.body).toEqual({ password: 'correct horse staple', url: '/legacy/check?keep=1', originalUrl: '/legacy/check?keep=1' });
+      expect(res.body).toEqual({
+        password: 'correct horse staple',
+        url: '/legacy/check?keep=1',
+        originalUrl: '/legacy/check?keep=1',
+      });
     });
 
     test('every response that read it says Deprecation, refusals too; others do not', async () => {
@@ -358,7 +371,9 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
 
     test('query.parameter reads another name; the field of errors stays `field`', async () => {
       const app = echoApp(express, { from: 'query', query: { parameter: 'pw', warn: quiet } });
-      expect((await request(app).get(`${PATH}?pw=correct+horse+staple`)).body).toMatchObject({ password: 'correct horse staple' });
+      expect((await request(app).get(`${PATH}?pw=correct+horse+staple`)).body).toMatchObject({
+        password: 'correct horse staple',
+      });
       const absent = await request(app).get(`${PATH}?password=correct+horse+staple`);
       expect(absent.status).toBe(422);
       expect((absent.body as { errors: unknown[] }).errors).toEqual([
@@ -419,7 +434,9 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
 
     test('HEAD is read like GET, so it cannot skip the check', async () => {
       const { app } = await legacyApp();
-      expect((await request(app).head(`/servers/srv-1/password/check?password=${encodeURIComponent(PASSWORD)}`)).status).toBe(200);
+      expect((await request(app).head(`/servers/srv-1/password/check?password=${encodeURIComponent(PASSWORD)}`)).status).toBe(
+        200,
+      );
       expect((await request(app).head('/servers/srv-1/password/check?password=not+it')).status).toBe(403);
       expect((await request(app).head('/servers/srv-1/password/check')).status).toBe(422);
     });
@@ -451,7 +468,12 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
         app.post(
           '/servers/:id/password/verify',
           // Verifying applies no content rule: a short or listed password must still verify.
-          passwordBody({ from: location, minLength: 1, commonPasswords: false, ...(location === 'query' ? { query: { warn: quiet } } : {}) }),
+          passwordBody({
+            from: location,
+            minLength: 1,
+            commonPasswords: false,
+            ...(location === 'query' ? { query: { warn: quiet } } : {}),
+          }),
           passwordVerifier({ store, cost: 10 }),
           (_req: Request, res: Response) => {
             res.json({ match: true });
@@ -536,7 +558,11 @@ describe('the start-up warning', () => {
 
 describe('location options', () => {
   test.each<[string, unknown, RegExp]>([
-    ['from "xml"', { from: 'xml' }, /option "from" must be one of, or a non-empty array of, "json", "form", "text", "query"; got "xml"/],
+    [
+      'from "xml"',
+      { from: 'xml' },
+      /option "from" must be one of, or a non-empty array of, "json", "form", "text", "query"; got "xml"/,
+    ],
     ['from []', { from: [] }, /option "from"/],
     ['from ["json", 5]', { from: ['json', 5] }, /option "from" .*got \["json", number\]/],
     ['from 5', { from: 5 }, /option "from"/],
@@ -544,11 +570,27 @@ describe('location options', () => {
     ['accept ["text"]', { accept: ['text'] }, /unknown option "accept"\. Known options: .*\bfrom\b/],
     ['from and accept', { from: ['json'], accept: ['json'] }, /unknown option "accept"/],
     ['query without "query" in from', { query: {} }, /option "query" is set but "from" does not list "query"/],
-    ['an unknown query key', { from: 'query', query: { paramter: 'pw' } }, /option "query": unknown option "paramter"\. Did you mean "parameter"\?/],
+    [
+      'an unknown query key',
+      { from: 'query', query: { paramter: 'pw' } },
+      /option "query": unknown option "paramter"\. Did you mean "parameter"\?/,
+    ],
     ['query.parameter ""', { from: 'query', query: { parameter: '' } }, /option "query\.parameter" must be a non-empty string/],
-    ['query.deprecation a string', { from: 'query', query: { deprecation: '2026-12-01' } }, /option "query\.deprecation" must be a valid Date/],
-    ['query.deprecation an invalid Date', { from: 'query', query: { deprecation: new Date('soon') } }, /option "query\.deprecation"/],
-    ['query.sunset before the deprecation', { from: 'query', query: { deprecation: new Date(2000), sunset: new Date(1000) } }, /option "query\.sunset" must not be before/],
+    [
+      'query.deprecation a string',
+      { from: 'query', query: { deprecation: '2026-12-01' } },
+      /option "query\.deprecation" must be a valid Date/,
+    ],
+    [
+      'query.deprecation an invalid Date',
+      { from: 'query', query: { deprecation: new Date('soon') } },
+      /option "query\.deprecation"/,
+    ],
+    [
+      'query.sunset before the deprecation',
+      { from: 'query', query: { deprecation: new Date(2000), sunset: new Date(1000) } },
+      /option "query\.sunset" must not be before/,
+    ],
     ['query.link relative', { from: 'query', query: { link: '/docs' } }, /option "query\.link" must be an absolute URL/],
     ['query.warn a string', { from: 'query', query: { warn: 'console' } }, /option "query\.warn" must be a function/],
     ['query.warn false', { from: 'query', query: { warn: false } }, /option "query\.warn" must be a function/],

@@ -4,14 +4,7 @@ import type { AddressInfo } from 'node:net';
 import bcrypt from 'bcrypt';
 import request from 'supertest';
 import type { Request, Response } from 'express';
-import {
-  HashLimiter,
-  MemoryStore,
-  hashAndStore,
-  problemHandler,
-  storedPassword,
-  validatedPassword,
-} from '../../../lib';
+import { HashLimiter, MemoryStore, hashAndStore, problemHandler, storedPassword, validatedPassword } from '../../../lib';
 import type { PasswordRecord, PasswordStore, ProblemLogEntry } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
 import { passwordApp, stubValidator } from '../../helpers/password';
@@ -38,7 +31,11 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     expect(res.body.id).toBe('srv-1');
     expect(res.body.scheme).toBe('bcrypt');
     const record = store.get('srv-1');
-    expect(record).toEqual({ hash: expect.stringMatching(/^\$2b\$10\$[./A-Za-z0-9]{53}$/), setAt: res.body.setAt, scheme: 'bcrypt' });
+    expect(record).toEqual({
+      hash: expect.stringMatching(/^\$2b\$10\$[./A-Za-z0-9]{53}$/),
+      setAt: res.body.setAt,
+      scheme: 'bcrypt',
+    });
     expect(Date.parse(record?.setAt ?? '')).toBeGreaterThanOrEqual(before - 1000);
     expect(record?.setAt).toBe(new Date(record?.setAt ?? 0).toISOString());
     expect(await bcrypt.compare('correct horse battery', record?.hash ?? '')).toBe(true);
@@ -50,10 +47,15 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     const store = new MemoryStore();
     const app = express();
     let seen: unknown = 'not called';
-    app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10 }), (req: Request, res: Response) => {
-      seen = { password: validatedPassword(req), stored: storedPassword(req) };
-      res.status(204).end();
-    });
+    app.post(
+      '/servers/:id/password',
+      ...stubValidator(express),
+      hashAndStore({ store, cost: 10 }),
+      (req: Request, res: Response) => {
+        seen = { password: validatedPassword(req), stored: storedPassword(req) };
+        res.status(204).end();
+      },
+    );
     const res = await request(app).post('/servers/srv-1/password').send({ password: 'correct horse battery' });
     expect(res.status).toBe(204);
     expect(seen).toEqual({ password: undefined, stored: { id: 'srv-1', setAt: expect.any(String), scheme: 'bcrypt' } });
@@ -79,13 +81,20 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
       replace: (id, expected, record) => inner.replace(id, expected, record),
       delete: (id) => inner.delete(id),
     };
-    const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 3, maxQueue: 20, maxPerCaller: 20 }) });
+    const app = passwordApp(express, {
+      store,
+      cost: 10,
+      limiter: new HashLimiter({ maxConcurrent: 3, maxQueue: 20, maxPerCaller: 20 }),
+    });
     const server = createServer(app).listen(0);
     try {
       const { port } = server.address() as AddressInfo;
       const statuses = await Promise.all(
         Array.from({ length: 8 }, (_, i) =>
-          request(`http://127.0.0.1:${port}`).post('/servers/srv-1/password').send({ password: `password number ${i}` }).then((r) => r.status),
+          request(`http://127.0.0.1:${port}`)
+            .post('/servers/srv-1/password')
+            .send({ password: `password number ${i}` })
+            .then((r) => r.status),
         ),
       );
       expect(statuses.sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
@@ -103,7 +112,11 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     expect((await request(app).post('/servers/a/password').send({ password: exactly72 })).status).toBe(201);
     expect(hash).toHaveBeenCalledTimes(1);
 
-    for (const [id, password] of [['b', 'x'.repeat(73)], ['c', `${'€'.repeat(24)}x`], ['d', `${'x'.repeat(71)}€`]] as const) {
+    for (const [id, password] of [
+      ['b', 'x'.repeat(73)],
+      ['c', `${'€'.repeat(24)}x`],
+      ['d', `${'x'.repeat(71)}€`],
+    ] as const) {
       const res = await request(app).post(`/servers/${id}/password`).send({ password });
       expect(res.status).toBe(422);
       expect(res.body).toMatchObject({
@@ -125,7 +138,9 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     expect((await request(app).post('/servers/srv-1/password/verify').send({ password: stored })).status).toBe(200);
     // bcrypt alone would say yes to this one: it reads 72 bytes and drops the rest.
     expect(await bcrypt.compare(`${stored}!`, store.get('srv-1')?.hash ?? '')).toBe(true);
-    const res = await request(app).post('/servers/srv-1/password/verify').send({ password: `${stored}!` });
+    const res = await request(app)
+      .post('/servers/srv-1/password/verify')
+      .send({ password: `${stored}!` });
     expectProblem(res, 403, 'password.mismatch');
   });
 
@@ -226,9 +241,14 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
       delete: () => false,
     };
     const app = express();
-    app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10 }), (_req: Request, res: Response) => {
-      res.status(204).end();
-    });
+    app.post(
+      '/servers/:id/password',
+      ...stubValidator(express),
+      hashAndStore({ store, cost: 10 }),
+      (_req: Request, res: Response) => {
+        res.status(204).end();
+      },
+    );
     app.use(problemHandler({ log: (entry) => logged.push(entry.error) }));
     const res = await request(app).post('/servers/srv-1/password').send({ password: 'secret password' });
     expectProblem(res, 500, 'server.error');
@@ -257,14 +277,21 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
       const app = passwordApp(express, { store, cost: 10, limiter });
       // Something else holds the only slot, so exactly one request can queue.
       let release = (): void => undefined;
-      const held = limiter.tryRun(() => new Promise<void>((resolve) => { release = resolve; }));
+      const held = limiter.tryRun(
+        () =>
+          new Promise<void>((resolve) => {
+            release = resolve;
+          }),
+      );
       const server = createServer(app).listen(0);
       try {
         const { port } = server.address() as AddressInfo;
         const answered: number[] = [];
         const responses = Promise.all(
           ['a', 'b', 'c', 'd'].map((id) =>
-            request(`http://127.0.0.1:${port}`).post(`/servers/${id}/password`).send({ password: `password of ${id}` })
+            request(`http://127.0.0.1:${port}`)
+              .post(`/servers/${id}/password`)
+              .send({ password: `password of ${id}` })
               .then((res) => {
                 answered.push(res.status);
                 return res;
@@ -310,7 +337,12 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
 
       // One slot busy at an average of at least 1.3 s a task: 2 seconds or more.
       let release = (): void => undefined;
-      const second = limiter.tryRun(() => new Promise<void>((resolve) => { release = resolve; }));
+      const second = limiter.tryRun(
+        () =>
+          new Promise<void>((resolve) => {
+            release = resolve;
+          }),
+      );
       const more = await refusal();
       const seconds = String(more.headers['retry-after']);
       expect(seconds).toMatch(/^[2-9]$/);
@@ -322,13 +354,20 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
 
     test('a burst within the cap all succeeds', async () => {
       const store = new MemoryStore();
-      const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 2, maxQueue: 2, maxPerCaller: 4 }) });
+      const app = passwordApp(express, {
+        store,
+        cost: 10,
+        limiter: new HashLimiter({ maxConcurrent: 2, maxQueue: 2, maxPerCaller: 4 }),
+      });
       const server = createServer(app).listen(0);
       try {
         const { port } = server.address() as AddressInfo;
         const statuses = await Promise.all(
           ['a', 'b', 'c', 'd'].map((id) =>
-            request(`http://127.0.0.1:${port}`).post(`/servers/${id}/password`).send({ password: `password of ${id}` }).then((r) => r.status),
+            request(`http://127.0.0.1:${port}`)
+              .post(`/servers/${id}/password`)
+              .send({ password: `password of ${id}` })
+              .then((r) => r.status),
           ),
         );
         expect(statuses).toEqual([201, 201, 201, 201]);
@@ -340,13 +379,23 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
 
     test('the event loop keeps turning while hashes run', async () => {
       const store = new MemoryStore();
-      const app = passwordApp(express, { store, cost: 10, limiter: new HashLimiter({ maxConcurrent: 2, maxQueue: 10, maxPerCaller: 12 }) });
+      const app = passwordApp(express, {
+        store,
+        cost: 10,
+        limiter: new HashLimiter({ maxConcurrent: 2, maxQueue: 10, maxPerCaller: 12 }),
+      });
       let ticks = 0;
       const timer = setInterval(() => {
         ticks += 1;
       }, 5);
       try {
-        await Promise.all(['a', 'b', 'c', 'd'].map((id) => request(app).post(`/servers/${id}/password`).send({ password: `password of ${id}` })));
+        await Promise.all(
+          ['a', 'b', 'c', 'd'].map((id) =>
+            request(app)
+              .post(`/servers/${id}/password`)
+              .send({ password: `password of ${id}` }),
+          ),
+        );
       } finally {
         clearInterval(timer);
       }
@@ -417,7 +466,9 @@ describe('hashAndStore options', () => {
 
   test('id and limiter are checked', () => {
     expect(() => hashAndStore({ store, id: 'id' } as never)).toThrow(/option "id" (must be a function|\("id"\) must start with)/);
-    expect(() => hashAndStore({ store, limiter: { maxConcurrent: 1 } } as never)).toThrow(/option "limiter" must be a HashLimiter/);
+    expect(() => hashAndStore({ store, limiter: { maxConcurrent: 1 } } as never)).toThrow(
+      /option "limiter" must be a HashLimiter/,
+    );
   });
 
   test('unknown options throw with a suggestion', () => {

@@ -62,7 +62,11 @@ describe('HashLimiter', () => {
       }),
     );
     let refusedCalled = false;
-    expect(limiter.tryRun(async () => { refusedCalled = true; })).toBeUndefined();
+    expect(
+      limiter.tryRun(async () => {
+        refusedCalled = true;
+      }),
+    ).toBeUndefined();
     expect(refusedCalled).toBe(false);
     expect(started).toEqual([0, 1]);
     expect([limiter.active, limiter.queued]).toEqual([2, 2]);

@@ -33,7 +33,12 @@ const cases: readonly Case[] = [
   { scheme: 'md5', password: 'tangerine lantern 42', stored: hex('md5', 'tangerine lantern 42'), wrapped: 'bcrypt+md5' },
   { scheme: 'sha1', password: 'quiet harbour bell', stored: hex('sha1', 'quiet harbour bell'), wrapped: 'bcrypt+sha1' },
   { scheme: 'sha256', password: 'marble owl at noon', stored: hex('sha256', 'marble owl at noon'), wrapped: 'bcrypt+sha256' },
-  { scheme: 'sha512', password: 'north wind orchard', stored: hex('sha512', 'north wind orchard').slice(0, 64), wrapped: 'bcrypt+sha512' },
+  {
+    scheme: 'sha512',
+    password: 'north wind orchard',
+    stored: hex('sha512', 'north wind orchard').slice(0, 64),
+    wrapped: 'bcrypt+sha512',
+  },
 ];
 
 const legacy = [sha512, salted];
@@ -55,14 +60,20 @@ describe('verifyPassword on legacy records', () => {
   describe.each(cases)('scheme $scheme', ({ scheme, password, stored, wrapped }) => {
     test('before migration: the right password matches and the record becomes plain bcrypt; a wrong one does not', async () => {
       const store = storeWith('srv-1', stored, scheme);
-      expect(await verifyPassword(store, 'srv-1', `${password}!`, { cost: 10, legacy })).toEqual({ match: false, rehashed: false });
+      expect(await verifyPassword(store, 'srv-1', `${password}!`, { cost: 10, legacy })).toEqual({
+        match: false,
+        rehashed: false,
+      });
       expect(await verifyPassword(store, 'srv-1', '', { cost: 10, legacy })).toEqual({ match: false, rehashed: false });
       expect(store.get('srv-1')).toEqual({ hash: stored, setAt: SET_AT, scheme });
       expect(await verifyPassword(store, 'srv-1', password, { cost: 10, legacy })).toEqual({ match: true, rehashed: true });
       await expectPlainBcrypt(store.get('srv-1'), password);
       // And the upgraded record verifies as any other.
       expect(await verifyPassword(store, 'srv-1', password, { cost: 10, legacy })).toEqual({ match: true, rehashed: false });
-      expect(await verifyPassword(store, 'srv-1', `${password}!`, { cost: 10, legacy })).toEqual({ match: false, rehashed: false });
+      expect(await verifyPassword(store, 'srv-1', `${password}!`, { cost: 10, legacy })).toEqual({
+        match: false,
+        rehashed: false,
+      });
     });
 
     test('after migration: the record is bcrypt at once; right and wrong passwords, then upgrade-on-verify', async () => {
@@ -75,7 +86,10 @@ describe('verifyPassword on legacy records', () => {
       expect(migrated?.setAt).toBe(SET_AT);
       if (wrapped !== undefined) expect(await bcrypt.compare(stored, migrated?.hash ?? '')).toBe(true);
 
-      expect(await verifyPassword(store, 'srv-1', `${password}!`, { cost: 10, legacy })).toEqual({ match: false, rehashed: false });
+      expect(await verifyPassword(store, 'srv-1', `${password}!`, { cost: 10, legacy })).toEqual({
+        match: false,
+        rehashed: false,
+      });
       expect(await verifyPassword(store, 'srv-1', stored === password ? 'x' : stored, { cost: 10, legacy })).toEqual({
         match: false,
         rehashed: false,
@@ -106,7 +120,9 @@ describe('verifyPassword on legacy records', () => {
     const store = storeWith('srv-1', stored, 'salted-sha1');
     const summary = await migratePasswords({ store, cost: 10, legacy });
     expect(summary.failed).toBe(1);
-    expect(summary.failures[0]?.reason).toMatch(/no digest, so it cannot be wrapped; it is upgraded at its next successful verify/);
+    expect(summary.failures[0]?.reason).toMatch(
+      /no digest, so it cannot be wrapped; it is upgraded at its next successful verify/,
+    );
     expect(store.get('srv-1')?.hash).toBe(stored);
     expect((await verifyPassword(store, 'srv-1', 'lime tre', { cost: 10, legacy })).match).toBe(false);
     expect(await verifyPassword(store, 'srv-1', 'lime tree', { cost: 10, legacy })).toEqual({ match: true, rehashed: true });
@@ -116,7 +132,10 @@ describe('verifyPassword on legacy records', () => {
   test('with rehash: false a legacy record matches and is left as it is', async () => {
     const stored = hex('md5', 'tangerine lantern 42');
     const store = storeWith('srv-1', stored, 'md5');
-    expect(await verifyPassword(store, 'srv-1', 'tangerine lantern 42', { cost: 10, rehash: false })).toEqual({ match: true, rehashed: false });
+    expect(await verifyPassword(store, 'srv-1', 'tangerine lantern 42', { cost: 10, rehash: false })).toEqual({
+      match: true,
+      rehashed: false,
+    });
     expect(store.get('srv-1')?.hash).toBe(stored);
   });
 
@@ -124,7 +143,10 @@ describe('verifyPassword on legacy records', () => {
     const store = storeWith('srv-1', hex('md5', 'tangerine lantern 42'), 'md5');
     await migratePasswords({ store, cost: 10, pepper: PEPPER });
     expect(store.get('srv-1')?.scheme).toBe('bcrypt+md5');
-    expect(await verifyPassword(store, 'srv-1', 'tangerine lantern 42', { cost: 10, pepper: PEPPER })).toEqual({ match: true, rehashed: true });
+    expect(await verifyPassword(store, 'srv-1', 'tangerine lantern 42', { cost: 10, pepper: PEPPER })).toEqual({
+      match: true,
+      rehashed: true,
+    });
     expect(store.get('srv-1')?.scheme).toBe('bcrypt+hmac-sha256');
   });
 
@@ -186,7 +208,11 @@ describe('verifyPassword on legacy records', () => {
     }
     expect(() =>
       passwordRoutes(
-        { route: () => { throw new Error('not reached'); } } as never,
+        {
+          route: () => {
+            throw new Error('not reached');
+          },
+        } as never,
         { store, ownership: { load: () => ({}), owner: 'x' }, hashing: { legacy: [{ name: 'md5' }] as never } } as never,
       ),
     ).toThrow(/passwordRoutes: option "legacy"/);
@@ -208,24 +234,29 @@ describe('verifyPassword on legacy records', () => {
 });
 
 describe.each(expressVersions)('passwordVerifier on legacy records on %s', (_name, express) => {
-  test.each(cases)('scheme $scheme: right password 200 and upgraded, wrong 403, before and after migration', async ({ scheme, password, stored }) => {
-    for (const migrate of [false, true]) {
-      const store = storeWith('srv-1', stored, scheme);
-      if (migrate) await migratePasswords({ store, cost: 10, legacy });
-      const before = store.get('srv-1');
-      const app = passwordApp(express, { store, cost: 10 }, { store, cost: 10, legacy });
-      const wrong = await request(app).post('/servers/srv-1/password/verify').send({ password: `${password}?` });
-      expectProblem(wrong, 403, 'password.mismatch');
-      expect(wrong.text).not.toContain(stored);
-      expect(store.get('srv-1')).toEqual(before);
+  test.each(cases)(
+    'scheme $scheme: right password 200 and upgraded, wrong 403, before and after migration',
+    async ({ scheme, password, stored }) => {
+      for (const migrate of [false, true]) {
+        const store = storeWith('srv-1', stored, scheme);
+        if (migrate) await migratePasswords({ store, cost: 10, legacy });
+        const before = store.get('srv-1');
+        const app = passwordApp(express, { store, cost: 10 }, { store, cost: 10, legacy });
+        const wrong = await request(app)
+          .post('/servers/srv-1/password/verify')
+          .send({ password: `${password}?` });
+        expectProblem(wrong, 403, 'password.mismatch');
+        expect(wrong.text).not.toContain(stored);
+        expect(store.get('srv-1')).toEqual(before);
 
-      const right = await request(app).post('/servers/srv-1/password/verify').send({ password });
-      expect(right.status).toBe(200);
-      expect(right.body).toEqual({ match: true, rehashed: !(migrate && scheme === 'plain') });
-      expect(right.text).not.toContain(stored);
-      await expectPlainBcrypt(store.get('srv-1'), password);
-    }
-  });
+        const right = await request(app).post('/servers/srv-1/password/verify').send({ password });
+        expect(right.status).toBe(200);
+        expect(right.body).toEqual({ match: true, rehashed: !(migrate && scheme === 'plain') });
+        expect(right.text).not.toContain(stored);
+        await expectPlainBcrypt(store.get('srv-1'), password);
+      }
+    },
+  );
 
   test('a stored legacy password still blocks setting another: 409, the record unchanged', async () => {
     const store = storeWith('srv-1', hex('md5', 'tangerine lantern 42'), 'md5');

@@ -106,7 +106,10 @@ describe('verifyPassword', () => {
     };
     expect(await verifyPassword(store, 'srv-1', 'wrong horse', { cost: 12 })).toEqual({ match: false, rehashed: false });
     expect(await verifyPassword(store, 'srv-1', 'correct horse', { cost: 10 })).toEqual({ match: true, rehashed: false });
-    expect(await verifyPassword(store, 'srv-1', 'correct horse', { cost: 12, rehash: false })).toEqual({ match: true, rehashed: false });
+    expect(await verifyPassword(store, 'srv-1', 'correct horse', { cost: 12, rehash: false })).toEqual({
+      match: true,
+      rehashed: false,
+    });
     expect(calls).toEqual([]);
     expect(store.get('srv-1')?.hash).toMatch(/^\$2b\$11\$/);
   });
@@ -134,7 +137,10 @@ describe('verifyPassword', () => {
       tryRun: <T>(task: () => Promise<T>): Promise<T> | undefined => (calls++ === 0 ? task() : undefined),
       retryAfterSeconds: () => 1,
     } as unknown as HashLimiter;
-    expect(await verifyPassword(store, 'srv-1', 'correct horse', { cost: 11, limiter })).toEqual({ match: true, rehashed: false });
+    expect(await verifyPassword(store, 'srv-1', 'correct horse', { cost: 11, limiter })).toEqual({
+      match: true,
+      rehashed: false,
+    });
     expect(store.get('srv-1')?.hash).toMatch(/^\$2b\$10\$/);
   });
 
@@ -142,7 +148,12 @@ describe('verifyPassword', () => {
     const store = await storeWith('srv-1', 'correct horse');
     const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 0, maxPerCaller: 2 });
     let release = (): void => undefined;
-    const held = limiter.tryRun(() => new Promise<void>((resolve) => { release = resolve; }));
+    const held = limiter.tryRun(
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+    );
     const compare = jest.spyOn(bcrypt, 'compare');
     const error: unknown = await verifyPassword(store, 'srv-1', 'correct horse', { cost: 10, limiter }).catch((e: unknown) => e);
     expect(isOwnProblem(error) && error.status === 503 && error.type === 'password.busy').toBe(true);
@@ -154,10 +165,19 @@ describe('verifyPassword', () => {
 
   test('a plain record is upgraded to the pre-hash when a pepper is configured', async () => {
     const store = await storeWith('srv-1', 'correct horse', 10);
-    expect(await verifyPassword(store, 'srv-1', 'correct horse', { cost: 10, pepper: PEPPER })).toEqual({ match: true, rehashed: true });
+    expect(await verifyPassword(store, 'srv-1', 'correct horse', { cost: 10, pepper: PEPPER })).toEqual({
+      match: true,
+      rehashed: true,
+    });
     expect(store.get('srv-1')?.scheme).toBe('bcrypt+hmac-sha256');
-    expect(await verifyPassword(store, 'srv-1', 'correct horse', { cost: 10, pepper: PEPPER })).toEqual({ match: true, rehashed: false });
-    expect(await verifyPassword(store, 'srv-1', 'wrong horse', { cost: 10, pepper: PEPPER })).toEqual({ match: false, rehashed: false });
+    expect(await verifyPassword(store, 'srv-1', 'correct horse', { cost: 10, pepper: PEPPER })).toEqual({
+      match: true,
+      rehashed: false,
+    });
+    expect(await verifyPassword(store, 'srv-1', 'wrong horse', { cost: 10, pepper: PEPPER })).toEqual({
+      match: false,
+      rehashed: false,
+    });
   });
 
   test('a pre-hashed record needs the same pepper', async () => {
@@ -173,8 +193,16 @@ describe('verifyPassword', () => {
     const store = new MemoryStore();
     // 'bcrypt+md5' is a wrapped legacy record now (test/legacy-hashing.test.ts); this one is not.
     store.setIfAbsent('legacy', { hash: await bcrypt.hash('pw', 10), setAt: SET_AT, scheme: 'bcrypt+md5-crypt' });
-    await expect(verifyPassword(store, 'legacy', 'pw', { cost: 10 })).rejects.toMatchObject({ status: 500, type: 'password.misconfigured' });
-    const broken = { setIfAbsent: () => true, get: () => ({ hash: 42 }), replace: (_i: string, _e: string, _r: unknown) => true, delete: () => true } as unknown as PasswordStore;
+    await expect(verifyPassword(store, 'legacy', 'pw', { cost: 10 })).rejects.toMatchObject({
+      status: 500,
+      type: 'password.misconfigured',
+    });
+    const broken = {
+      setIfAbsent: () => true,
+      get: () => ({ hash: 42 }),
+      replace: (_i: string, _e: string, _r: unknown) => true,
+      delete: () => true,
+    } as unknown as PasswordStore;
     await expect(verifyPassword(broken, 'x', 'pw', { cost: 10 })).rejects.toThrow(/malformed record/);
   });
 
@@ -193,10 +221,15 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     const store = await storeWith('srv-1', 'correct horse');
     const app = express();
     let seen: unknown;
-    app.post('/servers/:id/password/verify', ...stubValidator(express), passwordVerifier({ store, cost: 10 }), (req: Request, res: Response) => {
-      seen = { password: validatedPassword(req), verified: verifiedPassword(req) };
-      res.json({ match: true });
-    });
+    app.post(
+      '/servers/:id/password/verify',
+      ...stubValidator(express),
+      passwordVerifier({ store, cost: 10 }),
+      (req: Request, res: Response) => {
+        seen = { password: validatedPassword(req), verified: verifiedPassword(req) };
+        res.json({ match: true });
+      },
+    );
     const res = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ match: true });
@@ -223,15 +256,23 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     const res = await request(raised).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
     expect(res.body).toEqual({ match: true, rehashed: true });
     expect(store.get('srv-1')?.hash).toMatch(/^\$2b\$11\$/);
-    expect((await request(raised).post('/servers/srv-1/password/verify').send({ password: 'correct horse' })).body).toEqual({ match: true, rehashed: false });
+    expect((await request(raised).post('/servers/srv-1/password/verify').send({ password: 'correct horse' })).body).toEqual({
+      match: true,
+      rehashed: false,
+    });
   });
 
   test('without a validated password it fails closed with a 500', async () => {
     const store = await storeWith('srv-1', 'correct horse');
     const app = express();
-    app.post('/servers/:id/password/verify', express.json(), passwordVerifier({ store, cost: 10 }), (_req: Request, res: Response) => {
-      res.json({ match: true });
-    });
+    app.post(
+      '/servers/:id/password/verify',
+      express.json(),
+      passwordVerifier({ store, cost: 10 }),
+      (_req: Request, res: Response) => {
+        res.json({ match: true });
+      },
+    );
     app.use(problemHandler({ log: false }));
     const res = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
     expectProblem(res, 500, 'password.misconfigured');
@@ -244,9 +285,14 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
       const body = req.body as { current?: unknown } | undefined;
       return typeof body?.current === 'string' ? body.current.normalize('NFC') : undefined;
     };
-    app.post('/servers/:id/password/verify', express.json(), passwordVerifier({ store, cost: 10, candidate }), (_req: Request, res: Response) => {
-      res.json({ match: true });
-    });
+    app.post(
+      '/servers/:id/password/verify',
+      express.json(),
+      passwordVerifier({ store, cost: 10, candidate }),
+      (_req: Request, res: Response) => {
+        res.json({ match: true });
+      },
+    );
     app.use(problemHandler({ log: false }));
     expect((await request(app).post('/servers/srv-1/password/verify').send({ current: 'correct horse' })).status).toBe(200);
     expect((await request(app).post('/servers/srv-1/password/verify').send({ current: 'wrong' })).status).toBe(403);
@@ -258,7 +304,12 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     const store = await storeWith('srv-1', 'correct horse');
     const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 0, maxPerCaller: 2 });
     let release = (): void => undefined;
-    const held = limiter.tryRun(() => new Promise<void>((resolve) => { release = resolve; }));
+    const held = limiter.tryRun(
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+    );
     const app = passwordApp(express, { store, cost: 10, limiter });
     const res = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
     release();

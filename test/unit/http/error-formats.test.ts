@@ -1,12 +1,5 @@
 import request from 'supertest';
-import {
-  markSecret,
-  notFound,
-  openStackComputeFormat,
-  problem,
-  problemHandler,
-  proxyStatuses,
-} from '../../../lib';
+import { markSecret, notFound, openStackComputeFormat, problem, problemHandler, proxyStatuses } from '../../../lib';
 import type { ErrorFormatter, ProblemHandlerOptions, ProblemLogEntry } from '../../../lib';
 import type { ExpressFactory, Handler } from '../../helpers/express';
 import { expressVersions } from '../../helpers/express';
@@ -47,13 +40,17 @@ describe.each(expressVersions)('error formats on %s', (_name, express) => {
       [503, 'serviceUnavailable', 'x.busy'],
     ];
     for (const [status, name, code] of cases) {
-      const app = appWith(express, (_req, _res, next) => next(problem(status, code, `Detail of ${status}.`)), { format: 'openstack-compute' });
+      const app = appWith(express, (_req, _res, next) => next(problem(status, code, `Detail of ${status}.`)), {
+        format: 'openstack-compute',
+      });
       const res = await request(app).get('/r');
       expect(res.status).toBe(status);
       expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
       expect(res.headers['cache-control']).toBe('no-store');
       expect(res.headers['x-content-type-options']).toBe('nosniff');
-      expect(res.body).toEqual({ [name]: { code: status, message: status === 500 ? expect.any(String) : `Detail of ${status}.` } });
+      expect(res.body).toEqual({
+        [name]: { code: status, message: status === 500 ? expect.any(String) : `Detail of ${status}.` },
+      });
     }
   });
 
@@ -61,7 +58,11 @@ describe.each(expressVersions)('error formats on %s', (_name, express) => {
     const app = appWith(
       express,
       (_req, _res, next) =>
-        next(problem(422, 'password.invalid', 'The password was refused.', { errors: [{ field: 'password', code: 'too_short', message: 'At least 8 characters.' }] })),
+        next(
+          problem(422, 'password.invalid', 'The password was refused.', {
+            errors: [{ field: 'password', code: 'too_short', message: 'At least 8 characters.' }],
+          }),
+        ),
       { format: openStackComputeFormat },
     );
     expect((await request(app).get('/r')).body).toEqual({
@@ -113,10 +114,14 @@ describe.each(expressVersions)('error formats on %s', (_name, express) => {
     expect(JSON.parse(res.text)).toEqual({ fault: { status: 404, reason: expect.any(String), nested: {} } });
 
     const echoing: ErrorFormatter = () => ({ contentType: 'text/plain', body: `you sent ${SECRET}` });
-    const echoApp = appWith(express, (req, _res, next) => {
-      markSecret(req, SECRET);
-      next(problem(400, 'x.bad', 'Bad.'));
-    }, { format: echoing });
+    const echoApp = appWith(
+      express,
+      (req, _res, next) => {
+        markSecret(req, SECRET);
+        next(problem(400, 'x.bad', 'Bad.'));
+      },
+      { format: echoing },
+    );
     const echoed = await request(echoApp).get('/r');
     expect(echoed.text).toBe('you sent [redacted]');
   });
@@ -140,7 +145,11 @@ describe.each(expressVersions)('error formats on %s', (_name, express) => {
 
   test('statusMap sends the mapped status, in the body too, and drops a challenge off a 401', async () => {
     const unauthenticated: Handler = (_req, _res, next) => {
-      next(problem(401, 'ownership.unauthenticated', 'The request does not identify its caller.', { headers: { 'WWW-Authenticate': 'Signature realm="metadata"' } }));
+      next(
+        problem(401, 'ownership.unauthenticated', 'The request does not identify its caller.', {
+          headers: { 'WWW-Authenticate': 'Signature realm="metadata"' },
+        }),
+      );
     };
     const app = appWith(express, unauthenticated, { statusMap: { 401: 403 } });
     const res = await request(app).get('/r');

@@ -136,7 +136,7 @@ describe.each(expressVersions)('methodGuard on %s', (_name, express) => {
     expect((await request(routed).post('/b')).body).toEqual({ route: 'b' });
   });
 
-  test('guardRoute turns Express\'s 404 for a wrong method into 405 + Allow', async () => {
+  test("guardRoute turns Express's 404 for a wrong method into 405 + Allow", async () => {
     const routed = express();
     const router = express.Router();
     guardRoute(router, '/servers/:id/password', {
@@ -166,9 +166,11 @@ describe.each(expressVersions)('methodGuard on %s', (_name, express) => {
   test('guardRoute registers PUT, PATCH and DELETE handlers, each on its own method', async () => {
     const routed = express();
     const router = express.Router();
-    const answer = (name: string): Handler => (_req, res) => {
-      res.json({ handler: name });
-    };
+    const answer =
+      (name: string): Handler =>
+      (_req, res) => {
+        res.json({ handler: name });
+      };
     guardRoute(router, '/servers/:id/metadata', {
       PUT: answer('put'),
       PATCH: [

@@ -78,7 +78,11 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
     const app = failingApp(
       express,
       (_req, _res, next) => {
-        next(problem(503, 'password.busy', 'Too many passwords are being hashed right now; retry in 1 second.', { headers: { 'Retry-After': '1' } }));
+        next(
+          problem(503, 'password.busy', 'Too many passwords are being hashed right now; retry in 1 second.', {
+            headers: { 'Retry-After': '1' },
+          }),
+        );
       },
       (entry) => logged.push(entry),
     );
@@ -122,7 +126,9 @@ describe.each(expressVersions)('problemHandler on %s', (_name, express) => {
     const app = failingApp(express, (_req, res) => {
       res.json({ ok: true });
     });
-    const res = await request(app).post('/r').send({ password: 'x'.repeat(100) });
+    const res = await request(app)
+      .post('/r')
+      .send({ password: 'x'.repeat(100) });
     expectProblem(res, 413, 'body.too_large', 'The request body is larger than the limit of 20 bytes.');
     expect(res.text).not.toContain('xxxx');
   });

@@ -37,13 +37,20 @@ describe.each(expressVersions)('responseEncoder headerProfile on %s', (_name, ex
   });
 
   test("'api' sends the same set on an error answer", async () => {
-    const res = await request(app(express, { headerProfile: 'api' })).get('/r').set('Accept', 'text/html');
+    const res = await request(app(express, { headerProfile: 'api' }))
+      .get('/r')
+      .set('Accept', 'text/html');
     expect(res.status).toBe(406);
     expect(headersOf(res.headers)).toEqual({ ...API_SET, 'content-type': 'application/problem+json; charset=utf-8' });
   });
 
   test("helmet's options are merged over the 'api' profile", async () => {
-    const res = await request(app(express, { headerProfile: 'api', helmet: { strictTransportSecurity: { maxAge: 60 }, referrerPolicy: { policy: 'no-referrer' } } })).get('/r');
+    const res = await request(
+      app(express, {
+        headerProfile: 'api',
+        helmet: { strictTransportSecurity: { maxAge: 60 }, referrerPolicy: { policy: 'no-referrer' } },
+      }),
+    ).get('/r');
     expect(res.headers['strict-transport-security']).toBe('max-age=60; includeSubDomains');
     expect(res.headers['referrer-policy']).toBe('no-referrer');
     expect(res.headers['cross-origin-opener-policy']).toBeUndefined();

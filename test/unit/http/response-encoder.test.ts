@@ -143,14 +143,21 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
       res.status(201).json({ saved: req.body as unknown });
     });
     const started = performance.now();
-    const res = await request(echo).post('/echo').send({ [`${'1'.repeat(90_000)}a`]: 1 });
+    const res = await request(echo)
+      .post('/echo')
+      .send({ [`${'1'.repeat(90_000)}a`]: 1 });
     expect(res.status).toBe(201);
     expect(performance.now() - started).toBeLessThan(1000);
   });
 
   test('406 problem when Accept admits no JSON; JSON and wildcards pass', async () => {
     const html = await request(app).get('/r').set('Accept', 'text/html');
-    expectProblem(html, 406, 'response.not_acceptable', 'This resource is only available as application/json; the Accept header admits no JSON type.');
+    expectProblem(
+      html,
+      406,
+      'response.not_acceptable',
+      'This resource is only available as application/json; the Accept header admits no JSON type.',
+    );
     for (const accept of ['application/json', '*/*', 'application/*', 'text/html, application/problem+json;q=0.5']) {
       expect((await request(app).get('/r').set('Accept', accept)).status).toBe(200);
     }
@@ -259,7 +266,12 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
       other: {},
       empty: {},
     });
-    expect((await request(sealed).get('/servers/srv-2/secret')).body).toEqual({ password: '', token: '', other: {}, empty: { password: '' } });
+    expect((await request(sealed).get('/servers/srv-2/secret')).body).toEqual({
+      password: '',
+      token: '',
+      other: {},
+      empty: { password: '' },
+    });
   });
 
   test('error bodies get the encoder headers too', async () => {

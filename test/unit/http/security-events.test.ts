@@ -24,15 +24,35 @@ const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 describe('securityEvents options', () => {
   const sink: SecurityEventSink = () => undefined;
   test.each<[string, () => unknown, RegExp]>([
-    ['a sink that is not a function', () => securityEvents('log' as unknown as SecurityEventSink), /first argument must be the sink/],
-    ['an unknown option', () => securityEvents(sink, { window: 1000 } as unknown as SecurityEventsOptions), /unknown option "window".*windowMs/],
-    ['a window under a second', () => securityEvents(sink, { windowMs: 999 }), /option "windowMs" must be a whole number from 1000/],
+    [
+      'a sink that is not a function',
+      () => securityEvents('log' as unknown as SecurityEventSink),
+      /first argument must be the sink/,
+    ],
+    [
+      'an unknown option',
+      () => securityEvents(sink, { window: 1000 } as unknown as SecurityEventsOptions),
+      /unknown option "window".*windowMs/,
+    ],
+    [
+      'a window under a second',
+      () => securityEvents(sink, { windowMs: 999 }),
+      /option "windowMs" must be a whole number from 1000/,
+    ],
     ['a fractional threshold', () => securityEvents(sink, { excess404: 2.5 }), /option "excess404"/],
     ['a zero queue', () => securityEvents(sink, { maxQueue: 0 }), /option "maxQueue"/],
     ['no keys', () => securityEvents(sink, { maxKeys: 0 }), /option "maxKeys"/],
     ['an empty appid', () => securityEvents(sink, { appid: '' }), /option "appid" must be a non-empty string/],
-    ['a requestId that is not a function', () => securityEvents(sink, { requestId: 'x-id' as unknown as () => string }), /option "requestId" must be a function/],
-    ['an onError that is not a function', () => securityEvents(sink, { onError: true as unknown as () => void }), /option "onError" must be a function/],
+    [
+      'a requestId that is not a function',
+      () => securityEvents(sink, { requestId: 'x-id' as unknown as () => string }),
+      /option "requestId" must be a function/,
+    ],
+    [
+      'an onError that is not a function',
+      () => securityEvents(sink, { onError: true as unknown as () => void }),
+      /option "onError" must be a function/,
+    ],
   ])('throws a TypeError on %s', (_name, make, message) => {
     expect(make).toThrow(TypeError);
     expect(make).toThrow(message);
@@ -63,7 +83,10 @@ describe.each(expressVersions)('securityEvents on %s', (_name, express: ExpressF
   test('a refusal is delivered after its answer, with the request id, address and path but not the query', async () => {
     const seen: SecurityEvent[] = [];
     const events = securityEvents((event) => void seen.push(event), { appid: 'test-app' });
-    const res = await request(appWith(events)).get('/refuse/r1?password=hunter2-secret').set('X-Request-ID', 'req-42').set('User-Agent', 'probe/1.0');
+    const res = await request(appWith(events))
+      .get('/refuse/r1?password=hunter2-secret')
+      .set('X-Request-ID', 'req-42')
+      .set('User-Agent', 'probe/1.0');
     expect(res.status).toBe(405);
     await events.flush();
     expect(seen).toEqual([
@@ -102,7 +125,14 @@ describe.each(expressVersions)('securityEvents on %s', (_name, express: ExpressF
     await request(appWith(events)).post('/servers/srv-1/done').expect(201);
     await events.flush();
     expect(seen).toEqual([
-      expect.objectContaining({ event: 'authn_password_change:127.0.0.1,srv-1', type: 'authn_password_change', level: 'INFO', action: 'set', resource: 'srv-1', status: 201 }),
+      expect.objectContaining({
+        event: 'authn_password_change:127.0.0.1,srv-1',
+        type: 'authn_password_change',
+        level: 'INFO',
+        action: 'set',
+        resource: 'srv-1',
+        status: 201,
+      }),
     ]);
   });
 
@@ -187,7 +217,13 @@ describe.each(expressVersions)('securityEvents on %s', (_name, express: ExpressF
     for (let i = 2; i < 7; i++) await request(app).get(`/nothing-${i}`).expect(404);
     await events.flush();
     expect(seen).toEqual([
-      expect.objectContaining({ type: 'malicious_excess_404', event: expect.stringMatching(/^malicious_excess_404:.*127\.0\.0\.1$/), count: 3, status: 404, code: 'route.not_found' }),
+      expect.objectContaining({
+        type: 'malicious_excess_404',
+        event: expect.stringMatching(/^malicious_excess_404:.*127\.0\.0\.1$/),
+        count: 3,
+        status: 404,
+        code: 'route.not_found',
+      }),
       expect.objectContaining({ type: 'malicious_excess_404', count: 4, window_ms: 60_000 }),
     ]);
   });
@@ -265,8 +301,16 @@ describe.each(expressVersions)('securityEvents on %s', (_name, express: ExpressF
     const secret = 'violet tangent orchard 88';
     await request(app).post('/servers/srv-1/password').set('Authorization', 'Bearer ann').send({ password: secret }).expect(204);
     await request(app).post('/servers/srv-1/password').set('Authorization', 'Bearer ann').send({ password: secret }).expect(409);
-    await request(app).post('/servers/srv-1/password/verify').set('Authorization', 'Bearer ann').send({ password: secret }).expect(200);
-    await request(app).post('/servers/srv-1/password/verify').set('Authorization', 'Bearer ann').send({ password: 'not it at all 1' }).expect(200);
+    await request(app)
+      .post('/servers/srv-1/password/verify')
+      .set('Authorization', 'Bearer ann')
+      .send({ password: secret })
+      .expect(200);
+    await request(app)
+      .post('/servers/srv-1/password/verify')
+      .set('Authorization', 'Bearer ann')
+      .send({ password: 'not it at all 1' })
+      .expect(200);
     await request(app).get('/servers/srv-1/password').set('Authorization', 'Bearer eve').expect(404);
     await request(app).delete('/servers/srv-1/password').set('Authorization', 'Bearer ann').expect(204);
     await events.flush();
@@ -291,7 +335,9 @@ describe('the demo server writes events as JSON lines on stdout', () => {
     const demo = startDemo({ PORT: String(port), DATA_DIR: join(dir, 'data'), BOB_TOKEN: 'bob-real-token-5e7a' });
     try {
       await waitForOutput(demo, 'listening on');
-      const res = await fetch(`http://127.0.0.1:${port}/servers/srv-alice/password`, { headers: { Authorization: 'Bearer bob-real-token-5e7a' } });
+      const res = await fetch(`http://127.0.0.1:${port}/servers/srv-alice/password`, {
+        headers: { Authorization: 'Bearer bob-real-token-5e7a' },
+      });
       expect(res.status).toBe(404);
       await waitForOutput(demo, '"type":"authz_fail"', 10_000);
       const lines = demo
@@ -300,7 +346,14 @@ describe('the demo server writes events as JSON lines on stdout', () => {
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line) as Record<string, unknown>);
       expect(lines).toEqual([
-        expect.objectContaining({ severity: 'error', event: 'authz_fail:bob,srv-alice', level: 'CRITICAL', appid: 'express-password-guard-demo', principal: { kind: 'user', id: 'bob' }, status: 404 }),
+        expect.objectContaining({
+          severity: 'error',
+          event: 'authz_fail:bob,srv-alice',
+          level: 'CRITICAL',
+          appid: 'express-password-guard-demo',
+          principal: { kind: 'user', id: 'bob' },
+          status: 404,
+        }),
       ]);
       expect(demo.output()).not.toContain('bob-real-token-5e7a');
     } finally {

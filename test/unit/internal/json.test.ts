@@ -47,7 +47,10 @@ describe('safeJson', () => {
     const many = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`field${i}`, i]));
     const longKey = `PASSWORD${'_'.repeat(100)}`;
     for (let call = 0; call < 3; call++) {
-      const text = safeJson({ ...many, password_1: 'p1', nested: { Password: 'p2', [longKey]: 'p3', 'pass-word': 'p4', HASH: 'h' } }, redacted);
+      const text = safeJson(
+        { ...many, password_1: 'p1', nested: { Password: 'p2', [longKey]: 'p3', 'pass-word': 'p4', HASH: 'h' } },
+        redacted,
+      );
       expect(text).toBeDefined();
       expect(text).not.toMatch(/"p[1-4]"|"h"/);
       const parsed = JSON.parse(text ?? '') as Record<string, unknown>;
@@ -61,7 +64,10 @@ describe('safeJson', () => {
   });
 
   it('redacts a trailing chunk number of any length, and digits only at the end or between words', () => {
-    const text = safeJson({ password_0: 1, password_123: 2, password999x: 3, pass1word: 4, x1password: 5, password1a2: 6 }, defaults);
+    const text = safeJson(
+      { password_0: 1, password_123: 2, password999x: 3, pass1word: 4, x1password: 5, password1a2: 6 },
+      defaults,
+    );
     expect(text).toBe('{}');
   });
 

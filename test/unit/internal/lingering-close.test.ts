@@ -37,9 +37,12 @@ async function server(express: ExpressFactory): Promise<Listening> {
   const app = express();
   const route = app.route(PATH);
   route.all(methodGuard(['GET', 'POST']));
-  route.post(passwordBody({ maxLength: 1020, commonPasswords: false, drainBytes: 4096, drainMs: 1500 }), (_req: Request, res: Response) => {
-    res.status(204).end();
-  });
+  route.post(
+    passwordBody({ maxLength: 1020, commonPasswords: false, drainBytes: 4096, drainMs: 1500 }),
+    (_req: Request, res: Response) => {
+      res.status(204).end();
+    },
+  );
   app.use(problemHandler({ log: false }));
   return listen(app);
 }
@@ -55,7 +58,11 @@ describe.each(expressVersions)('the close after a refusal on %s', (_name, expres
 
   test('a fast client that reads its answer late still receives the 413, and the server stops reading at drainBytes', async () => {
     const started = Date.now();
-    const res = await lateReader(listening.port, head(PATH, { 'Content-Type': 'text/plain', 'Content-Length': 50 * 1024 * 1024 }), 300);
+    const res = await lateReader(
+      listening.port,
+      head(PATH, { 'Content-Type': 'text/plain', 'Content-Length': 50 * 1024 * 1024 }),
+      300,
+    );
     expect(res.status).toBe(413);
     expect(JSON.parse(bodyOf(res.text))).toMatchObject({ code: 'body.too_large' });
     expect(res.closed).toBe(true);
@@ -65,14 +72,22 @@ describe.each(expressVersions)('the close after a refusal on %s', (_name, expres
   });
 
   test('the same holds for a chunked upload', async () => {
-    const res = await lateReader(listening.port, head(PATH, { 'Content-Type': 'text/plain', 'Transfer-Encoding': 'chunked' }), 300);
+    const res = await lateReader(
+      listening.port,
+      head(PATH, { 'Content-Type': 'text/plain', 'Transfer-Encoding': 'chunked' }),
+      300,
+    );
     expect(res.status).toBe(413);
     expect(res.closed).toBe(true);
     expect(listening.sockets[0]?.bytesRead).toBeLessThanOrEqual(READ_BOUND + 64 * 1024);
   });
 
   test('a refusal before the body is read (405) reaches a late reader too, with the default drain', async () => {
-    const res = await lateReader(listening.port, head(PATH, { 'Content-Type': 'text/plain', 'Content-Length': 50 * 1024 * 1024 }).replace(/^POST/, 'PUT'), 300);
+    const res = await lateReader(
+      listening.port,
+      head(PATH, { 'Content-Type': 'text/plain', 'Content-Length': 50 * 1024 * 1024 }).replace(/^POST/, 'PUT'),
+      300,
+    );
     expect(res.status).toBe(405);
     expect(res.closed).toBe(true);
     expect(listening.sockets[0]?.bytesRead).toBeLessThanOrEqual(64 * 1024 + 64 * 1024 + 64 * 1024);
@@ -80,7 +95,11 @@ describe.each(expressVersions)('the close after a refusal on %s', (_name, expres
 
   test('the connection still goes at drainMs when the client never reads', async () => {
     const started = Date.now();
-    const res = await lateReader(listening.port, head(PATH, { 'Content-Type': 'text/plain', 'Content-Length': 50 * 1024 * 1024 }), 60_000);
+    const res = await lateReader(
+      listening.port,
+      head(PATH, { 'Content-Type': 'text/plain', 'Content-Length': 50 * 1024 * 1024 }),
+      60_000,
+    );
     expect(res.closed).toBe(true);
     const elapsed = Date.now() - started;
     expect(elapsed).toBeGreaterThanOrEqual(1400);

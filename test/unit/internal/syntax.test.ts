@@ -1,4 +1,12 @@
-import { BASE64URL, MEDIA_TYPE, MEDIA_TYPE_PARAMETER, NOT_VISIBLE_ASCII, SQL_IDENTIFIER, TOKEN, visibleAscii } from '../../../lib/internal/syntax';
+import {
+  BASE64URL,
+  MEDIA_TYPE,
+  MEDIA_TYPE_PARAMETER,
+  NOT_VISIBLE_ASCII,
+  SQL_IDENTIFIER,
+  TOKEN,
+  visibleAscii,
+} from '../../../lib/internal/syntax';
 
 describe('the shared syntax patterns', () => {
   test('TOKEN is RFC 9110 tchar, one or more, nothing around it', () => {
@@ -8,7 +16,8 @@ describe('the shared syntax patterns', () => {
 
   test('MEDIA_TYPE is type/subtype without parameters', () => {
     expect(MEDIA_TYPE.test('application/problem+json')).toBe(true);
-    for (const bad of ['text', 'text/', '/plain', 'text/plain; charset=utf-8', 'text/plain\r\nX: y']) expect(MEDIA_TYPE.test(bad)).toBe(false);
+    for (const bad of ['text', 'text/', '/plain', 'text/plain; charset=utf-8', 'text/plain\r\nX: y'])
+      expect(MEDIA_TYPE.test(bad)).toBe(false);
   });
 
   test('MEDIA_TYPE_PARAMETER takes a token or a quoted-string value', () => {

@@ -45,7 +45,10 @@ function start(args: readonly string[], env: Record<string, string> = {}): Run {
   return { child, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
-async function run(args: readonly string[], env: Record<string, string> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+async function run(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   const running = start(args, env);
   const status = await running.exited;
   return { status, stdout: running.stdout(), stderr: running.stderr() };
@@ -74,7 +77,7 @@ function fileBytes(file: string): Buffer {
 function rows(file: string, table = 'password_records'): PasswordRecord[] {
   const db = new Database(file, { readonly: true });
   try {
-    return (db.prepare(`SELECT id, hash, scheme, set_at AS setAt FROM "${table}" ORDER BY id`).all() as PasswordRecord[]);
+    return db.prepare(`SELECT id, hash, scheme, set_at AS setAt FROM "${table}" ORDER BY id`).all() as PasswordRecord[];
   } finally {
     db.close();
   }
@@ -119,7 +122,9 @@ async function expectAllVerify(file: string, seeded: readonly Seeded[], options:
       const verification = await verifyPassword(store, id, password, { cost: 10, rehash: false, ...options });
       if (!verification.match) throw new Error(`${id} no longer verifies with its password`);
     }
-    expect((await verifyPassword(store, seeded[0]?.id ?? '', 'not it', { cost: 10, rehash: false, ...options })).match).toBe(false);
+    expect((await verifyPassword(store, seeded[0]?.id ?? '', 'not it', { cost: 10, rehash: false, ...options })).match).toBe(
+      false,
+    );
   } finally {
     store.close();
   }
@@ -187,7 +192,9 @@ describe('npx express-password-guard migrate', () => {
     const file = join(dir, 'app.db');
     const db = new Database(file);
     db.pragma('journal_mode = DELETE');
-    db.exec('CREATE TABLE password_records (id TEXT PRIMARY KEY NOT NULL, hash TEXT NOT NULL, scheme TEXT NOT NULL, set_at TEXT NOT NULL) STRICT, WITHOUT ROWID');
+    db.exec(
+      'CREATE TABLE password_records (id TEXT PRIMARY KEY NOT NULL, hash TEXT NOT NULL, scheme TEXT NOT NULL, set_at TEXT NOT NULL) STRICT, WITHOUT ROWID',
+    );
     db.prepare('INSERT INTO password_records VALUES (?, ?, ?, ?)').run('u-1', hex('md5', 'tangerine lantern 42'), 'md5', SET_AT);
     db.exec('CREATE TABLE meta (instance_uuid TEXT, key TEXT, value TEXT)');
     db.prepare('INSERT INTO meta VALUES (?, ?, ?)').run('inst-1', 'password_0', 'chunked in clear');
@@ -200,7 +207,18 @@ describe('npx express-password-guard migrate', () => {
     expect(fileBytes(file).equals(before)).toBe(true);
     expect(existsSync(`${file}-wal`)).toBe(false);
 
-    const noTable = await run(['migrate', '--sqlite', file, '--table', 'other_records', '--metadata-table', 'meta', '--cost', '10', '--dry-run']);
+    const noTable = await run([
+      'migrate',
+      '--sqlite',
+      file,
+      '--table',
+      'other_records',
+      '--metadata-table',
+      'meta',
+      '--cost',
+      '10',
+      '--dry-run',
+    ]);
     expect(noTable.status).toBe(0);
     expect(summary(noTable.stdout)).toEqual({ seen: 1, upgraded: 1, current: 0, failed: 0 });
     expect(fileBytes(file).equals(before)).toBe(true);
@@ -210,7 +228,9 @@ describe('npx express-password-guard migrate', () => {
     const file = join(dir, 'nova.db');
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
-    db.exec('CREATE TABLE instance_system_metadata (id INTEGER PRIMARY KEY, instance_uuid TEXT, key TEXT, value TEXT, deleted INTEGER DEFAULT 0)');
+    db.exec(
+      'CREATE TABLE instance_system_metadata (id INTEGER PRIMARY KEY, instance_uuid TEXT, key TEXT, value TEXT, deleted INTEGER DEFAULT 0)',
+    );
     const insert = db.prepare('INSERT INTO instance_system_metadata (instance_uuid, key, value) VALUES (?, ?, ?)');
     const seeded: Seeded[] = [];
     for (let n = 0; n < 5; n++) {
@@ -231,7 +251,17 @@ describe('npx express-password-guard migrate', () => {
     expect(refused.stdout).toContain("  failed inst-0: plain-text password over bcrypt's 72 bytes and no pepper given");
     expect(markers.every((marker) => fileBytes(file).includes(marker))).toBe(true);
 
-    const args = ['migrate', '--sqlite', file, '--metadata-table', 'instance_system_metadata', '--cost', '10', '--pepper-env', 'TEST_PEPPER'];
+    const args = [
+      'migrate',
+      '--sqlite',
+      file,
+      '--metadata-table',
+      'instance_system_metadata',
+      '--cost',
+      '10',
+      '--pepper-env',
+      'TEST_PEPPER',
+    ];
     const moved = await run(args, { TEST_PEPPER: PEPPER });
     expect(moved.status).toBe(0);
     expect(summary(moved.stdout)).toEqual({ seen: 5, upgraded: 5, current: 0, failed: 0 });
@@ -246,7 +276,7 @@ describe('npx express-password-guard migrate', () => {
     expect(summary(again.stdout)).toEqual({ seen: 5, upgraded: 0, current: 5, failed: 0 });
   });
 
-  test('--metadata-db: the reviewed API\'s table in another file, its own columns; no plain text left in either file', async () => {
+  test("--metadata-db: the reviewed API's table in another file, its own columns; no plain text left in either file", async () => {
     const legacyFile = join(dir, 'legacy.db');
     const storeFile = join(dir, 'store.db');
     new SqliteStore({ filename: storeFile }).close();
@@ -260,9 +290,21 @@ describe('npx express-password-guard migrate', () => {
     expect(fileBytes(legacyFile).includes(Buffer.from('marker-password'))).toBe(true);
 
     const result = await run([
-      'migrate', '--sqlite', storeFile, '--cost', '10',
-      '--metadata-table', 'meta', '--metadata-db', legacyFile,
-      '--metadata-id-column', 'vm', '--metadata-key-column', 'k', '--metadata-value-column', 'v',
+      'migrate',
+      '--sqlite',
+      storeFile,
+      '--cost',
+      '10',
+      '--metadata-table',
+      'meta',
+      '--metadata-db',
+      legacyFile,
+      '--metadata-id-column',
+      'vm',
+      '--metadata-key-column',
+      'k',
+      '--metadata-value-column',
+      'v',
     ]);
     expect(result.status).toBe(0);
     expect(summary(result.stdout)).toEqual({ seen: 1, upgraded: 1, current: 0, failed: 0 });
@@ -270,7 +312,7 @@ describe('npx express-password-guard migrate', () => {
     await expectAllVerify(storeFile, [{ id: 'vm-1', password }]);
   });
 
-  test('--module loads a store of the user\'s making and --schemes their legacy schemes', async () => {
+  test("--module loads a store of the user's making and --schemes their legacy schemes", async () => {
     const file = join(dir, 'custom.db');
     const store = new SqliteStore({ filename: file, table: 'custom_passwords' });
     const digest = hex('sha512', 'north wind orchard').slice(0, 64);
@@ -291,24 +333,34 @@ describe('npx express-password-guard migrate', () => {
   });
 
   test('--redis without ioredis installed says how to install it', async () => {
-    const child = spawn(process.execPath, ['--require', './test/fixtures/without-ioredis.cjs', ...NODE_ARGS, 'migrate', '--redis', 'redis://127.0.0.1:1'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--require', './test/fixtures/without-ioredis.cjs', ...NODE_ARGS, 'migrate', '--redis', 'redis://127.0.0.1:1'],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
     const status = await new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
     expect(status).toBe(1);
-    expect(stderr).toContain('--redis needs the ioredis package, which is not installed: run "npm install ioredis" in your project.');
+    expect(stderr).toContain(
+      '--redis needs the ioredis package, which is not installed: run "npm install ioredis" in your project.',
+    );
   });
 
   test('--sqlite without better-sqlite3 installed says how to install it', async () => {
     const file = join(dir, 'no-driver.db');
     writeFileSync(file, '');
-    const child = spawn(process.execPath, ['--require', './test/fixtures/without-better-sqlite3.cjs', ...NODE_ARGS, 'migrate', '--sqlite', file], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--require', './test/fixtures/without-better-sqlite3.cjs', ...NODE_ARGS, 'migrate', '--sqlite', file],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
     const status = await new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
@@ -328,7 +380,9 @@ describe('npx express-password-guard migrate', () => {
   ])('--redis %s is refused before connecting: a password never goes on the command line', async (url) => {
     const result = await run(['migrate', '--redis', url]);
     expect(result.status).toBe(2);
-    expect(result.stderr).toMatch(/--redis: the URL holds a password, .* give the URL with --redis-env <VAR> or --redis-file <file>/);
+    expect(result.stderr).toMatch(
+      /--redis: the URL holds a password, .* give the URL with --redis-env <VAR> or --redis-file <file>/,
+    );
     expect(result.stderr + result.stdout).not.toContain('s3cret-cmdline');
   });
 
@@ -347,10 +401,16 @@ describe('npx express-password-guard migrate', () => {
       [['migrate', '--sqlite', file, '--table', 'pasword_records'], /has no table "pasword_records"\./],
       [['migrate', '--sqlite', file, '--table', 'x; DROP TABLE y'], /--table x; DROP TABLE y: not an SQL identifier/],
       [['migrate', '--sqlite', file, '--cost', 'high'], /--cost must be a whole number/],
-      [['migrate', '--sqlite', file, '--pepper-env', 'NOT_SET_ANYWHERE'], /--pepper-env NOT_SET_ANYWHERE: that environment variable is not set/],
+      [
+        ['migrate', '--sqlite', file, '--pepper-env', 'NOT_SET_ANYWHERE'],
+        /--pepper-env NOT_SET_ANYWHERE: that environment variable is not set/,
+      ],
       [['migrate', '--sqlite', file, '--dryrun'], /Unknown option '--dryrun'/],
       [['migrate', '--sqlite', file, '--prefix', 'x:'], /--prefix goes with --redis/],
-      [['migrate', '--module', 'test/fixtures/migration-module.ts', '--metadata-table', 't'], /--metadata-table needs --metadata-db/],
+      [
+        ['migrate', '--module', 'test/fixtures/migration-module.ts', '--metadata-table', 't'],
+        /--metadata-table needs --metadata-db/,
+      ],
     ];
     for (const [args, message] of cases) {
       const result = await run(args);
@@ -362,7 +422,10 @@ describe('npx express-password-guard migrate', () => {
     const snapshot = (): string =>
       [file, `${file}-wal`].map((f) => (existsSync(f) ? readFileSync(f).toString('base64') : '-')).join('|');
     const before = snapshot();
-    for (const args of [['--cost', '9'], ['--concurrency', '0']]) {
+    for (const args of [
+      ['--cost', '9'],
+      ['--concurrency', '0'],
+    ]) {
       const result = await run(['migrate', '--sqlite', file, ...args]);
       expect({ args, status: result.status }).toEqual({ args, status: 2 });
       expect(result.stderr).toMatch(/must be a whole number from/);
@@ -380,8 +443,13 @@ describe('npx express-password-guard migrate', () => {
     const secrets = Array.from({ length: 5 }, (_, i) => `guest-ciphertext-${i}-${randomBytes(8).toString('hex')}`);
     const store = new SqliteStore({ filename: file });
     try {
-      for (const [i, secret] of secrets.entries()) store.setIfAbsent(`srv-${i}`, await sealedRecord(ring1, 'metadata-password', `srv-${i}`, secret, SET_AT));
-      store.setIfAbsent('hashed', { hash: '$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy', setAt: SET_AT, scheme: 'bcrypt' });
+      for (const [i, secret] of secrets.entries())
+        store.setIfAbsent(`srv-${i}`, await sealedRecord(ring1, 'metadata-password', `srv-${i}`, secret, SET_AT));
+      store.setIfAbsent('hashed', {
+        hash: '$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy',
+        setAt: SET_AT,
+        scheme: 'bcrypt',
+      });
     } finally {
       store.close();
     }
@@ -406,7 +474,10 @@ describe('npx express-password-guard migrate', () => {
     const k2Only = localKeyRing({ current: 'k2', keys: { k2: K2 } });
     for (const r of resealed.filter((row) => row.scheme.startsWith('aes'))) {
       const id = (r as PasswordRecord & { id: string }).id;
-      expect(await openRecord(k2Only, 'metadata-password', id, r)).toEqual({ plaintext: secrets[Number(id.slice(4))], keyId: 'k2' });
+      expect(await openRecord(k2Only, 'metadata-password', id, r)).toEqual({
+        plaintext: secrets[Number(id.slice(4))],
+        keyId: 'k2',
+      });
     }
     const again = await run(base, env);
     expect(summary(again.stdout)).toEqual({ seen: 6, upgraded: 0, current: 6, failed: 0 });
@@ -421,8 +492,14 @@ describe('npx express-password-guard migrate', () => {
     seed(file, 1);
     const short = Buffer.from(K1, 'base64').subarray(0, 31).toString('base64');
     const cases: Array<[string, RegExp]> = [
-      [JSON.stringify({ current: 'k1', keys: { k1: short } }), /--keys-env SEAL_KEYS: localKeyRing: option "keys" key "k1" is 31 bytes/],
-      [JSON.stringify({ current: 'k3', keys: { k1: K1 } }), /option "current" must be the id of one of the keys \("k1"\), got "k3"/],
+      [
+        JSON.stringify({ current: 'k1', keys: { k1: short } }),
+        /--keys-env SEAL_KEYS: localKeyRing: option "keys" key "k1" is 31 bytes/,
+      ],
+      [
+        JSON.stringify({ current: 'k3', keys: { k1: K1 } }),
+        /option "current" must be the id of one of the keys \("k1"\), got "k3"/,
+      ],
       [`{"current": "k1", "keys": {"k1": "${K1}"`, /--keys-env SEAL_KEYS: not JSON/],
       [K1, /--keys-env SEAL_KEYS: not JSON/],
     ];
@@ -463,10 +540,14 @@ describe('npx express-password-guard migrate', () => {
     seed(file, 4);
     // `script` runs the command on a pseudo-terminal, as a user's shell would.
     const tty = await new Promise<string>((done, reject) => {
-      const child = spawn(script as string, ['-qefc', `${TSX} lib/migration/cli.ts migrate --sqlite ${file} --cost 10`, '/dev/null'], {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        script as string,
+        ['-qefc', `${TSX} lib/migration/cli.ts migrate --sqlite ${file} --cost 10`, '/dev/null'],
+        {
+          cwd: ROOT,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let out = '';
       child.stdout.on('data', (data: Buffer) => (out += data.toString()));
       child.on('exit', (code) => (code === 0 ? done(out) : reject(new Error(`exit ${String(code)}: ${out}`))));

@@ -59,7 +59,9 @@ describe('migratePasswords', () => {
     for (const failure of summary.failures) {
       expect(failure.reason).not.toMatch(/L{10}|zz-not-hex|whatever/);
     }
-    expect(summary.failures.find((f) => f.id === 'long')?.reason).toMatch(/over bcrypt's 72 bytes and no pepper given: it is never truncated/);
+    expect(summary.failures.find((f) => f.id === 'long')?.reason).toMatch(
+      /over bcrypt's 72 bytes and no pepper given: it is never truncated/,
+    );
 
     expect(store.get('plain')?.scheme).toBe('bcrypt');
     expect(store.get('md5')?.scheme).toBe('bcrypt+md5');
@@ -162,12 +164,18 @@ describe('migratePasswords', () => {
     const store = new MemoryStore();
     const { ids: _ids, ...unlisted } = asyncStore(store);
     await expect(migratePasswords({ store: unlisted })).rejects.toThrow(/option "store" cannot list its records/);
-    await expect(migratePasswords({ store, concurrency: 0 })).rejects.toThrow(/option "concurrency" must be a whole number from 1 to 64, got 0\./);
+    await expect(migratePasswords({ store, concurrency: 0 })).rejects.toThrow(
+      /option "concurrency" must be a whole number from 1 to 64, got 0\./,
+    );
     await expect(migratePasswords({ store, cost: 4 })).rejects.toThrow(/option "cost"/);
-    await expect(migratePasswords({ store, dryrun: true } as never)).rejects.toThrow(/unknown option "dryrun". Did you mean "dryRun"/);
+    await expect(migratePasswords({ store, dryrun: true } as never)).rejects.toThrow(
+      /unknown option "dryrun". Did you mean "dryRun"/,
+    );
     await expect(migratePasswords({ store, source: {} as never })).rejects.toThrow(/option "source"/);
     await expect(migratePasswords({ store, pepper: 'short' })).rejects.toThrow(/option "pepper"/);
-    await expect(migratePasswords({ store, normalization: 'nfc' as never })).rejects.toThrow(/option "normalization" must be one of NFC/);
+    await expect(migratePasswords({ store, normalization: 'nfc' as never })).rejects.toThrow(
+      /option "normalization" must be one of NFC/,
+    );
   });
 });
 
@@ -180,7 +188,9 @@ describe('MetadataChunks: the reviewed API layout', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'epg-chunks-'));
     db = new Database(join(dir, 'nova.db'));
-    db.exec('CREATE TABLE instance_system_metadata (id INTEGER PRIMARY KEY, instance_uuid TEXT, key TEXT, value TEXT, deleted INTEGER DEFAULT 0)');
+    db.exec(
+      'CREATE TABLE instance_system_metadata (id INTEGER PRIMARY KEY, instance_uuid TEXT, key TEXT, value TEXT, deleted INTEGER DEFAULT 0)',
+    );
     store = new SqliteStore({ database: db });
   });
   afterEach(() => {
@@ -212,7 +222,9 @@ describe('MetadataChunks: the reviewed API layout', () => {
     expect(source.read('inst-b')).toBe('short one');
     expect(source.clear('inst-b', 'short one')).toBe(true);
     expect(source.read('inst-b')).toBeUndefined();
-    expect(db.prepare("SELECT value FROM instance_system_metadata WHERE key = 'PASSWORD_2'").get()).toEqual({ value: 'not read' });
+    expect(db.prepare("SELECT value FROM instance_system_metadata WHERE key = 'PASSWORD_2'").get()).toEqual({
+      value: 'not read',
+    });
   });
 
   test('moves each password into the store in one transaction; the store records migrate too; a second run is all current', async () => {
@@ -226,10 +238,17 @@ describe('MetadataChunks: the reviewed API layout', () => {
     expect(source.read('inst-b')).toBeUndefined();
     expect(store.get('inst-old')?.scheme).toBe('bcrypt+sha1');
     expect((await verifyPassword(store, 'inst-a', ciphertext, { cost: 10, pepper: PEPPER, rehash: false })).match).toBe(true);
-    expect((await verifyPassword(store, 'inst-b', 'short and sweet', { cost: 10, pepper: PEPPER, rehash: false })).match).toBe(true);
+    expect((await verifyPassword(store, 'inst-b', 'short and sweet', { cost: 10, pepper: PEPPER, rehash: false })).match).toBe(
+      true,
+    );
     expect(readFileSync(join(dir, 'nova.db')).includes(Buffer.from('short and sweet'))).toBe(false);
 
-    expect(await migratePasswords({ store, source, cost: 10, pepper: PEPPER })).toMatchObject({ seen: 3, upgraded: 0, current: 3, failed: 0 });
+    expect(await migratePasswords({ store, source, cost: 10, pepper: PEPPER })).toMatchObject({
+      seen: 3,
+      upgraded: 0,
+      current: 3,
+      failed: 0,
+    });
   });
 
   test('without the pepper a ciphertext over 72 bytes fails and stays where it was; nothing is truncated', async () => {
@@ -283,7 +302,9 @@ describe('MetadataChunks: the reviewed API layout', () => {
     expect(() => new MetadataChunks({ database: db, table: 't', valueColumn: '1v' })).toThrow(/option "valueColumn"/);
     expect(() => new MetadataChunks({ database: db, table: 't', keyPrefix: '' })).toThrow(/option "keyPrefix"/);
     expect(() => new MetadataChunks({ database: {} as never, table: 't' })).toThrow(/option "database"/);
-    expect(() => new MetadataChunks({ database: db, table: 'instance_system_metadata', column: 'x' } as never)).toThrow(/unknown option "column"/);
+    expect(() => new MetadataChunks({ database: db, table: 'instance_system_metadata', column: 'x' } as never)).toThrow(
+      /unknown option "column"/,
+    );
   });
 });
 
@@ -320,7 +341,9 @@ describe('migratePasswords re-seals sealed records under the current key', () =>
     const run = await migratePasswords({ store, keys: ring2(), cost: 10, onProgress: (p) => progress.push(p) });
     expect(run).toMatchObject({ seen: 6, upgraded: 4, current: 1, failed: 1, dryRun: false });
     expect(progress.at(-1)).toEqual({ done: 6, total: 6, upgraded: 4, current: 1, failed: 1 });
-    expect(run.failures).toEqual([{ id: 'moved', reason: expect.stringMatching(/^the sealed value did not open: authentication failed/) }]);
+    expect(run.failures).toEqual([
+      { id: 'moved', reason: expect.stringMatching(/^the sealed value did not open: authentication failed/) },
+    ]);
     expect(JSON.stringify(run.failures)).not.toContain('another id');
     const after = await snapshot(store);
     expect(after['hashed']).toEqual(before['hashed']);
@@ -331,7 +354,10 @@ describe('migratePasswords re-seals sealed records under the current key', () =>
       expect(resealed.setAt).toBe(SET_AT);
       expect(resealed.hash).not.toBe(before[`s-${i}`]?.hash);
       // k1 can be retired: every record opens with k2 alone.
-      expect(await openRecord(localKeyRing({ current: 'k2', keys: { k2: K2 } }), 'password', `s-${i}`, resealed)).toEqual({ plaintext: secret, keyId: 'k2' });
+      expect(await openRecord(localKeyRing({ current: 'k2', keys: { k2: K2 } }), 'password', `s-${i}`, resealed)).toEqual({
+        plaintext: secret,
+        keyId: 'k2',
+      });
     }
 
     const again = await migratePasswords({ store, keys: ring2(), cost: 10 });
@@ -360,12 +386,21 @@ describe('migratePasswords re-seals sealed records under the current key', () =>
       delete: (id) => inner.delete(id),
       ids: () => inner.ids?.() ?? [],
     };
-    await expect(migratePasswords({ store: flaky, keys: ring2(), concurrency: 1, cost: 10 })).rejects.toThrow(/the store failed on record/);
+    await expect(migratePasswords({ store: flaky, keys: ring2(), concurrency: 1, cost: 10 })).rejects.toThrow(
+      /the store failed on record/,
+    );
     const half = await snapshot(inner);
     expect(Object.values(half).filter((r) => r?.scheme === 'aes-256-gcm:k2')).toHaveLength(2);
-    expect(await migratePasswords({ store: flaky, keys: ring2(), cost: 10 })).toMatchObject({ upgraded: 2, current: 3, failed: 1 });
+    expect(await migratePasswords({ store: flaky, keys: ring2(), cost: 10 })).toMatchObject({
+      upgraded: 2,
+      current: 3,
+      failed: 1,
+    });
     for (const [i, secret] of secrets.entries()) {
-      expect(await openRecord(ring2(), 'password', `s-${i}`, (await inner.get(`s-${i}`)) as PasswordRecord)).toEqual({ plaintext: secret, keyId: 'k2' });
+      expect(await openRecord(ring2(), 'password', `s-${i}`, (await inner.get(`s-${i}`)) as PasswordRecord)).toEqual({
+        plaintext: secret,
+        keyId: 'k2',
+      });
     }
   });
 
@@ -389,8 +424,14 @@ describe('migratePasswords re-seals sealed records under the current key', () =>
 
   test('bad options are TypeErrors at the call', async () => {
     const store = new MemoryStore();
-    await expect(migratePasswords({ store, keys: { current: 'k1' } as never })).rejects.toThrow(/^migratePasswords: option "keys" must be a key provider/);
-    await expect(migratePasswords({ store, keys: ring1(), purpose: 'a b' })).rejects.toThrow(/^migratePasswords: option "purpose" must be a label/);
-    await expect(migratePasswords({ store, keys: { currentKeyId: () => 'k9', key: () => undefined } })).rejects.toThrow(/no key for its current key id "k9"/);
+    await expect(migratePasswords({ store, keys: { current: 'k1' } as never })).rejects.toThrow(
+      /^migratePasswords: option "keys" must be a key provider/,
+    );
+    await expect(migratePasswords({ store, keys: ring1(), purpose: 'a b' })).rejects.toThrow(
+      /^migratePasswords: option "purpose" must be a label/,
+    );
+    await expect(migratePasswords({ store, keys: { currentKeyId: () => 'k9', key: () => undefined } })).rejects.toThrow(
+      /no key for its current key id "k9"/,
+    );
   });
 });

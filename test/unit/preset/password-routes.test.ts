@@ -33,7 +33,9 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
     const variant = await request(app).post('/servers/S1/password').set(alice).send({ password: 'a second secret here' });
     expect(variant.status).toBe(409);
     expect([...store.ids()]).toEqual(['s1']);
-    expect((await request(app).post('/servers/S1/password/verify').set(alice).send({ password: PASSWORD })).body).toEqual({ match: true });
+    expect((await request(app).post('/servers/S1/password/verify').set(alice).send({ password: PASSWORD })).body).toEqual({
+      match: true,
+    });
     await request(app).delete('/servers/S1/password').set(alice).expect(204);
     expect([...store.ids()]).toEqual([]);
   });
@@ -85,7 +87,10 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
 
   test('the default context words are the record id and the caller', async () => {
     const app = userRoutesApp(express, store);
-    const res = await request(app).post('/servers/s1/password').set({ 'X-User': 'alice' }).send({ password: 'alice-was-here-99' });
+    const res = await request(app)
+      .post('/servers/s1/password')
+      .set({ 'X-User': 'alice' })
+      .send({ password: 'alice-was-here-99' });
     expect(res.status).toBe(422);
     expect(res.body.errors).toEqual([expect.objectContaining({ code: 'context_word' })]);
   });
@@ -171,7 +176,9 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
     const warnings: string[] = [];
     userRoutesApp(express, store, { body: { from: ['json', 'query'], query: { warn: (m: string) => warnings.push(m) } } });
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/"password" query parameter\..* Routes: \/servers\/:id\/password and \/servers\/:id\/password\/verify\.$/);
+    expect(warnings[0]).toMatch(
+      /"password" query parameter\..* Routes: \/servers\/:id\/password and \/servers\/:id\/password\/verify\.$/,
+    );
     const alone: string[] = [];
     userRoutesApp(express, store, { verify: false, body: { from: 'query', query: { warn: (m: string) => alone.push(m) } } });
     expect(alone).toEqual([expect.stringMatching(/ Routes: \/servers\/:id\/password\.$/)]);
@@ -184,9 +191,15 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
     const right = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').send({ secret: composed });
     expect(right.body).toEqual({ match: true });
     // Under the default NFC the decomposed spelling would match too.
-    const decomposed = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').send({ secret: composed.normalize('NFD') });
+    const decomposed = await request(app)
+      .post('/servers/s1/password/verify')
+      .set('X-User', 'alice')
+      .send({ secret: composed.normalize('NFD') });
     expect(decomposed.body).toEqual({ match: false });
-    const oversize = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').send({ secret: 'x'.repeat(200) });
+    const oversize = await request(app)
+      .post('/servers/s1/password/verify')
+      .set('X-User', 'alice')
+      .send({ secret: 'x'.repeat(200) });
     expect(oversize.status).toBe(413);
   });
 
@@ -195,7 +208,11 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
     await request(app).post('/servers/s1/password').set('X-User', 'alice').type('text').send(PASSWORD).expect(204);
     const text = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').type('text').send(PASSWORD);
     expect(text.status).toBe(415);
-    const form = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').type('form').send({ password: PASSWORD });
+    const form = await request(app)
+      .post('/servers/s1/password/verify')
+      .set('X-User', 'alice')
+      .type('form')
+      .send({ password: PASSWORD });
     expect(form.status).toBe(415);
   });
 
@@ -205,7 +222,11 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
       store,
       path: '/me/password/',
       id: () => 'account-7',
-      ownership: { principal: () => ({ kind: 'user', id: 'u7' }), load: () => ({ owner: 'u7' }), owner: (r) => ({ kind: 'user', id: r.owner }) },
+      ownership: {
+        principal: () => ({ kind: 'user', id: 'u7' }),
+        load: () => ({ owner: 'u7' }),
+        owner: (r) => ({ kind: 'user', id: r.owner }),
+      },
       hashing: { cost: 10 },
     });
     await request(app).post('/me/password').send({ password: PASSWORD }).expect(204);
@@ -224,7 +245,10 @@ describe.each(expressVersions)('passwordRoutes on %s', (_name, express) => {
     leaky.setIfAbsent('s1', { hash: bcrypt.hashSync(PASSWORD, 10), setAt: new Date(0).toISOString(), scheme: 'bcrypt' });
     const logged: ProblemLogEntry[] = [];
     // Cost 11 upgrades the cost-10 record on a match, so replace() runs.
-    const app = userRoutesApp(express, leaky as MemoryStore, { hashing: { cost: 11 }, errors: { log: (entry) => logged.push(entry) } });
+    const app = userRoutesApp(express, leaky as MemoryStore, {
+      hashing: { cost: 11 },
+      errors: { log: (entry) => logged.push(entry) },
+    });
     const res = await request(app).post('/servers/s1/password/verify').set('X-User', 'alice').send({ password: PASSWORD });
     expect(res.status).toBe(500);
     expect(logged).toHaveLength(1);
@@ -295,7 +319,7 @@ describe('the verify route and the body options', () => {
     expect([...known].sort()).toEqual([...SHARED, ...SET_ONLY].sort());
   });
 
-  test('each shared option given to passwordRoutes reaches the verify route\'s passwordBody', () => {
+  test("each shared option given to passwordRoutes reaches the verify route's passwordBody", () => {
     const body = {
       field: 'pw',
       from: ['json', 'query'],

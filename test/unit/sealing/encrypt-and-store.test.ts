@@ -102,7 +102,11 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
 
   test('a hashed record on the same id is refused with 409 as well: one store may hold both kinds', async () => {
     const store = new MemoryStore();
-    store.setIfAbsent('hashed', { hash: bcrypt.hashSync('checked only', 10), setAt: '2026-01-01T00:00:00.000Z', scheme: 'bcrypt' });
+    store.setIfAbsent('hashed', {
+      hash: bcrypt.hashSync('checked only', 10),
+      setAt: '2026-01-01T00:00:00.000Z',
+      scheme: 'bcrypt',
+    });
     const { app } = sealingApp(express, { store, keys: ring1() });
     expect((await request(app).post('/servers/hashed/secret').send({ password: 'handed back' })).status).toBe(409);
     expect((await request(app).post('/servers/sealed/secret').send({ password: 'handed back' })).status).toBe(201);
@@ -114,7 +118,12 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
     const store = new MemoryStore();
     const { app } = sealingApp(express, { store, keys: ring1() });
     const statuses = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => request(app).post('/servers/race/secret').send({ password: `value number ${i}` }).then((r) => r.status)),
+      Array.from({ length: 8 }, (_, i) =>
+        request(app)
+          .post('/servers/race/secret')
+          .send({ password: `value number ${i}` })
+          .then((r) => r.status),
+      ),
     );
     expect(statuses.sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
   });
@@ -124,11 +133,20 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
     const keys = ring1();
     const app = express();
     app.use(responseEncoder());
-    app.post('/servers/:id/secret', ...stubValidator(express), encryptAndStore({ store, keys }), (_req: Request, res: Response) => {
-      res.json({ password: 'the route echoes the value posted' });
-    });
+    app.post(
+      '/servers/:id/secret',
+      ...stubValidator(express),
+      encryptAndStore({ store, keys }),
+      (_req: Request, res: Response) => {
+        res.json({ password: 'the route echoes the value posted' });
+      },
+    );
     app.get('/servers/:id/secret', revealSecret({ store, keys }), (req: Request, res: Response) => {
-      res.json({ password: revealedSecret(req), hash: store.get('srv-1')?.hash, other: { password: 'another secret', token: revealedSecret(req) } });
+      res.json({
+        password: revealedSecret(req),
+        hash: store.get('srv-1')?.hash,
+        other: { password: 'another secret', token: revealedSecret(req) },
+      });
     });
     app.get('/servers/:id/plain', (_req: Request, res: Response) => {
       res.json({ password: 'revealed on another route' });
@@ -151,7 +169,9 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
 
   describe('fails closed with the generic 500, logging the record id and the reason only', () => {
     const value = 'a value that must never be shown 0123456789';
-    const cases: ReadonlyArray<readonly [string, (store: MemoryStore, own: PasswordRecord, other: PasswordRecord) => PasswordRecord, RegExp]> = [
+    const cases: ReadonlyArray<
+      readonly [string, (store: MemoryStore, own: PasswordRecord, other: PasswordRecord) => PasswordRecord, RegExp]
+    > = [
       ['a flipped ciphertext byte', (_s, own) => flipped(own, 2), /authentication failed/],
       ['a flipped tag byte', (_s, own) => flipped(own, 3), /authentication failed/],
       ['a flipped nonce byte', (_s, own) => flipped(own, 1), /authentication failed/],
@@ -166,12 +186,24 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
       ],
       ['the value of another record moved onto this one', (_s, _own, other) => ({ ...other }), /authentication failed/],
       ['a truncated value', (_s, own) => ({ ...own, hash: own.hash.slice(0, -4) }), /malformed/],
-      ['a tag cut to 12 bytes', (_s, own) => ({ ...own, hash: own.hash.replace(/\.[^.]+$/, `.${Buffer.alloc(12).toString('base64url')}`) }), /malformed/],
+      [
+        'a tag cut to 12 bytes',
+        (_s, own) => ({ ...own, hash: own.hash.replace(/\.[^.]+$/, `.${Buffer.alloc(12).toString('base64url')}`) }),
+        /malformed/,
+      ],
       ['a value with its tag removed', (_s, own) => ({ ...own, hash: own.hash.replace(/\.[^.]+$/, '') }), /malformed/],
       ['a fifth part appended', (_s, own) => ({ ...own, hash: `${own.hash}.AAAA` }), /malformed/],
       ['another format version', (_s, own) => ({ ...own, hash: own.hash.replace(/^v1\./, 'v2.') }), /malformed/],
-      ['a nonce of 11 bytes', (_s, own) => ({ ...own, hash: own.hash.replace(/^v1\.[^.]+/, `v1.${Buffer.alloc(11).toString('base64url')}`) }), /malformed/],
-      ['a ciphertext in base64 with padding', (_s, own) => ({ ...own, hash: own.hash.replace(/^(v1\.[^.]+\.)[^.]+/, (_m, head: string) => `${head}QUJD+A==`) }), /malformed/],
+      [
+        'a nonce of 11 bytes',
+        (_s, own) => ({ ...own, hash: own.hash.replace(/^v1\.[^.]+/, `v1.${Buffer.alloc(11).toString('base64url')}`) }),
+        /malformed/,
+      ],
+      [
+        'a ciphertext in base64 with padding',
+        (_s, own) => ({ ...own, hash: own.hash.replace(/^(v1\.[^.]+\.)[^.]+/, (_m, head: string) => `${head}QUJD+A==`) }),
+        /malformed/,
+      ],
       [
         // 16 bytes take 22 characters, the last with 4 unused bits: setting one still decodes
         // to the same tag, so only the strict decoding refuses it.
@@ -185,8 +217,16 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
         },
         /malformed/,
       ],
-      ['an unknown key id', (_s, own) => ({ ...own, scheme: 'aes-256-gcm:k9' }), /key "k9", which the key provider does not have/],
-      ['a known key id that is not the one it was sealed under', (_s, own) => ({ ...own, scheme: 'aes-256-gcm:k3' }), /authentication failed/],
+      [
+        'an unknown key id',
+        (_s, own) => ({ ...own, scheme: 'aes-256-gcm:k9' }),
+        /key "k9", which the key provider does not have/,
+      ],
+      [
+        'a known key id that is not the one it was sealed under',
+        (_s, own) => ({ ...own, scheme: 'aes-256-gcm:k3' }),
+        /authentication failed/,
+      ],
       ['a scheme with no key id', (_s, own) => ({ ...own, scheme: 'aes-256-gcm' }), /names no valid key id/],
     ];
 
@@ -280,7 +320,10 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
 
   test('rotate: false reads an old key without re-sealing', async () => {
     const store = new MemoryStore();
-    await request(sealingApp(express, { store, keys: ring1() }).app).post('/servers/srv-1/secret').send({ password: 'old key' }).expect(201);
+    await request(sealingApp(express, { store, keys: ring1() }).app)
+      .post('/servers/srv-1/secret')
+      .send({ password: 'old key' })
+      .expect(201);
     const { app } = sealingApp(express, { store, keys: ring2(), rotate: false });
     expect((await request(app).get('/servers/srv-1/secret')).body).toEqual({ password: 'old key' });
     expect(store.get('srv-1')?.scheme).toBe('aes-256-gcm:k1');
@@ -288,7 +331,10 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
 
   test('a re-seal never overwrites a record changed meanwhile (compare-and-set)', async () => {
     const inner = new MemoryStore();
-    await request(sealingApp(express, { store: inner, keys: ring1() }).app).post('/servers/srv-1/secret').send({ password: 'old value' }).expect(201);
+    await request(sealingApp(express, { store: inner, keys: ring1() }).app)
+      .post('/servers/srv-1/secret')
+      .send({ password: 'old value' })
+      .expect(201);
     const replaced: boolean[] = [];
     // Between the reveal's read and its re-seal, the owner deletes the value and sets another.
     const store: PasswordStore = {
@@ -394,7 +440,10 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
         expect(res.status).toBe(500);
         expect(res.text).not.toContain('never stored anywhere');
       }
-      expect(logged.map((entry) => entry.error)).toEqual([expect.stringMatching(/disk I\/O error/), expect.stringMatching(/disk I\/O error/)]);
+      expect(logged.map((entry) => entry.error)).toEqual([
+        expect.stringMatching(/disk I\/O error/),
+        expect.stringMatching(/disk I\/O error/),
+      ]);
     }
   });
 
@@ -417,8 +466,15 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
 
   test('a provider answering null for its current key says it has no key, and nothing is stored', async () => {
     const store = new MemoryStore();
-    const { app, logged } = sealingApp(express, { store, keys: { currentKeyId: () => 'k1', key: () => null } as unknown as KeyProvider });
-    expectProblem(await request(app).post('/servers/srv-1/secret').send({ password: 'never stored' }), 500, 'password.misconfigured');
+    const { app, logged } = sealingApp(express, {
+      store,
+      keys: { currentKeyId: () => 'k1', key: () => null } as unknown as KeyProvider,
+    });
+    expectProblem(
+      await request(app).post('/servers/srv-1/secret').send({ password: 'never stored' }),
+      500,
+      'password.misconfigured',
+    );
     expect(store.size).toBe(0);
     expect(logged[0]?.error).toMatch(/has no key for its current key id "k1"/);
   });
@@ -444,7 +500,10 @@ describe('localKeyRing', () => {
   const nonCanonicalUrl = canonicalUrl.slice(0, 42) + last[last.indexOf(canonicalUrl.slice(42)) | 1];
 
   test('keys may be base64 (as openssl rand -base64 32 prints, trailing newline too), base64url or bytes', () => {
-    const ring = localKeyRing({ current: 'b', keys: { a: `${K1}\n`, b: Buffer.from(K2, 'base64').toString('base64url'), c: new Uint8Array(Buffer.from(K3, 'base64')) } });
+    const ring = localKeyRing({
+      current: 'b',
+      keys: { a: `${K1}\n`, b: Buffer.from(K2, 'base64').toString('base64url'), c: new Uint8Array(Buffer.from(K3, 'base64')) },
+    });
     expect(ring.currentKeyId()).toBe('b');
     expect(Buffer.from(ring.key('a') as Uint8Array).equals(bytes32)).toBe(true);
     expect(Buffer.from(ring.key('b') as Uint8Array).toString('base64')).toBe(K2);
@@ -462,23 +521,67 @@ describe('localKeyRing', () => {
   });
 
   const bad: ReadonlyArray<readonly [string, unknown, RegExp]> = [
-    ['a 31-byte key', { current: 'k1', keys: { k1: bytes32.subarray(0, 31) } }, /option "keys" key "k1" is 31 bytes; AES-256 needs exactly 32/],
-    ['a 33-byte key', { current: 'k1', keys: { k1: Buffer.concat([bytes32, Buffer.from([1])]).toString('base64') } }, /key "k1" is 33 bytes/],
+    [
+      'a 31-byte key',
+      { current: 'k1', keys: { k1: bytes32.subarray(0, 31) } },
+      /option "keys" key "k1" is 31 bytes; AES-256 needs exactly 32/,
+    ],
+    [
+      'a 33-byte key',
+      { current: 'k1', keys: { k1: Buffer.concat([bytes32, Buffer.from([1])]).toString('base64') } },
+      /key "k1" is 33 bytes/,
+    ],
     ['a 16-byte base64 key', { current: 'k1', keys: { k1: bytes32.subarray(0, 16).toString('base64') } }, /key "k1" is 16 bytes/],
-    ['a string that is not base64', { current: 'k1', keys: { k1: `${K1.slice(0, 20)}!${K1.slice(21)}` } }, /option "keys" key "k1" is not base64/],
+    [
+      'a string that is not base64',
+      { current: 'k1', keys: { k1: `${K1.slice(0, 20)}!${K1.slice(21)}` } },
+      /option "keys" key "k1" is not base64/,
+    ],
     ['a password instead of a key', { current: 'k1', keys: { k1: 'correct horse battery staple' } }, /key "k1" is not base64/],
     ['a non-canonical base64 string', { current: 'k1', keys: { k1: `${K1.slice(0, 42)}B=` } }, /key "k1" is not base64/],
-    ['a number', { current: 'k1', keys: { k1: 42 } }, /option "keys" key "k1" must be a Uint8Array or a base64 string, got number/],
-    ['a null key', { current: 'k1', keys: { k1: null } }, /option "keys" key "k1" must be a Uint8Array or a base64 string, got null\./],
-    ['an empty key (an unset variable read with ?? \'\')', { current: 'k1', keys: { k1: '' } }, /option "keys" key "k1" is not base64/],
+    [
+      'a number',
+      { current: 'k1', keys: { k1: 42 } },
+      /option "keys" key "k1" must be a Uint8Array or a base64 string, got number/,
+    ],
+    [
+      'a null key',
+      { current: 'k1', keys: { k1: null } },
+      /option "keys" key "k1" must be a Uint8Array or a base64 string, got null\./,
+    ],
+    [
+      "an empty key (an unset variable read with ?? '')",
+      { current: 'k1', keys: { k1: '' } },
+      /option "keys" key "k1" is not base64/,
+    ],
     ['a blank key', { current: 'k1', keys: { k1: ' \n' } }, /option "keys" key "k1" is not base64/],
-    ['a non-canonical base64url string', { current: 'k1', keys: { k1: nonCanonicalUrl } }, /option "keys" key "k1" is not base64/],
-    ['an unknown current id', { current: 'k2', keys: { k1: K1 } }, /option "current" must be the id of one of the keys \("k1"\), got "k2"/],
+    [
+      'a non-canonical base64url string',
+      { current: 'k1', keys: { k1: nonCanonicalUrl } },
+      /option "keys" key "k1" is not base64/,
+    ],
+    [
+      'an unknown current id',
+      { current: 'k2', keys: { k1: K1 } },
+      /option "current" must be the id of one of the keys \("k1"\), got "k2"/,
+    ],
     ['no current id', { keys: { k1: K1 } }, /option "current" must be the id of one of the keys/],
-    ['the same key under two ids', { current: 'k2', keys: { k1: K1, k2: K1 } }, /option "keys" keys "k1" and "k2" are the same key/],
+    [
+      'the same key under two ids',
+      { current: 'k2', keys: { k1: K1, k2: K1 } },
+      /option "keys" keys "k1" and "k2" are the same key/,
+    ],
     ['a key id with a colon', { current: 'a:b', keys: { 'a:b': K1 } }, /option "keys" has a key id "a:b"/],
-    ['a key id of 100 characters, quoted cut to 70', { current: 'k1', keys: { ['i'.repeat(100)]: K1 } }, new RegExp(`option "keys" has a key id "${'i'.repeat(70)}": an id is`)],
-    ['a long unknown current id, quoted cut to 70, beside every id there is', { current: 'c'.repeat(100), keys: { k1: K1, k2: K2 } }, new RegExp(`option "current" must be the id of one of the keys \\("k1", "k2"\\), got "${'c'.repeat(70)}"\\.`)],
+    [
+      'a key id of 100 characters, quoted cut to 70',
+      { current: 'k1', keys: { ['i'.repeat(100)]: K1 } },
+      new RegExp(`option "keys" has a key id "${'i'.repeat(70)}": an id is`),
+    ],
+    [
+      'a long unknown current id, quoted cut to 70, beside every id there is',
+      { current: 'c'.repeat(100), keys: { k1: K1, k2: K2 } },
+      new RegExp(`option "current" must be the id of one of the keys \\("k1", "k2"\\), got "${'c'.repeat(70)}"\\.`),
+    ],
     ['no keys', { current: 'k1', keys: {} }, /option "keys" must hold at least one key/],
     ['keys as an array', { current: 'k1', keys: [K1] }, /option "keys" must be an object/],
     ['keys as null', { current: 'k1', keys: null }, /option "keys" must be an object/],
@@ -519,12 +622,16 @@ describe('encryptAndStore and revealSecret options', () => {
     expect(() => factory({ store, keys, purpose: '' })).toThrow(/option "purpose" must be a label/);
     expect(() => factory({ store, keys, purpose: 'a b' })).toThrow(/option "purpose" must be a label/);
     // A string is a dotted request path now (issue 17): "id" is not one, so it is still refused at start-up.
-    expect(() => factory({ store, keys, recordId: 'id' } as never)).toThrow(new RegExp(`^${name}: option "recordId" (must be a function|\\("id"\\) must start with)`));
+    expect(() => factory({ store, keys, recordId: 'id' } as never)).toThrow(
+      new RegExp(`^${name}: option "recordId" (must be a function|\\("id"\\) must start with)`),
+    );
     expect(() => factory({ store, keys, id: () => 'x' } as never)).toThrow(/unknown option "id"/);
   });
 
   test('revealSecret: rotate must be a boolean', () => {
-    expect(() => revealSecret({ store, keys, rotate: 'yes' } as never)).toThrow(/^revealSecret: option "rotate" must be true or false/);
+    expect(() => revealSecret({ store, keys, rotate: 'yes' } as never)).toThrow(
+      /^revealSecret: option "rotate" must be true or false/,
+    );
   });
 });
 

@@ -29,13 +29,28 @@ const ring2 = (): KeyProvider => localKeyRing({ current: 'k2', keys: { k1: K1, k
 
 /** The values a test posts: the guest agent's base64 ciphertexts, text, and the 1020-byte limit. */
 function values(): string[] {
-  return [guestValue(256), guestValue(512), guestValue(765), 'a plain passphrase that is not base64: ünïcødé €', 'é€😀'.repeat(113) + 'ab', 'Z'.repeat(1020)];
+  return [
+    guestValue(256),
+    guestValue(512),
+    guestValue(765),
+    'a plain passphrase that is not base64: ünïcødé €',
+    'é€😀'.repeat(113) + 'ab',
+    'Z'.repeat(1020),
+  ];
 }
 
 /** Alice owns srv-alice; `X-User` names the caller. */
-function ownedApp(express: ExpressFactory, store: PasswordStore, keys: KeyProvider): { app: Express; logged: ReturnType<typeof sealingApp>['logged'] } {
+function ownedApp(
+  express: ExpressFactory,
+  store: PasswordStore,
+  keys: KeyProvider,
+): { app: Express; logged: ReturnType<typeof sealingApp>['logged'] } {
   const servers = new Map([['srv-alice', { owner: 'alice' }]]);
-  const guard = requireOwnership({ principal: requestUser(), load: (req: Request) => servers.get(String(req.params['id'])), owner: 'owner' });
+  const guard = requireOwnership({
+    principal: requestUser(),
+    load: (req: Request) => servers.get(String(req.params['id'])),
+    owner: 'owner',
+  });
   const built = sealingApp(express, { store, keys, guard });
   const app = express();
   app.use((req: Request, _res: Response, next: NextFunction) => {
@@ -78,7 +93,11 @@ function sealingOn(name: string, open: () => Promise<StoreUnderTest>): void {
     test('set-once: of concurrent sets for one id exactly one wins, the others get 409', async () => {
       const { app } = sealingApp(express, { store: current.store, keys: ring1() });
       const results = await Promise.all(
-        Array.from({ length: 6 }, (_, i) => request(app).post('/servers/race/secret').send({ password: `value number ${i}` })),
+        Array.from({ length: 6 }, (_, i) =>
+          request(app)
+            .post('/servers/race/secret')
+            .send({ password: `value number ${i}` }),
+        ),
       );
       expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409]);
       for (const conflict of results.filter((r) => r.status === 409)) {
@@ -116,13 +135,18 @@ function sealingOn(name: string, open: () => Promise<StoreUnderTest>): void {
       const { app, logged } = sealingApp(express, { store, keys: ring1() });
       const secret = guestValue(256);
       await request(app).post('/servers/own/secret').send({ password: secret }).expect(201);
-      await request(app).post('/servers/other/secret').send({ password: guestValue(256) }).expect(201);
+      await request(app)
+        .post('/servers/other/secret')
+        .send({ password: guestValue(256) })
+        .expect(201);
       const own = (await store.get('own')) as PasswordRecord;
       const bad = tamper(own, (await store.get('other')) as PasswordRecord);
       expect(await store.replace('own', own.hash, bad)).toBe(true);
       const res = await request(app).get('/servers/own/secret');
       expectProblem(res, 500, 'server.error', 'The server could not complete the request.');
-      expect(logged.map((entry) => entry.error.split('\n')[0])).toEqual([expect.stringMatching(/^Error: revealSecret: the sealed record "own" did not open: /)]);
+      expect(logged.map((entry) => entry.error.split('\n')[0])).toEqual([
+        expect.stringMatching(/^Error: revealSecret: the sealed record "own" did not open: /),
+      ]);
       for (const hidden of [secret, own.hash, bad.hash, K1]) expect(logged[0]?.error).not.toContain(hidden);
       expect(await store.get('own')).toEqual(bad);
     });
@@ -130,7 +154,10 @@ function sealingOn(name: string, open: () => Promise<StoreUnderTest>): void {
     test('rotation: sealed under k1, it opens after k2 becomes current and is re-sealed under k2 on read', async () => {
       const { store } = current;
       const secret = guestValue(256);
-      await request(sealingApp(express, { store, keys: ring1() }).app).post('/servers/srv-1/secret').send({ password: secret }).expect(201);
+      await request(sealingApp(express, { store, keys: ring1() }).app)
+        .post('/servers/srv-1/secret')
+        .send({ password: secret })
+        .expect(201);
       const before = (await store.get('srv-1')) as PasswordRecord;
       expect(before.scheme).toBe('aes-256-gcm:k1');
       const { app } = sealingApp(express, { store, keys: ring2() });
@@ -146,12 +173,17 @@ function sealingOn(name: string, open: () => Promise<StoreUnderTest>): void {
     test('a foreign caller gets the same 404 as for a missing record', async () => {
       const { app } = ownedApp(express, current.store, ring1());
       await request(app).post('/servers/srv-alice/secret').set('X-User', 'alice').send({ password: 'alice only' }).expect(201);
-      expect((await request(app).get('/servers/srv-alice/secret').set('X-User', 'alice')).body).toEqual({ password: 'alice only' });
+      expect((await request(app).get('/servers/srv-alice/secret').set('X-User', 'alice')).body).toEqual({
+        password: 'alice only',
+      });
       const foreign = await request(app).get('/servers/srv-alice/secret').set('X-User', 'bob');
       const missing = await request(app).get('/servers/srv-none/secret').set('X-User', 'bob');
       expect(foreign.status).toBe(404);
       expect(missing.status).toBe(404);
-      expect(foreign.body).toEqual({ ...missing.body, ...(missing.body.instance === undefined ? {} : { instance: foreign.body.instance }) });
+      expect(foreign.body).toEqual({
+        ...missing.body,
+        ...(missing.body.instance === undefined ? {} : { instance: foreign.body.instance }),
+      });
       expect(foreign.text).not.toContain('alice only');
     });
   });
@@ -161,7 +193,8 @@ sealingOn('a MemoryStore', async () => {
   const store = new MemoryStore();
   return {
     store,
-    bytes: async () => Buffer.from(JSON.stringify(store.ids().map((id) => store.get(id))) + inspect(store, { depth: 10, showHidden: true })),
+    bytes: async () =>
+      Buffer.from(JSON.stringify(store.ids().map((id) => store.get(id))) + inspect(store, { depth: 10, showHidden: true })),
     close: async () => undefined,
   };
 });
@@ -182,7 +215,13 @@ sealingOn('a SqliteStore file', async () => {
   return {
     store,
     // The database, its WAL and its shared-memory index: every byte SQLite keeps.
-    bytes: async () => Buffer.concat(['', '-wal', '-shm', '-journal'].map((suffix) => `${filename}${suffix}`).filter(existsSync).map((file) => readFileSync(file))),
+    bytes: async () =>
+      Buffer.concat(
+        ['', '-wal', '-shm', '-journal']
+          .map((suffix) => `${filename}${suffix}`)
+          .filter(existsSync)
+          .map((file) => readFileSync(file)),
+      ),
     close: async () => store.close(),
   };
 });

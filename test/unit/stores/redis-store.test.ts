@@ -3,13 +3,7 @@ import type Redis from 'ioredis';
 import type { Cluster } from 'ioredis';
 import request from 'supertest';
 import type { Express, Request, Response } from 'express';
-import {
-  HashLimiter,
-  RedisStore,
-  hashAndStore,
-  passwordVerifier,
-  problemHandler,
-} from '../../../lib';
+import { HashLimiter, RedisStore, hashAndStore, passwordVerifier, problemHandler } from '../../../lib';
 import type { PasswordRecord, ProblemLogEntry, RedisStoreClient } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
@@ -39,14 +33,24 @@ const record: PasswordRecord = { hash: HASH, setAt: '2026-11-28T18:04:34.000Z', 
  */
 function routesOn(express: ExpressFactory, store: RedisStore, logged: ProblemLogEntry[], reached: string[]): Express {
   const app = express();
-  app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10, limiter: new HashLimiter({ maxPerCaller: 32 }) }), (_req: Request, res: Response) => {
-    reached.push('stored');
-    res.status(204).end();
-  });
-  app.post('/servers/:id/password/verify', ...stubValidator(express), passwordVerifier({ store, cost: 10 }), (_req: Request, res: Response) => {
-    reached.push('verified');
-    res.json({ match: true });
-  });
+  app.post(
+    '/servers/:id/password',
+    ...stubValidator(express),
+    hashAndStore({ store, cost: 10, limiter: new HashLimiter({ maxPerCaller: 32 }) }),
+    (_req: Request, res: Response) => {
+      reached.push('stored');
+      res.status(204).end();
+    },
+  );
+  app.post(
+    '/servers/:id/password/verify',
+    ...stubValidator(express),
+    passwordVerifier({ store, cost: 10 }),
+    (_req: Request, res: Response) => {
+      reached.push('verified');
+      res.json({ match: true });
+    },
+  );
   app.use(problemHandler({ log: (entry) => logged.push(entry) }));
   return app;
 }
@@ -212,7 +216,13 @@ withRedis('RedisStore on a redis-server of its own', () => {
       for (const key of await redis.keys(`${prefix}*`)) values.push(`${key} ${(await redis.get(key)) ?? ''}`);
       expect(values).toHaveLength(1);
       const everything = [...commands, ...values].join('\n');
-      for (const needle of [password, password.normalize('NFD'), 'Plaintext-Canary', '密码', Buffer.from(password).toString('base64')]) {
+      for (const needle of [
+        password,
+        password.normalize('NFD'),
+        'Plaintext-Canary',
+        '密码',
+        Buffer.from(password).toString('base64'),
+      ]) {
         expect(everything).not.toContain(needle);
       }
     });
@@ -325,25 +335,32 @@ describe('RedisStore options', () => {
   });
 
   test('a client that would queue commands forever while Redis is down is refused', () => {
-    expect(() => new RedisStore({ client: client('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: null }) })).toThrow(
-      /option "client" would wait forever while Redis is unreachable.*enableOfflineQueue: false/,
-    );
     expect(
-      () => new RedisStore({ client: client('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: false }) }),
+      () => new RedisStore({ client: client('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: null }) }),
+    ).toThrow(/option "client" would wait forever while Redis is unreachable.*enableOfflineQueue: false/);
+    expect(
+      () =>
+        new RedisStore({
+          client: client('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: false }),
+        }),
     ).not.toThrow();
     expect(() => new RedisStore({ client: client('redis://127.0.0.1:1', { lazyConnect: true }) })).not.toThrow();
   });
 
   test('prefix must be a string, and unknown options throw with a suggestion', () => {
     expect(() => new RedisStore({ client: idle(), prefix: 42 } as never)).toThrow(/option "prefix" must be a string/);
-    expect(() => new RedisStore({ client: idle(), prefx: 'a:' } as never)).toThrow(/unknown option "prefx"\. Did you mean "prefix"\?/);
+    expect(() => new RedisStore({ client: idle(), prefx: 'a:' } as never)).toThrow(
+      /unknown option "prefx"\. Did you mean "prefix"\?/,
+    );
     // Issue 14: keys were prefix + id, so nesting prefixes could collide.
     expect(() => new RedisStore({ client: idle(), prefix: '' })).toThrow(/option "prefix" must end with ":"/);
     expect(() => new RedisStore({ client: idle(), prefix: 'app' })).toThrow(/option "prefix" must end with ":"/);
     const client = idle();
     new RedisStore({ client, prefix: 'app:' });
     expect(new RedisStore({ client, prefix: 'app:' }).key('x')).toBe('app:x');
-    expect(() => new RedisStore({ client, prefix: 'app:users:' })).toThrow(/option "prefix" "app:users:" nests with the prefix "app:"/);
+    expect(() => new RedisStore({ client, prefix: 'app:users:' })).toThrow(
+      /option "prefix" "app:users:" nests with the prefix "app:"/,
+    );
     expect(() => new RedisStore({ client: idle(), prefix: 'app:users:' }).key('a:b%c')).not.toThrow();
     expect(new RedisStore({ client: idle(), prefix: 'p:' }).key('a:b%3A')).toBe('p:a%3Ab%253A');
   });

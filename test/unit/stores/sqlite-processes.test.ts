@@ -77,7 +77,10 @@ describe.each(expressVersions)('two processes sharing one SQLite file on %s', (n
     );
     const statuses = await Promise.all(
       attempts.map(({ server, password }) =>
-        request(server.url).post('/servers/srv-shared/password').send({ password }).then((res) => res.status),
+        request(server.url)
+          .post('/servers/srv-shared/password')
+          .send({ password })
+          .then((res) => res.status),
       ),
     );
     expect(statuses.filter((status) => status === 204)).toHaveLength(1);

@@ -58,7 +58,11 @@ storeContract("SqliteStore (on an app's own database)", {
   },
 });
 
-const record = { hash: '$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy', setAt: '2026-11-28T18:04:34.000Z', scheme: 'bcrypt' };
+const record = {
+  hash: '$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy',
+  setAt: '2026-11-28T18:04:34.000Z',
+  scheme: 'bcrypt',
+};
 
 describe('SqliteStore on a file', () => {
   test('the file is in WAL mode and created owner-only, with its WAL file', () => {
@@ -201,7 +205,9 @@ describe('SqliteStore options', () => {
   test('filename is required and busyTimeout must be a whole number of ms', () => {
     expect(() => new SqliteStore({} as never)).toThrow(/option "filename" must be the path/);
     expect(() => new SqliteStore({ filename: '' })).toThrow(/option "filename"/);
-    expect(() => new SqliteStore({ filename: ':memory:', busyTimeout: -1 })).toThrow(/option "busyTimeout" must be a whole number of milliseconds, 0 or more, got -1\./);
+    expect(() => new SqliteStore({ filename: ':memory:', busyTimeout: -1 })).toThrow(
+      /option "busyTimeout" must be a whole number of milliseconds, 0 or more, got -1\./,
+    );
     expect(() => new SqliteStore({ filename: ':memory:', busyTimeout: 1.5 })).toThrow(/option "busyTimeout"/);
   });
 

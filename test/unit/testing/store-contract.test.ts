@@ -130,6 +130,8 @@ describe('storeContract', () => {
     expect(() => storeContract('s', { create, framework: { describe } } as never)).toThrow(
       /option "framework" must be an object with the functions describe, it, beforeEach and afterEach; missing it, beforeEach, afterEach/,
     );
-    expect(() => storeContract('s', { create, destory: () => undefined } as never)).toThrow(/unknown option "destory"\. Did you mean "destroy"\?/);
+    expect(() => storeContract('s', { create, destory: () => undefined } as never)).toThrow(
+      /unknown option "destory"\. Did you mean "destroy"\?/,
+    );
   });
 });
