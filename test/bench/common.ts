@@ -88,6 +88,26 @@ export function exitWithParent(): void {
   });
 }
 
+/**
+ * The entry of a measuring child started with `forkChild(file, ['measure', json])`: runs
+ * `measure` on the parsed config, sends `{ result }` back, and exits when told to stop or
+ * when the parent goes away.
+ */
+export function runMeasureChild<C, R>(measure: (config: C) => Promise<R>): void {
+  exitWithParent();
+  measure(JSON.parse(process.argv[3] ?? '{}') as C)
+    .then((result) => {
+      process.send?.({ result });
+    })
+    .catch((error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    });
+  process.on('message', (message) => {
+    if (message === 'stop') process.exit(0);
+  });
+}
+
 export type Verdict = 'met' | 'missed' | '';
 
 export interface Row {

@@ -11,7 +11,7 @@ import bcrypt from 'bcrypt';
 import type { NextFunction, Request, Response } from 'express';
 import { HashLimiter, MemoryStore, hashAndStore, setValidatedPassword } from '../../lib';
 import { threadPoolSize } from '../../lib/hashing/hash-limiter';
-import { exitWithParent, fixed, forkChild, median, verdict } from './common';
+import { runMeasureChild, fixed, forkChild, median, verdict } from './common';
 import type { Row } from './common';
 
 export interface HashingConfig {
@@ -267,17 +267,4 @@ export async function hashingRows(config: HashingConfig, log: (line: string) => 
   }
 }
 
-if (process.argv[2] === 'measure') {
-  exitWithParent();
-  measure(JSON.parse(process.argv[3] ?? '{}') as HashingConfig)
-    .then((result) => {
-      process.send?.({ result });
-    })
-    .catch((error: unknown) => {
-      console.error(error);
-      process.exit(1);
-    });
-  process.on('message', (message) => {
-    if (message === 'stop') process.exit(0);
-  });
-}
+if (process.argv[2] === 'measure') runMeasureChild(measure);

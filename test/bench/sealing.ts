@@ -23,7 +23,7 @@ import {
   setValidatedPassword,
   validatedPassword,
 } from '../../lib';
-import { exitWithParent, fixed, forkChild, median, verdict } from './common';
+import { runMeasureChild, fixed, forkChild, median, verdict } from './common';
 import type { Row } from './common';
 
 export interface SealingConfig {
@@ -173,17 +173,4 @@ export async function sealingRows(config: SealingConfig, log: (line: string) => 
   }
 }
 
-if (process.argv[2] === 'measure') {
-  exitWithParent();
-  measure(JSON.parse(process.argv[3] ?? '{}') as SealingConfig)
-    .then((result) => {
-      process.send?.({ result });
-    })
-    .catch((error: unknown) => {
-      console.error(error);
-      process.exit(1);
-    });
-  process.on('message', (message) => {
-    if (message === 'stop') process.exit(0);
-  });
-}
+if (process.argv[2] === 'measure') runMeasureChild(measure);
