@@ -259,6 +259,20 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
       // Failing closed changes nothing.
       expect(store.get('own')).toEqual(bad);
     });
+
+    test('a key provider of its own with no key for the record’s id is an unknown key, not a malformed one', async () => {
+      const store = new MemoryStore();
+      // Not a localKeyRing: the answers go through the provider interface, as from a KMS.
+      const keys: KeyProvider = { currentKeyId: () => 'k1', key: (id) => (id === 'k1' ? Buffer.from(K1, 'base64') : undefined) };
+      const { app, logged } = sealingApp(express, { store, keys });
+      await request(app).post('/servers/own/secret').send({ password: value }).expect(201);
+      const own = store.get('own') as PasswordRecord;
+      expect(store.replace('own', own.hash, { ...own, scheme: 'aes-256-gcm:k9' })).toBe(true);
+
+      expectProblem(await request(app).get('/servers/own/secret'), 500, 'server.error');
+      expect(logged).toHaveLength(1);
+      expect(logged[0]?.error ?? '').toMatch(/key "k9", which the key provider does not have/);
+    });
   });
 
   test('a value starting with U+FEFF comes back with it: a byte-order mark is data here, not a marker', async () => {
