@@ -3,7 +3,7 @@ import bcrypt from 'bcrypt';
 import Database from 'better-sqlite3';
 import helmet from 'helmet';
 import request from 'supertest';
-import type { NextFunction, Request, Response } from 'express';
+import type { ErrorRequestHandler, Express, NextFunction, Request, Response } from 'express';
 import {
   hashAndStore,
   MemoryStore,
@@ -58,6 +58,20 @@ function usersTable(): { db: Database.Database; source: PasswordSource } {
 
 describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
   const quiet = problemHandler({ log: false });
+  /** The shop's login route: a read-only users table checked by email, behind the given error handler. */
+  const loginApp = (source: PasswordSource, errors: ErrorRequestHandler): Express => {
+    const app = express();
+    app.post(
+      '/login',
+      passwordBody({ purpose: 'verify' }),
+      passwordVerifier({ store: source, id: 'body.email' }),
+      (_req, res) => {
+        res.json({ ok: true });
+      },
+    );
+    app.use(errors);
+    return app;
+  };
   const echo = (req: Request, res: Response): void => {
     res.json({
       body: req.body as unknown,
@@ -322,16 +336,7 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
 
     test('a read-only source with get alone is accepted by the verifier; a stub replace is not', async () => {
       const { source } = usersTable();
-      const app = express();
-      app.post(
-        '/login',
-        passwordBody({ purpose: 'verify' }),
-        passwordVerifier({ store: source, id: 'body.email' }),
-        (_req, res) => {
-          res.json({ ok: true });
-        },
-      );
-      app.use(quiet);
+      const app = loginApp(source, quiet);
       expect(
         (await request(app).post('/login').send({ email: 'bob@example.com', password: 'bob builds bridges 1999' })).status,
       ).toBe(200);
@@ -348,16 +353,7 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
   test('7. a login body without its id field, or with an object there, is a 400, not a 500', async () => {
     const { source } = usersTable();
     const logged: string[] = [];
-    const app = express();
-    app.post(
-      '/login',
-      passwordBody({ purpose: 'verify' }),
-      passwordVerifier({ store: source, id: 'body.email' }),
-      (_req, res) => {
-        res.json({ ok: true });
-      },
-    );
-    app.use(problemHandler({ log: (entry) => logged.push(entry.error) }));
+    const app = loginApp(source, problemHandler({ log: (entry) => logged.push(entry.error) }));
     for (const body of [{ password: 'x' }, { email: { $ne: '' }, password: 'x' }, { email: '', password: 'x' }]) {
       const res = await request(app).post('/login').send(body);
       expectProblem(res, 400, 'request.id_invalid', 'The request must name its account in "body.email", as a non-empty string.');
@@ -372,16 +368,7 @@ describe.each(expressVersions)('retrofit frictions on %s', (_name, express) => {
     const long = 'correct horse battery staple '.repeat(3).slice(0, 84);
     const { source, db } = usersTable();
     db.prepare('UPDATE users SET password = ? WHERE id = 2').run(md5(long));
-    const app = express();
-    app.post(
-      '/login',
-      passwordBody({ purpose: 'verify' }),
-      passwordVerifier({ store: source, id: 'body.email' }),
-      (_req, res) => {
-        res.json({ ok: true });
-      },
-    );
-    app.use(quiet);
+    const app = loginApp(source, quiet);
     expect((await request(app).post('/login').send({ email: 'bob@example.com', password: long })).status).toBe(200);
     const padded = { email: 'bob@example.com', password: long, device: 'x'.repeat(1500) };
     expect((await request(app).post('/login').send(padded)).status).toBe(200);
