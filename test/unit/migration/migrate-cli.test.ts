@@ -31,8 +31,9 @@ interface Run {
   readonly exited: Promise<number | null>;
 }
 
-function start(args: readonly string[], env: Record<string, string> = {}): Run {
-  const child = spawn(process.execPath, [...NODE_ARGS, ...args], {
+/** `preload` is a module Node requires before the CLI (a fixture that hides a package). */
+function start(args: readonly string[], env: Record<string, string> = {}, preload?: string): Run {
+  const child = spawn(process.execPath, [...(preload === undefined ? [] : ['--require', preload]), ...NODE_ARGS, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -48,8 +49,9 @@ function start(args: readonly string[], env: Record<string, string> = {}): Run {
 async function run(
   args: readonly string[],
   env: Record<string, string> = {},
+  preload?: string,
 ): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const running = start(args, env);
+  const running = start(args, env, preload);
   const status = await running.exited;
   return { status, stdout: running.stdout(), stderr: running.stderr() };
 }
@@ -333,17 +335,11 @@ describe('npx express-password-guard migrate', () => {
   });
 
   test('--redis without ioredis installed says how to install it', async () => {
-    const child = spawn(
-      process.execPath,
-      ['--require', './test/fixtures/without-ioredis.cjs', ...NODE_ARGS, 'migrate', '--redis', 'redis://127.0.0.1:1'],
-      {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+    const { status, stderr } = await run(
+      ['migrate', '--redis', 'redis://127.0.0.1:1'],
+      {},
+      './test/fixtures/without-ioredis.cjs',
     );
-    let stderr = '';
-    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
-    const status = await new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
     expect(status).toBe(1);
     expect(stderr).toContain(
       '--redis needs the ioredis package, which is not installed: run "npm install ioredis" in your project.',
@@ -353,17 +349,7 @@ describe('npx express-password-guard migrate', () => {
   test('--sqlite without better-sqlite3 installed says how to install it', async () => {
     const file = join(dir, 'no-driver.db');
     writeFileSync(file, '');
-    const child = spawn(
-      process.execPath,
-      ['--require', './test/fixtures/without-better-sqlite3.cjs', ...NODE_ARGS, 'migrate', '--sqlite', file],
-      {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stderr = '';
-    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
-    const status = await new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    const { status, stderr } = await run(['migrate', '--sqlite', file], {}, './test/fixtures/without-better-sqlite3.cjs');
     expect(status).toBe(1);
     expect(stderr).toContain(
       'reading SQLite files (--sqlite, --metadata-db) needs the better-sqlite3 package, which is not installed: run "npm install better-sqlite3" in your project.',
