@@ -8,7 +8,7 @@ import {
   storedPassword,
   verifiedPassword,
 } from '../../lib';
-import type { HashAndStoreOptions, PasswordLocation, PasswordVerifierOptions } from '../../lib';
+import type { HashAndStoreOptions, HashLimiter, PasswordLocation, PasswordVerifierOptions } from '../../lib';
 import type { ExpressFactory } from './express';
 
 /**
@@ -67,4 +67,19 @@ export function sendFrom(app: Express, location: PasswordLocation, password: str
     case 'query':
       return request(app).post(`${path}?password=${encodeURIComponent(password)}`);
   }
+}
+
+/**
+ * Takes one of `limiter`'s slots with a task that runs until `release()`: the way to make
+ * the limiter full, or busy for a known time, without hashing anything.
+ */
+export function holdSlot(limiter: HashLimiter): { readonly release: () => void; readonly held: Promise<void> | undefined } {
+  let release = (): void => undefined;
+  const held = limiter.tryRun(
+    () =>
+      new Promise<void>((resolve) => {
+        release = resolve;
+      }),
+  );
+  return { release: () => release(), held };
 }

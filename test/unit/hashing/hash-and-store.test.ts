@@ -7,7 +7,7 @@ import type { Request, Response } from 'express';
 import { HashLimiter, MemoryStore, hashAndStore, problemHandler, storedPassword, validatedPassword } from '../../../lib';
 import type { PasswordRecord, PasswordStore, ProblemLogEntry } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
-import { passwordApp, stubValidator } from '../../helpers/password';
+import { holdSlot, passwordApp, stubValidator } from '../../helpers/password';
 import { expectProblem } from '../../helpers/problem';
 
 const PEPPER = 'test-pepper-0123456789abcdef0123456789abcdef';
@@ -276,13 +276,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
       const hash = jest.spyOn(bcrypt, 'hash');
       const app = passwordApp(express, { store, cost: 10, limiter });
       // Something else holds the only slot, so exactly one request can queue.
-      let release = (): void => undefined;
-      const held = limiter.tryRun(
-        () =>
-          new Promise<void>((resolve) => {
-            release = resolve;
-          }),
-      );
+      const { release, held } = holdSlot(limiter);
       const server = createServer(app).listen(0);
       try {
         const { port } = server.address() as AddressInfo;
@@ -336,13 +330,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
       await first;
 
       // One slot busy at an average of at least 1.3 s a task: 2 seconds or more.
-      let release = (): void => undefined;
-      const second = limiter.tryRun(
-        () =>
-          new Promise<void>((resolve) => {
-            release = resolve;
-          }),
-      );
+      const { release, held: second } = holdSlot(limiter);
       const more = await refusal();
       const seconds = String(more.headers['retry-after']);
       expect(seconds).toMatch(/^[2-9]$/);

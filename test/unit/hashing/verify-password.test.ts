@@ -14,7 +14,7 @@ import {
 } from '../../../lib';
 import type { PasswordRecord, PasswordStore } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
-import { passwordApp, stubValidator } from '../../helpers/password';
+import { holdSlot, passwordApp, stubValidator } from '../../helpers/password';
 import { expectProblem } from '../../helpers/problem';
 
 const PEPPER = 'test-pepper-0123456789abcdef0123456789abcdef';
@@ -147,13 +147,7 @@ describe('verifyPassword', () => {
   test('a full limiter rejects with a 503 password.busy problem without comparing', async () => {
     const store = await storeWith('srv-1', 'correct horse');
     const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 0, maxPerCaller: 2 });
-    let release = (): void => undefined;
-    const held = limiter.tryRun(
-      () =>
-        new Promise<void>((resolve) => {
-          release = resolve;
-        }),
-    );
+    const { release, held } = holdSlot(limiter);
     const compare = jest.spyOn(bcrypt, 'compare');
     const error: unknown = await verifyPassword(store, 'srv-1', 'correct horse', { cost: 10, limiter }).catch((e: unknown) => e);
     expect(isOwnProblem(error) && error.status === 503 && error.type === 'password.busy').toBe(true);
@@ -303,13 +297,7 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
   test('a full limiter gets 503 with Retry-After', async () => {
     const store = await storeWith('srv-1', 'correct horse');
     const limiter = new HashLimiter({ maxConcurrent: 1, maxQueue: 0, maxPerCaller: 2 });
-    let release = (): void => undefined;
-    const held = limiter.tryRun(
-      () =>
-        new Promise<void>((resolve) => {
-          release = resolve;
-        }),
-    );
+    const { release, held } = holdSlot(limiter);
     const app = passwordApp(express, { store, cost: 10, limiter });
     const res = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
     release();
