@@ -22,7 +22,11 @@ const testsFor = {
   'lib/body/password-body.ts': ['test/unit/body/password-body.test.ts', 'test/unit/body/password-locations.test.ts'],
   'lib/body/password-rules.ts': ['test/unit/body/password-body.test.ts'],
   'lib/body/password-query.ts': ['test/unit/body/password-locations.test.ts'],
-  'lib/body/validated-password.ts': ['test/unit/body/password-locations.test.ts', 'test/unit/body/password-body.test.ts'],
+  'lib/body/validated-password.ts': [
+    'test/unit/body/validated-password.test.ts',
+    'test/unit/body/password-locations.test.ts',
+    'test/unit/body/password-body.test.ts',
+  ],
   'lib/internal/urlencoded.ts': ['test/unit/body/password-locations.test.ts', 'test/unit/body/password-body.test.ts'],
   'lib/hashing/hash-and-store.ts': ['test/unit/hashing/hash-and-store.test.ts'],
   'lib/hashing/verify-password.ts': ['test/unit/hashing/verify-password.test.ts'],
