@@ -27,7 +27,11 @@ const testsFor = {
     'test/unit/body/password-locations.test.ts',
     'test/unit/body/password-body.test.ts',
   ],
-  'lib/internal/urlencoded.ts': ['test/unit/body/password-locations.test.ts', 'test/unit/body/password-body.test.ts'],
+  'lib/internal/urlencoded.ts': [
+    'test/unit/internal/urlencoded.test.ts',
+    'test/unit/body/password-locations.test.ts',
+    'test/unit/body/password-body.test.ts',
+  ],
   'lib/hashing/hash-and-store.ts': ['test/unit/hashing/hash-and-store.test.ts'],
   'lib/hashing/verify-password.ts': ['test/unit/hashing/verify-password.test.ts'],
   'lib/hashing/bcrypt.ts': ['test/unit/hashing/hash-and-store.test.ts', 'test/unit/hashing/verify-password.test.ts'],

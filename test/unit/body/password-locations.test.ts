@@ -205,6 +205,18 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
       expectNoLeak(res, 'form-secret');
     });
 
+    test('pairs are split as browsers do: empty pairs skipped, a bare name is an empty value', async () => {
+      const res = await request(app).post(PATH).type('form').send('&&user=bob&&flag&password=correct+horse+42&');
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ password: 'correct horse 42', body: { user: 'bob', flag: '' } });
+      expect(Object.keys((res.body as { body: object }).body)).toEqual(['user', 'flag']);
+      // A bare password field is sent empty, like `password=`: refused as such, never a 500.
+      const bare = await request(app).post(PATH).type('form').send('user=bob&password');
+      const empty = await request(app).post(PATH).type('form').send('user=bob&password=');
+      expect(bare.status).toBe(422);
+      expect(bare.body).toEqual(empty.body);
+    });
+
     test('raw UTF-8 and percent-encoded UTF-8 are the same password', async () => {
       // Bytes as they are: superagent would serialise a Buffer under a form type.
       const raw = await request(app)
