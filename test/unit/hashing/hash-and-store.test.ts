@@ -11,6 +11,7 @@ import { holdSlot, passwordApp, stubValidator } from '../../helpers/password';
 import { expectProblem } from '../../helpers/problem';
 
 const PEPPER = 'test-pepper-0123456789abcdef0123456789abcdef';
+const SET_AT = '2026-11-28T18:04:34.000Z';
 
 afterEach(() => {
   jest.restoreAllMocks();
@@ -269,6 +270,97 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     expect((await request(app).post('/servers/srv-1/password').send({ password: 'some password' })).status).toBe(500);
   });
 
+  describe("mode: 'replace'", () => {
+    /** A MemoryStore whose compare-and-set loses the first `losses` times, as to a concurrent change. */
+    function losingStore(losses: number): { store: PasswordStore; inner: MemoryStore; tries: () => number } {
+      const inner = new MemoryStore();
+      let tries = 0;
+      const store: PasswordStore = {
+        setIfAbsent: (id, record) => inner.setIfAbsent(id, record),
+        get: (id) => inner.get(id),
+        replace: (id, expected, record) => {
+          tries += 1;
+          if (tries <= losses) {
+            // Another request changed it in between: the expected hash is stale now.
+            const current = inner.get(id);
+            if (current !== undefined) inner.replace(id, current.hash, { ...current, setAt: `${tries}` });
+            return false;
+          }
+          return inner.replace(id, expected, record);
+        },
+        delete: (id) => inner.delete(id),
+      };
+      return { store, inner, tries: () => tries };
+    }
+
+    test('sets a record where there is none and overwrites the one there is', async () => {
+      const store = new MemoryStore();
+      const app = passwordApp(express, { store, cost: 10, mode: 'replace' });
+      const first = await request(app).post('/servers/srv-1/password').send({ password: 'first password' });
+      expect(first.status).toBe(201);
+      const firstHash = store.get('srv-1')?.hash ?? '';
+      const second = await request(app).post('/servers/srv-1/password').send({ password: 'second password' });
+      expect(second.status).toBe(201);
+      const record = store.get('srv-1');
+      expect(record?.hash).not.toBe(firstHash);
+      expect(record?.setAt).toBe(second.body.setAt);
+      expect(await bcrypt.compare('second password', record?.hash ?? '')).toBe(true);
+      expect(store.size).toBe(1);
+    });
+
+    test('a compare-and-set lost to a concurrent change is tried again, and lands whole', async () => {
+      const { store, inner, tries } = losingStore(3);
+      inner.setIfAbsent('srv-1', { hash: bcrypt.hashSync('old password', 10), setAt: SET_AT, scheme: 'bcrypt' });
+      const app = passwordApp(express, { store, cost: 10, mode: 'replace' });
+      const res = await request(app).post('/servers/srv-1/password').send({ password: 'new password' });
+      expect(res.status).toBe(201);
+      expect(tries()).toBe(4);
+      expect(await bcrypt.compare('new password', inner.get('srv-1')?.hash ?? '')).toBe(true);
+    });
+
+    test('a record deleted in the meantime is set again, not lost', async () => {
+      const inner = new MemoryStore();
+      inner.setIfAbsent('srv-1', { hash: bcrypt.hashSync('old password', 10), setAt: SET_AT, scheme: 'bcrypt' });
+      const store: PasswordStore = {
+        setIfAbsent: (id, record) => inner.setIfAbsent(id, record),
+        get: (id) => inner.get(id),
+        // A reset deleted it between the read and the write.
+        replace: (id, _expected, _record) => {
+          inner.delete(id);
+          return false;
+        },
+        delete: (id) => inner.delete(id),
+      };
+      const app = passwordApp(express, { store, cost: 10, mode: 'replace' });
+      expect((await request(app).post('/servers/srv-1/password').send({ password: 'new password' })).status).toBe(201);
+      expect(await bcrypt.compare('new password', inner.get('srv-1')?.hash ?? '')).toBe(true);
+    });
+
+    test('a race lost on every try is 409 password.conflict, and the other change stays', async () => {
+      const { store, inner } = losingStore(Number.POSITIVE_INFINITY);
+      inner.setIfAbsent('srv-1', { hash: bcrypt.hashSync('old password', 10), setAt: SET_AT, scheme: 'bcrypt' });
+      const app = passwordApp(express, { store, cost: 10, mode: 'replace' });
+      const res = await request(app).post('/servers/srv-1/password').send({ password: 'new password' });
+      expectProblem(res, 409, 'password.conflict', 'The password was changed by another request at the same time; try again.');
+      expect(res.text).not.toContain('new password');
+      expect(await bcrypt.compare('old password', inner.get('srv-1')?.hash ?? '')).toBe(true);
+    });
+
+    test('a store whose replace answers nonsense is a 500, never a pass', async () => {
+      const inner = new MemoryStore();
+      inner.setIfAbsent('srv-1', { hash: bcrypt.hashSync('old password', 10), setAt: SET_AT, scheme: 'bcrypt' });
+      const store = {
+        setIfAbsent: (id: string, record: PasswordRecord) => inner.setIfAbsent(id, record),
+        get: (id: string) => inner.get(id),
+        replace: (_id: string, _expected: string, _record: PasswordRecord) => 'yes',
+        delete: (id: string) => inner.delete(id),
+      } as unknown as PasswordStore;
+      const app = passwordApp(express, { store, cost: 10, mode: 'replace' });
+      expect((await request(app).post('/servers/srv-1/password').send({ password: 'new password' })).status).toBe(500);
+      expect(await bcrypt.compare('old password', inner.get('srv-1')?.hash ?? '')).toBe(true);
+    });
+  });
+
   describe('backpressure', () => {
     test('a burst past the cap gets 503 + Retry-After at once, without hashing; the rest succeed', async () => {
       const store = new MemoryStore();
@@ -462,6 +554,22 @@ describe('hashAndStore options', () => {
   test('unknown options throw with a suggestion', () => {
     expect(() => hashAndStore({ store, rounds: 12 } as never)).toThrow(/unknown option "rounds"/);
     expect(() => hashAndStore({ store, peper: PEPPER } as never)).toThrow(/Did you mean "pepper"\?/);
+  });
+
+  test.each<[unknown, string]>([
+    ['bogus', `"bogus"`],
+    ['SET-ONCE', `"SET-ONCE"`],
+    [5, '5'],
+    [Symbol('replace'), 'symbol'],
+  ])('mode %p is refused, quoted', (mode, got) => {
+    expect(() => hashAndStore({ store, mode } as never)).toThrow(
+      `hashAndStore: option "mode" must be 'set-once' or 'replace', got ${got}.`,
+    );
+  });
+
+  test("modes 'set-once' and 'replace' are accepted", () => {
+    expect(() => hashAndStore({ store, mode: 'set-once' })).not.toThrow();
+    expect(() => hashAndStore({ store, mode: 'replace' })).not.toThrow();
   });
 
   test('the middleware is named for stack traces', () => {
