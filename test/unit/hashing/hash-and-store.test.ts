@@ -4,8 +4,16 @@ import type { AddressInfo } from 'node:net';
 import bcrypt from 'bcrypt';
 import request from 'supertest';
 import type { Request, Response } from 'express';
-import { HashLimiter, MemoryStore, hashAndStore, problemHandler, storedPassword, validatedPassword } from '../../../lib';
-import type { PasswordRecord, PasswordStore, ProblemLogEntry } from '../../../lib';
+import {
+  HashLimiter,
+  MemoryStore,
+  hashAndStore,
+  problemHandler,
+  securityEvents,
+  storedPassword,
+  validatedPassword,
+} from '../../../lib';
+import type { PasswordRecord, PasswordStore, ProblemLogEntry, SecurityEvent } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
 import { holdSlot, passwordApp, stubValidator } from '../../helpers/password';
 import { expectProblem } from '../../helpers/problem';
@@ -67,8 +75,16 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     const app = passwordApp(express, { store, cost: 10 });
     await request(app).post('/servers/srv-1/password').send({ password: 'first password' });
     const first = store.get('srv-1');
+    // Bound to be refused, so not hashed: a cheap way to keep the pool busy otherwise.
+    const hash = jest.spyOn(bcrypt, 'hash');
     const res = await request(app).post('/servers/srv-1/password').send({ password: 'second password' });
-    expectProblem(res, 409, 'password.already_set');
+    expectProblem(
+      res,
+      409,
+      'password.already_set',
+      'A password is already set for this resource; delete it before setting another.',
+    );
+    expect(hash).not.toHaveBeenCalled();
     expect(res.text).not.toContain('second password');
     expect(store.get('srv-1')).toBe(first);
   });
@@ -90,15 +106,15 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     const server = createServer(app).listen(0);
     try {
       const { port } = server.address() as AddressInfo;
-      const statuses = await Promise.all(
+      const answers = await Promise.all(
         Array.from({ length: 8 }, (_, i) =>
           request(`http://127.0.0.1:${port}`)
             .post('/servers/srv-1/password')
             .send({ password: `password number ${i}` })
-            .then((r) => r.status),
+            .then((r) => `${r.status} ${(r.body as { code?: string }).code ?? ''}`),
         ),
       );
-      expect(statuses.sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
+      expect(answers.sort()).toEqual(['201 ', ...Array<string>(7).fill('409 password.already_set')]);
     } finally {
       server.close();
     }
@@ -194,7 +210,9 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     expectProblem(res, 500, 'password.misconfigured');
     // The explanation is for the operator's log, not the client.
     expect(res.body.detail).toBe('The server could not complete the request.');
-    expect(logged[0]?.error).toMatch(/mount passwordBody\(\) before it/);
+    expect(logged[0]?.error).toContain(
+      'The password route is misconfigured: no validated password reached hashAndStore; mount passwordBody() before it.',
+    );
     expect(store.size).toBe(0);
   });
 
@@ -209,7 +227,9 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     const res = await request(app).post('/password').send({ password: 'some password' });
     expect(res.status).toBe(500);
     expect(res.body.detail).toBe('The server could not complete the request.');
-    expect(logged[0]?.error).toMatch(/no record id/);
+    expect(logged[0]?.error).toContain(
+      'The password route is misconfigured: hashAndStore found no record id; check its id option or the route path.',
+    );
     expect(store.size).toBe(0);
   });
 
@@ -266,8 +286,34 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
       replace: (_id: string, _expected: string, _record: unknown) => false,
       delete: () => false,
     } as unknown as PasswordStore;
-    const app = passwordApp(express, { store, cost: 10 });
+    const app = express();
+    app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10 }));
+    const logged: ProblemLogEntry[] = [];
+    app.use(problemHandler({ log: (entry) => logged.push(entry) }));
     expect((await request(app).post('/servers/srv-1/password').send({ password: 'some password' })).status).toBe(500);
+    expect(logged[0]?.error).toContain("The password store's setIfAbsent returned string, not a boolean.");
+  });
+
+  test('a stored password is reported as a password change once the answer is sent', async () => {
+    const seen: SecurityEvent[] = [];
+    const events = securityEvents((event) => void seen.push(event));
+    const store = new MemoryStore();
+    const app = express();
+    app.use(events);
+    app.post(
+      '/servers/:id/password',
+      ...stubValidator(express),
+      hashAndStore({ store, cost: 10 }),
+      (_req: Request, res: Response) => {
+        res.status(201).end();
+      },
+    );
+    app.use(problemHandler({ log: false }));
+    await request(app).post('/servers/srv-1/password').send({ password: 'some password' }).expect(201);
+    await events.flush();
+    expect(seen).toEqual([
+      expect.objectContaining({ type: 'authn_password_change', action: 'set', resource: 'srv-1', status: 201 }),
+    ]);
   });
 
   describe("mode: 'replace'", () => {
@@ -355,8 +401,12 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
         replace: (_id: string, _expected: string, _record: PasswordRecord) => 'yes',
         delete: (id: string) => inner.delete(id),
       } as unknown as PasswordStore;
-      const app = passwordApp(express, { store, cost: 10, mode: 'replace' });
+      const app = express();
+      app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10, mode: 'replace' }));
+      const logged: ProblemLogEntry[] = [];
+      app.use(problemHandler({ log: (entry) => logged.push(entry) }));
       expect((await request(app).post('/servers/srv-1/password').send({ password: 'new password' })).status).toBe(500);
+      expect(logged[0]?.error).toContain("The password store's replace returned string, not a boolean.");
       expect(await bcrypt.compare('old password', inner.get('srv-1')?.hash ?? '')).toBe(true);
     });
   });
@@ -570,6 +620,17 @@ describe('hashAndStore options', () => {
   test("modes 'set-once' and 'replace' are accepted", () => {
     expect(() => hashAndStore({ store, mode: 'set-once' })).not.toThrow();
     expect(() => hashAndStore({ store, mode: 'replace' })).not.toThrow();
+  });
+
+  test.each<[string, unknown]>([
+    ['an unknown option', { store, rounds: 12 }],
+    ['no store', {}],
+    ['a bad id', { store, id: 42 }],
+    ['a bad cost', { store, cost: 9 }],
+    ['a bad limiter', { store, limiter: {} }],
+    ['a bad mode', { store, mode: 'always' }],
+  ])('%s: the error names hashAndStore first', (_label, options) => {
+    expect(() => hashAndStore(options as never)).toThrow(/^hashAndStore: /);
   });
 
   test('the middleware is named for stack traces', () => {
