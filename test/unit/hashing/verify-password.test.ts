@@ -8,11 +8,12 @@ import {
   isOwnProblem,
   passwordVerifier,
   problemHandler,
+  securityEvents,
   validatedPassword,
   verifiedPassword,
   verifyPassword,
 } from '../../../lib';
-import type { PasswordRecord, PasswordStore } from '../../../lib';
+import type { PasswordRecord, PasswordStore, ProblemLogEntry, SecurityEvent } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
 import { holdSlot, passwordApp, stubValidator } from '../../helpers/password';
 import { expectProblem } from '../../helpers/problem';
@@ -200,6 +201,79 @@ describe('verifyPassword', () => {
     await expect(verifyPassword(broken, 'x', 'pw', { cost: 10 })).rejects.toThrow(/malformed record/);
   });
 
+  test('a sealed record is refused as the wrong mechanism, never compared', async () => {
+    const store = new MemoryStore();
+    store.setIfAbsent('srv-1', { hash: 'v1.AAAA.BBBB.CCCC', setAt: SET_AT, scheme: 'aes-256-gcm:k1' });
+    const compare = jest.spyOn(bcrypt, 'compare');
+    await expect(verifyPassword(store, 'srv-1', 'correct horse', { cost: 10 })).rejects.toMatchObject({
+      status: 500,
+      type: 'password.wrong_mechanism',
+      message:
+        'The password route is misconfigured: record "srv-1" was encrypted (scheme "aes-256-gcm:k1"), not hashed; a sealed secret is revealed with revealSecret, never verified.',
+    });
+    expect(compare).not.toHaveBeenCalled();
+  });
+
+  test('the misconfigurations say what to fix', async () => {
+    const store = new MemoryStore();
+    store.setIfAbsent('odd', { hash: await bcrypt.hash('pw', 10), setAt: SET_AT, scheme: 'bcrypt+md5-crypt' });
+    store.setIfAbsent('peppered', { hash: await bcrypt.hash('pw', 10), setAt: SET_AT, scheme: 'bcrypt+hmac-sha256' });
+    await expect(verifyPassword(store, 'odd', 'pw', { cost: 10 })).rejects.toMatchObject({
+      message:
+        'The password route is misconfigured: a stored password has scheme "bcrypt+md5-crypt", which this verifier cannot check; give it in the legacy option.',
+    });
+    await expect(verifyPassword(store, 'peppered', 'pw', { cost: 10 })).rejects.toMatchObject({
+      type: 'password.misconfigured',
+      message:
+        'The password route is misconfigured: a stored password was pre-hashed with a pepper and the verifier was given none.',
+    });
+  });
+
+  test('a candidate over 72 bytes never matches a plain bcrypt record, at the cost of one compare of its cost', async () => {
+    const prefix = 'p'.repeat(72);
+    const store = await storeWith('srv-1', prefix, 11);
+    // bcrypt itself would say yes: it reads the first 72 bytes only.
+    expect(await bcrypt.compare(`${prefix}tail`, store.get('srv-1')?.hash ?? '')).toBe(true);
+    const compare = jest.spyOn(bcrypt, 'compare');
+    expect(await verifyPassword(store, 'srv-1', `${prefix}tail`, { cost: 10 })).toEqual({ match: false, rehashed: false });
+    expect(compare).toHaveBeenCalledTimes(1);
+    const [, against] = compare.mock.calls[0] ?? [];
+    expect(against).toMatch(/^\$2b\$11\$/);
+    expect(against).not.toBe(store.get('srv-1')?.hash);
+    expect(await verifyPassword(store, 'srv-1', prefix, { cost: 11 })).toEqual({ match: true, rehashed: false });
+  });
+
+  test('a read-only source is verified and never rehashed', async () => {
+    const inner = await storeWith('srv-1', 'correct horse', 10);
+    const source = { get: (id: string) => inner.get(id) };
+    const app = expressVersions[1]![1]();
+    app.post(
+      '/servers/:id/password/verify',
+      ...stubValidator(expressVersions[1]![1]),
+      passwordVerifier({ store: source, cost: 11 }),
+      (req: Request, res: Response) => {
+        res.json(verifiedPassword(req));
+      },
+    );
+    app.use(problemHandler({ log: false }));
+    const res = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
+    expect(res.body).toEqual({ id: 'srv-1', rehashed: false });
+    expect(inner.get('srv-1')?.hash).toMatch(/^\$2b\$10\$/);
+  });
+
+  test('a store whose replace answers nonsense during a rehash is an error, never a pass', async () => {
+    const inner = await storeWith('srv-1', 'correct horse', 10);
+    const store = {
+      setIfAbsent: (id: string, record: PasswordRecord) => inner.setIfAbsent(id, record),
+      get: (id: string) => inner.get(id),
+      replace: (_id: string, _expected: string, _record: PasswordRecord) => 'done',
+      delete: (id: string) => inner.delete(id),
+    } as unknown as PasswordStore;
+    await expect(verifyPassword(store, 'srv-1', 'correct horse', { cost: 11 })).rejects.toThrow(
+      "The password store's replace returned string, not a boolean.",
+    );
+  });
+
   test('options and arguments are checked', async () => {
     const store = new MemoryStore();
     await expect(verifyPassword(store, 'x', 'pw', { cost: 9 })).rejects.toThrow(/option "cost"/);
@@ -207,6 +281,17 @@ describe('verifyPassword', () => {
     await expect(verifyPassword(store, 'x', 'pw', { cots: 12 } as never)).rejects.toThrow(/Did you mean "cost"/);
     await expect(verifyPassword({} as never, 'x', 'pw')).rejects.toThrow(/not a password store/);
     await expect(verifyPassword(store, 'x', undefined as never)).rejects.toThrow(/must be strings/);
+    await expect(verifyPassword(store, 7 as never, 'pw')).rejects.toThrow('verifyPassword: id and candidate must be strings.');
+    await expect(verifyPassword(store, 'x', 'pw', { cots: 12 } as never)).rejects.toThrow(/^verifyPassword: unknown option/);
+    await expect(verifyPassword({} as never, 'x', 'pw')).rejects.toThrow(/^verifyPassword: option "store"/);
+    await expect(verifyPassword(store, 'x', 'pw', { rehash: 'yes' } as never)).rejects.toThrow(
+      /^verifyPassword: option "rehash"/,
+    );
+    await expect(verifyPassword(store, 'x', 'pw', { cost: 9 })).rejects.toThrow(/^verifyPassword: option "cost"/);
+    await expect(verifyPassword(store, 'x', 'pw', { limiter: {} } as never)).rejects.toThrow(/^verifyPassword: option "limiter"/);
+    await expect(verifyPassword(store, 'x', 'pw', { legacy: 'md5' } as never)).rejects.toThrow(
+      /^verifyPassword: option "legacy"/,
+    );
   });
 });
 
@@ -267,9 +352,36 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
         res.json({ match: true });
       },
     );
-    app.use(problemHandler({ log: false }));
+    const logged: ProblemLogEntry[] = [];
+    app.use(problemHandler({ log: (entry) => logged.push(entry) }));
     const res = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
     expectProblem(res, 500, 'password.misconfigured');
+    expect(logged[0]?.error).toContain(
+      'The password route is misconfigured: no validated password reached passwordVerifier; mount passwordBody() before it or pass a candidate option.',
+    );
+  });
+
+  test('a match is reported as a login success once the answer is sent; a mismatch is not', async () => {
+    const seen: SecurityEvent[] = [];
+    const events = securityEvents((event) => void seen.push(event));
+    const store = await storeWith('srv-1', 'correct horse');
+    const app = express();
+    app.use(events);
+    app.post(
+      '/servers/:id/password/verify',
+      ...stubValidator(express),
+      passwordVerifier({ store, cost: 10 }),
+      (_req: Request, res: Response) => {
+        res.status(204).end();
+      },
+    );
+    app.use(problemHandler({ log: false }));
+    await request(app).post('/servers/srv-1/password/verify').send({ password: 'wrong horse' }).expect(403);
+    await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' }).expect(204);
+    await events.flush();
+    expect(seen.filter((event) => event.type === 'authn_login_success')).toEqual([
+      expect.objectContaining({ action: 'verify', resource: 'srv-1', status: 204, rehashed: false }),
+    ]);
   });
 
   test('the candidate option reads the password itself; nothing there → 400 password.missing', async () => {
@@ -319,6 +431,13 @@ describe('passwordVerifier options', () => {
     expect(() => passwordVerifier({ store, candidates: () => 'x' } as never)).toThrow(/Did you mean "candidate"/);
     expect(() => passwordVerifier({ store, rehash: 1 } as never)).toThrow(/option "rehash" must be true or false/);
     expect(() => passwordVerifier({ store, limiter: {} } as never)).toThrow(/option "limiter" must be a HashLimiter/);
+    expect(() => passwordVerifier({ store: { get: () => undefined }, rehash: true })).toThrow(
+      'passwordVerifier: option "rehash" is true but the store has no replace method to write the upgraded hash; give a full store or leave rehash unset.',
+    );
+    expect(() => passwordVerifier({ store: { get: () => undefined }, rehash: false })).not.toThrow();
+    for (const options of [{}, { store, cost: 32 }, { store, candidates: () => 'x' }, { store, id: 1 }]) {
+      expect(() => passwordVerifier(options as never)).toThrow(/^passwordVerifier: /);
+    }
   });
 
   test('the middleware is named for stack traces', () => {
