@@ -320,7 +320,7 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     const app = passwordApp(express, { store, cost: 10 });
     const wrong = await request(app).post('/servers/srv-1/password/verify').send({ password: 'wrong horse' });
     const missing = await request(app).post('/servers/srv-2/password/verify').send({ password: 'wrong horse' });
-    expectProblem(wrong, 403, 'password.mismatch');
+    expectProblem(wrong, 403, 'password.mismatch', 'The password does not match.');
     expect(missing.status).toBe(403);
     expect(missing.text).toBe(wrong.text);
     expect(wrong.text).not.toContain('wrong horse');
@@ -359,6 +359,39 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     expect(logged[0]?.error).toContain(
       'The password route is misconfigured: no validated password reached passwordVerifier; mount passwordBody() before it or pass a candidate option.',
     );
+  });
+
+  test('a route without an id fails closed with a 500 that says so', async () => {
+    const store = await storeWith('srv-1', 'correct horse');
+    const app = express();
+    app.post('/verify', ...stubValidator(express), passwordVerifier({ store, cost: 10 }));
+    const logged: ProblemLogEntry[] = [];
+    app.use(problemHandler({ log: (entry) => logged.push(entry) }));
+    expectProblem(await request(app).post('/verify').send({ password: 'correct horse' }), 500, 'password.misconfigured');
+    expect(logged[0]?.error).toContain(
+      'The password route is misconfigured: passwordVerifier found no record id; check its id option or the route path.',
+    );
+  });
+
+  test('a store error during a rehash that quotes the stored hashes is logged without them', async () => {
+    const inner = await storeWith('srv-1', 'correct horse', 10);
+    const stored = inner.get('srv-1')?.hash ?? '';
+    const store: PasswordStore = {
+      setIfAbsent: (id, record) => inner.setIfAbsent(id, record),
+      get: (id) => inner.get(id),
+      replace: (_id, expected, record) => Promise.reject(new Error(`write failed: ${expected} -> ${record.hash}`)),
+      delete: (id) => inner.delete(id),
+    };
+    const app = express();
+    app.post('/servers/:id/password/verify', ...stubValidator(express), passwordVerifier({ store, cost: 11 }));
+    const logged: ProblemLogEntry[] = [];
+    app.use(problemHandler({ log: (entry) => logged.push(entry) }));
+    const res = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
+    expect(res.status).toBe(500);
+    expect(logged).toHaveLength(1);
+    expect(logged[0]?.error).toContain('write failed: [redacted] -> [redacted]');
+    expect(logged[0]?.error).not.toContain(stored);
+    expect(logged[0]?.error).not.toContain('$2b$');
   });
 
   test('a match is reported as a login success once the answer is sent; a mismatch is not', async () => {
@@ -403,7 +436,7 @@ describe.each(expressVersions)('passwordVerifier on %s', (_name, express) => {
     expect((await request(app).post('/servers/srv-1/password/verify').send({ current: 'correct horse' })).status).toBe(200);
     expect((await request(app).post('/servers/srv-1/password/verify').send({ current: 'wrong' })).status).toBe(403);
     const missing = await request(app).post('/servers/srv-1/password/verify').send({ password: 'correct horse' });
-    expectProblem(missing, 400, 'password.missing');
+    expectProblem(missing, 400, 'password.missing', 'The request has no password to verify.');
   });
 
   test('a full limiter gets 503 with Retry-After', async () => {
