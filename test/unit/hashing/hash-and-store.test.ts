@@ -120,6 +120,23 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
     }
   });
 
+  test('a record written after the early check is still never overwritten: the store decides', async () => {
+    const inner = new MemoryStore();
+    inner.setIfAbsent('srv-1', { hash: bcrypt.hashSync('first password', 10), setAt: SET_AT, scheme: 'bcrypt' });
+    let reads = 0;
+    // The early check read before another request's write landed; later reads see it.
+    const store: PasswordStore = {
+      setIfAbsent: (id, record) => inner.setIfAbsent(id, record),
+      get: (id) => (reads++ === 0 ? undefined : inner.get(id)),
+      replace: (id, expected, record) => inner.replace(id, expected, record),
+      delete: (id) => inner.delete(id),
+    };
+    const app = passwordApp(express, { store, cost: 10 });
+    const res = await request(app).post('/servers/srv-1/password').send({ password: 'second password' });
+    expectProblem(res, 409, 'password.already_set');
+    expect(await bcrypt.compare('first password', inner.get('srv-1')?.hash ?? '')).toBe(true);
+  });
+
   test('a 72-byte password is stored whole; 73 bytes get 422 too_long and nothing is hashed', async () => {
     const store = new MemoryStore();
     const hash = jest.spyOn(bcrypt, 'hash');
@@ -390,6 +407,21 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
       expectProblem(res, 409, 'password.conflict', 'The password was changed by another request at the same time; try again.');
       expect(res.text).not.toContain('new password');
       expect(await bcrypt.compare('old password', inner.get('srv-1')?.hash ?? '')).toBe(true);
+    });
+
+    test('a store whose setIfAbsent answers nonsense is a 500 that names it', async () => {
+      const store = {
+        setIfAbsent: () => 1,
+        get: () => undefined,
+        replace: (_id: string, _expected: string, _record: PasswordRecord) => false,
+        delete: () => false,
+      } as unknown as PasswordStore;
+      const app = express();
+      app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10, mode: 'replace' }));
+      const logged: ProblemLogEntry[] = [];
+      app.use(problemHandler({ log: (entry) => logged.push(entry) }));
+      expect((await request(app).post('/servers/srv-1/password').send({ password: 'new password' })).status).toBe(500);
+      expect(logged[0]?.error).toContain("The password store's setIfAbsent returned number, not a boolean.");
     });
 
     test('a store whose replace answers nonsense is a 500, never a pass', async () => {
