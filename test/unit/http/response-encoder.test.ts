@@ -119,6 +119,21 @@ describe.each(expressVersions)('responseEncoder on %s', (_name, express) => {
     expect((await request(plain).get('/r')).body).toEqual(body);
   });
 
+  // A non-ASCII letter ended a word: secretário (Portuguese: secretary) read as "secret".
+  test('non-ASCII letters belong to their word: secretário is kept; contraseña goes once redact names it', async () => {
+    const body = { secretário: 'Ana', contraseña: 'hunter2-es', adminPass: 'hunter2' };
+    const plain = appWith(express, responseEncoder(), (_req, res) => {
+      res.json(body);
+    });
+    expect((await request(plain).get('/r')).body).toEqual({ secretário: 'Ana', contraseña: 'hunter2-es' });
+    const spanish = appWith(express, responseEncoder({ redact: ['contraseña'] }), (_req, res) => {
+      res.json({ ...body, nuevaContraseña: 'hunter3-es' });
+    });
+    const res = await request(spanish).get('/r');
+    expect(res.body).toEqual({ secretário: 'Ana' });
+    expect(res.text).not.toMatch(/hunter/);
+  });
+
   test('the redact option extends the default list; keep keeps whole names only', async () => {
     const custom = appWith(express, responseEncoder({ redact: ['sessionId'], keep: ['token'] }), (_req, res) => {
       res.json({ session_id: 's', password: 'p', token: 'login-jwt', accessToken: 'a', passwordSet: true });

@@ -23,7 +23,17 @@ describe('keyWords', () => {
     ['AZaz', ['a', 'zaz']],
     ['x509Cert', ['x', '509', 'cert']],
     ['SHA256', ['sha', '256']],
-    ['naïve~key', ['na', 've', 'key']],
+    // A non-ASCII letter, digit or combining mark belongs to its word.
+    ['naïve~key', ['naïve', 'key']],
+    ['secretário', ['secretário']],
+    ['secreta\u0301rio', ['secretário']],
+    ['contraseñaNueva', ['contraseña', 'nueva']],
+    ['ÜBERSecret', ['über', 'secret']],
+    ['ÄPFEL', ['äpfel']],
+    ['password٣', ['password', '٣']],
+    ['password密码', ['password', '密码']],
+    ['Пароль_пользователя', ['пароль', 'пользователя']],
+    ['İD', ['i\u0307d']],
   ])('%s → %j', (key, words) => {
     expect(keyWords(key)).toEqual(words);
   });
@@ -94,9 +104,28 @@ describe('safeJson', () => {
     expect(safeJson({ tokens_seen: 1, passes: 2, hashesSeen: 3, saltsX: 4, Passwords: 5 }, defaults)).toBe('{}');
   });
 
-  it('a word ends where upper case meets a digit, and at every character that is no ASCII letter or digit', () => {
-    const keys = ['PASSWORD0', 'TOKEN2', 'password~old', 'secret{0}', 'token\u2014id', 'hashé', 'salt\u00a0x'];
+  it('a word ends where upper case meets a digit, and at every character that is no letter, digit or mark', () => {
+    const keys = ['PASSWORD0', 'TOKEN2', 'password~old', 'secret{0}', 'token\u2014id', 'salt\u00a0x', 'token€', 'secret\u2028x'];
     expect(safeJson(Object.fromEntries(keys.map((key) => [key, 'x'])), defaults)).toBe('{}');
+  });
+
+  // A non-ASCII letter used to end a word, so "secretário" (Portuguese: secretary) read as
+  // "secret", "rio" and was removed.
+  it('a non-ASCII letter joins its word: secretário and hashé are kept, the secret words around them still go', () => {
+    const kept = { secretário: 'Ana', 'secreta\u0301rio': 'Rui', hashé: 1, tokenização: 2, Passwörter: 3 };
+    expect(JSON.parse(safeJson(kept, defaults) ?? '')).toEqual(kept);
+    const removed = ['secretárioPassword', 'secretário_token', 'ÜBERSecret', 'password密码', 'token٣', 'ＳＥＣＲＥＴ'];
+    expect(safeJson(Object.fromEntries(removed.map((key) => [key, 'x'])), defaults)).toBe('{}');
+  });
+
+  // The default words are English; a field named in another language is added with redact.
+  it('contraseña (Spanish: password) is not a default word, and is matched whole once added', () => {
+    expect(safeJson({ contraseña: 'x' }, defaults)).toBe('{"contraseña":"x"}');
+    const spanish = keyRedaction({ words: [...DEFAULT_REDACTED_KEYS, 'contraseña'], keep: DEFAULT_KEPT_KEYS });
+    const removed = ['contraseña', 'CONTRASEÑA', 'nuevaContraseña', 'contraseña_nueva', 'contrasen\u0303a', 'contraseñas'];
+    expect(safeJson(Object.fromEntries(removed.map((key) => [key, 'x'])), spanish)).toBe('{}');
+    const kept = { contrasena: 1, contraseñador: 2 };
+    expect(safeJson(kept, spanish)).toBe(JSON.stringify(kept));
   });
 
   it('a capital run followed by lower case splits before its last capital only', () => {
@@ -125,6 +154,7 @@ describe('safeJson', () => {
     ['alternating case', 'aB'.repeat(50_000)],
     ['digits and letters', 'a1'.repeat(50_000)],
     ['separators', '_'.repeat(100_000)],
+    ['non-ASCII letters and marks', 'Éa\u0301'.repeat(33_333) + 'x'],
   ])('a 100,000-character key (%s) costs no more than a thousand 100-character keys', async (_name, key) => {
     expect(key.length).toBe(100_000);
     const short = key.slice(-100);
