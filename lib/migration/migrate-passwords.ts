@@ -60,7 +60,7 @@ export interface MigrationFailure {
 export interface MigrationSummary {
   /** Records visited. */
   readonly seen: number;
-  /** Records upgraded or re-sealed (with `dryRun`: that would be). */
+  /** Records upgraded, re-sealed or moved from the source (with `dryRun`: that would be). */
   readonly upgraded: number;
   /**
    * Records already bcrypt (plain or wrapped), sealed under the current key (or sealed,
@@ -192,9 +192,9 @@ const changedMeanwhile: Outcome = {
  * replaces by a plain bcrypt hash of the password), and a plain-text password is hashed
  * as the storer would. With `source`, passwords kept in clear elsewhere are moved into the
  * store: hashed, or sealed under `keys` when they are secrets handed back to their owner
- * (a {@link MetadataChunks} source: the reviewed API's guest passwords). Each record is replaced by a compare-and-set, so it is either fully old or
- * fully new, and a record changed meanwhile (a verify upgraded it) is read again, never
- * overwritten. Idempotent: bcrypt and wrapped records count as current, so a second run
+ * (a {@link MetadataChunks} source: the reviewed API's guest passwords). Each record is
+ * replaced by a compare-and-set, so it is either fully old or fully new, and a record
+ * changed meanwhile (a verify upgraded it) is read again, never overwritten. Idempotent: bcrypt and wrapped records count as current, so a second run
  * changes nothing, and a run stopped at any point can simply be run again. On SQLite,
  * when plain text was replaced, the file is compacted and its WAL truncated so that no
  * copy of it remains.
