@@ -176,7 +176,7 @@ describe('npx express-password-guard migrate', () => {
     // No plain text left anywhere in the file or its WAL.
     const bytes = fileBytes(file);
     for (const marker of plainMarkers) expect(bytes.includes(marker)).toBe(false);
-  }, 120_000);
+  }, 300_000);
 
   test('--dry-run reports what would change and writes nothing to the file', async () => {
     const file = join(dir, 'app.db');
@@ -464,8 +464,8 @@ describe('npx express-password-guard migrate', () => {
     const help = await run(['--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('Usage: express-password-guard migrate [options]');
-    // One child process per case, each a few seconds on a loaded machine.
-  }, 120_000);
+    // One child process per case, each a few seconds (up to ten at load 7): a hang guard, not a budget.
+  }, 300_000);
 
   test('--metadata-record-id: usage errors exit 2 before the file is opened', async () => {
     const file = join(dir, 'app.db');
@@ -534,7 +534,7 @@ describe('npx express-password-guard migrate', () => {
     for (const output of [dry, real, again]) {
       for (const key of [K1, K2, ...secrets]) expect(output.stdout + output.stderr).not.toContain(key);
     }
-  }, 120_000);
+  }, 300_000);
 
   test('key ring errors exit 2 naming the flag and the key id, never quoting a key', async () => {
     const file = join(dir, 'app.db');
@@ -573,7 +573,7 @@ describe('npx express-password-guard migrate', () => {
     const warned = await run(['migrate', '--sqlite', file, '--keys-file', readable, '--dry-run']);
     expect(warned.status).toBe(0);
     expect(warned.stderr).toMatch(/can be read by other users of this host; chmod 600 it/);
-  }, 120_000);
+  }, 300_000);
 
   // util-linux's `script` gives the command a pseudo-terminal; skipped without it, except under CI.
   const script = ['/usr/bin/script', '/bin/script'].find(existsSync);
