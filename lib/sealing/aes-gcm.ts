@@ -2,7 +2,6 @@ import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { misconfigured } from '../hashing/bcrypt';
 import { whenReady } from '../internal/async';
-import { BASE64URL } from '../internal/syntax';
 import type { MaybePromise } from '../stores/store';
 import { KEY_BYTES, KEY_ID, localRing } from './key-ring';
 import type { IdentifiedKey, KeyProvider } from './key-ring';
@@ -107,8 +106,13 @@ export type OpenFailure =
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/**
+ * One base64url part, decoded, or `undefined` unless it is canonical base64url (of `bytes`
+ * bytes, when given). The decoder skips characters it does not know, so the check is that
+ * encoding what it gave back spells `text` exactly: that also rejects any other character.
+ */
 function part(text: string | undefined, bytes?: number): Buffer | undefined {
-  if (text === undefined || !BASE64URL.test(text)) return undefined;
+  if (text === undefined) return undefined;
   const decoded = Buffer.from(text, 'base64url');
   if (decoded.toString('base64url') !== text) return undefined;
   return bytes === undefined || decoded.length === bytes ? decoded : undefined;
