@@ -8,8 +8,9 @@
  * value and a store read of it. Both on a SqliteStore file (WAL, synchronous=FULL, as
  * shipped), pair by pair interleaved, in a child process of its own.
  *
- * The child loads the package compiled as `npm run build` compiles it (each file of lib/
- * through TypeScript's own emit, into a directory under .tmp/), not lib/ through tsx:
+ * The child loads the package compiled as `npm run build` compiles it (the driver runs
+ * each file of lib/ through TypeScript's own emit into a directory under .tmp/, so that
+ * the compiler never sits in the measured heap), not lib/ through tsx:
  * tsx's transform wraps every named closure in a `__name` call (a defineProperty each
  * time revealSecret makes one per request) and reads every import through a getter,
  * which made the sealed pair about 30 to 65 µs slower than the code users install, and
@@ -21,7 +22,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import ts from 'typescript';
 import { runMeasureChild, fixed, forkChild, median, verdict } from './common';
 import type { Row } from './common';
 
@@ -44,11 +44,13 @@ const ROOT = join(__dirname, '..', '..');
 
 /**
  * lib/ compiled with the project's tsconfig.json into a fresh directory under .tmp/ (inside
- * the project, so that its requires resolve node_modules as dist/'s do), and loaded. File
- * by file (the tsconfig has isolatedModules, so this emits what tsc does), without the type
- * check, which `npm run typecheck` does. Removed by the returned cleanup.
+ * the project, so that its requires resolve node_modules as dist/'s do): its path, and its
+ * removal. File by file (the tsconfig has isolatedModules, so this emits what tsc does),
+ * without the type check, which `npm run typecheck` does. In the driver only: TypeScript
+ * is loaded here when the section runs, never in the measuring child.
  */
-function compiledPackage(): { readonly lib: Package; readonly remove: () => void } {
+function compilePackage(): { readonly dir: string; readonly remove: () => void } {
+  const ts = require('typescript') as typeof import('typescript');
   const config = ts.readConfigFile(join(ROOT, 'tsconfig.json'), (file) => readFileSync(file, 'utf8'));
   const { options } = ts.parseJsonConfigFileContent(config.config, ts.sys, ROOT);
   const source = join(ROOT, 'lib');
@@ -70,7 +72,7 @@ function compiledPackage(): { readonly lib: Package; readonly remove: () => void
     }
   };
   compile(source);
-  return { lib: require(join(out, 'index.js')) as Package, remove: () => rmSync(out, { recursive: true, force: true }) };
+  return { dir: out, remove: () => rmSync(out, { recursive: true, force: true }) };
 }
 
 /** Runs a middleware as Express would, resolving when it calls next (rejecting on an error). */
@@ -90,10 +92,9 @@ function fakeRequest(id: string): Request {
 
 const fakeResponse = { setHeader: () => undefined } as unknown as Response;
 
-async function measure(config: SealingConfig): Promise<SealingResult> {
-  const compiled = compiledPackage();
+async function measure(config: SealingConfig & { readonly packageDir: string }): Promise<SealingResult> {
   const { SqliteStore, encryptAndStore, localKeyRing, revealSecret, revealedSecret, setValidatedPassword, validatedPassword } =
-    compiled.lib;
+    require(join(config.packageDir, 'index.js')) as Package;
   const dir = mkdtempSync(join(tmpdir(), 'epg-bench-sealing-'));
   const store = new SqliteStore({ filename: join(dir, 'bench.db') });
   try {
@@ -167,14 +168,18 @@ async function measure(config: SealingConfig): Promise<SealingResult> {
   } finally {
     store.close();
     rmSync(dir, { recursive: true, force: true });
-    compiled.remove();
   }
 }
 
 // ---- the driver ----
 
 export async function sealingRows(config: SealingConfig, log: (line: string) => void): Promise<Row[]> {
-  const child = forkChild(__filename, ['measure', JSON.stringify(config)], (config.rounds + 2) * 60_000);
+  const compiled = compilePackage();
+  const child = forkChild(
+    __filename,
+    ['measure', JSON.stringify({ ...config, packageDir: compiled.dir })],
+    (config.rounds + 2) * 60_000,
+  );
   try {
     let message = await child.next<{ progress?: string; result?: SealingResult }>();
     while (message.result === undefined) {
@@ -208,6 +213,7 @@ export async function sealingRows(config: SealingConfig, log: (line: string) => 
     ];
   } finally {
     await child.stop();
+    compiled.remove();
   }
 }
 
