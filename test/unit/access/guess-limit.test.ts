@@ -179,6 +179,27 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
     expect(blocked.headers['retry-after']).toMatch(/^\d+$/);
   });
 
+  test("on passwordRoutes' verify, a confirmed match is given back too", async () => {
+    const app = express();
+    app.use(userFromHeader());
+    passwordRoutes(app, {
+      store: passwords(),
+      ownership: {
+        principal: requestUser(),
+        load: (req) => SERVERS.get(String(req.params['id'])),
+        owner: (s: Server) => s.owners.map((id) => ({ kind: 'user', id })),
+      },
+      hashing: { cost: 10 },
+      beforeVerify: [guessLimit()],
+    });
+    const answers: unknown[] = [];
+    for (const password of [...wrong(4), PASSWORD, PASSWORD, PASSWORD, 'fifth wrong guess', PASSWORD]) {
+      const res = await attempt(app, 'alice', 's1', password);
+      answers.push(res.status === 200 ? (res.body as { match: boolean }).match : res.status);
+    }
+    expect(answers).toEqual([false, false, false, false, true, true, true, false, 429]);
+  });
+
   test('without an ownership guard the budget is keyed by client IP, still per target', async () => {
     const app = express();
     app.post('/things/:id/verify', guessLimit({ limit: 2 }), (_req: Request, _res: Response, next: NextFunction) => {
