@@ -108,6 +108,28 @@ describe('verifyPassword on legacy records', () => {
     expect((await verifyPassword(store, 'srv-1', digest, { cost: 10 })).match).toBe(false);
   });
 
+  test('nor under a custom digest too long to wrap: such a candidate is compared with a dummy, never the record', async () => {
+    const leaked = hex('sha1', 'quiet harbour bell');
+    // A digest that no wrapped record can hold (over 72 bytes) for some inputs only.
+    const uneven: LegacyScheme = {
+      name: 'uneven',
+      digest: (password) => (/^[0-9a-f]{40}$/.test(password) ? password.repeat(3) : hex('sha1', password)),
+    };
+    const store = storeWith('srv-1', await bcrypt.hash(leaked, 10), 'bcrypt+uneven');
+    expect((await verifyPassword(store, 'srv-1', leaked, { cost: 10, legacy: [uneven] })).match).toBe(false);
+    expect((await verifyPassword(store, 'srv-1', 'quiet harbour bell', { cost: 10, legacy: [uneven] })).match).toBe(true);
+  });
+
+  test('a wrapped record matches its password typed composed or decomposed, whichever form it was made from', async () => {
+    for (const made of ['caf\u00e9 au lait 42', 'cafe\u0301 au lait 42']) {
+      const store = storeWith('srv-1', await bcrypt.hash(hex('md5', made), 10), 'bcrypt+md5');
+      for (const typed of ['caf\u00e9 au lait 42', 'cafe\u0301 au lait 42']) {
+        expect((await verifyPassword(store, 'srv-1', typed, { cost: 10, rehash: false })).match).toBe(true);
+      }
+      expect((await verifyPassword(store, 'srv-1', 'cafe au lait 42', { cost: 10, rehash: false })).match).toBe(false);
+    }
+  });
+
   test('a built-in hex digest stored in upper case is read as the same digest', async () => {
     const store = storeWith('srv-1', hex('sha1', 'quiet harbour bell').toUpperCase(), 'sha1');
     expect((await verifyPassword(store, 'srv-1', 'quiet harbour bell', { cost: 10, rehash: false })).match).toBe(true);

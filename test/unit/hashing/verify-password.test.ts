@@ -468,7 +468,14 @@ describe('passwordVerifier options', () => {
       'passwordVerifier: option "rehash" is true but the store has no replace method to write the upgraded hash; give a full store or leave rehash unset.',
     );
     expect(() => passwordVerifier({ store: { get: () => undefined }, rehash: false })).not.toThrow();
-    for (const options of [{}, { store, cost: 32 }, { store, candidates: () => 'x' }, { store, id: 1 }]) {
+    expect(() => passwordVerifier({ store, rehash: true })).not.toThrow();
+    for (const options of [
+      {},
+      { store, cost: 32 },
+      { store, candidates: () => 'x' },
+      { store, id: 1 },
+      { store, candidate: 'x' },
+    ]) {
       expect(() => passwordVerifier(options as never)).toThrow(/^passwordVerifier: /);
     }
   });
