@@ -160,7 +160,13 @@ describe.each(expressVersions)('the validated password on %s', (_name, express) 
         res.json({ before: res.locals['before'] as unknown, after: validatedPassword(req) ?? null });
       },
     );
+    app.post('/nothing', (req: Request, res: Response) => {
+      // Nothing was validated on this request: forgetting is a no-op, not a fault.
+      clearValidatedPassword(req);
+      res.json({ after: validatedPassword(req) ?? null });
+    });
     expect((await request(app).post('/p')).body).toEqual({ before: 'set by the app itself', after: null });
+    expect((await request(app).post('/nothing')).body).toEqual({ after: null });
   });
 
   test.each([
