@@ -91,7 +91,7 @@ async function serve(sink: Sink): Promise<void> {
 }
 
 interface Measured {
-  /** Wall-clock requests per second, as autocannon saw them. */
+  /** Wall-clock requests per second, from the flood's first request at the server to its last. */
   readonly requestsPerSecond: number;
   /** Requests per second of the server's own CPU time: what the flood costs the server, whatever else runs. */
   readonly perCpuSecond: number;
@@ -214,7 +214,11 @@ export async function eventRows(config: EventsConfig, log: (line: string) => voi
       for (const { kind, sink } of interleaved(keys, round)) {
         const load = await measuredFlood(runningOf(sink), kind, config.amount);
         results.get(`${kind}/${sink}`)?.push(load);
-        line.push(`${kind} ${sink} ${load.requestsPerSecond.toFixed(0)}/s (${load.perCpuSecond.toFixed(0)}/CPU-s)`);
+        // Busy: the server's CPU time over the flood's wall time; near 100 % the flood was bounded by the server.
+        const busy = (100 * load.requestsPerSecond) / load.perCpuSecond;
+        line.push(
+          `${kind} ${sink} ${load.perCpuSecond.toFixed(0)}/CPU-s (${load.requestsPerSecond.toFixed(0)}/s, busy ${busy.toFixed(0)} %)`,
+        );
       }
       log(`events round ${round + 1}/${config.rounds}: ${line.join(', ')}`);
     }
@@ -238,8 +242,8 @@ export async function eventRows(config: EventsConfig, log: (line: string) => voi
       const section = 'security events';
       const what = kind === 'idor' ? 'IDOR probe flood (404 authz_fail)' : 'anonymous flood (401 authn_login_fail)';
       const value = (loads: readonly Measured[]): string =>
-        `${median(loads.map((load) => load.requestsPerSecond)).toFixed(0)} (${median(loads.map((load) => load.perCpuSecond)).toFixed(0)} per CPU-s)`;
-      const measure = PIN === undefined ? 'req/s (req per server CPU-s)' : 'req/s, server pinned (req per server CPU-s)';
+        `${median(loads.map((load) => load.perCpuSecond)).toFixed(0)} (${median(loads.map((load) => load.requestsPerSecond)).toFixed(0)} wall)`;
+      const measure = `req per server CPU-s${PIN === undefined ? '' : ', server pinned'} (req/s)`;
       rows.push({
         section,
         measure: `${what}, no sink: ${measure}`,
@@ -252,9 +256,11 @@ export async function eventRows(config: EventsConfig, log: (line: string) => voi
         section,
         measure: `${what}, pino sink: ${measure}`,
         value: value(on),
-        compared: `${fixed(wall)}x no sink (CPU ${fixed(cpu)}x)`,
+        // The verdict is on server CPU time: the throughput the server sustains on its own
+        // core, whatever share of it the machine's other processes take (wall is printed too).
+        compared: `${fixed(cpu)}x no sink (wall ${fixed(wall)}x)`,
         target: '>= 0.95x no sink',
-        verdict: verdict(wall >= 0.95),
+        verdict: verdict(cpu >= 0.95),
       });
     }
     return rows;
