@@ -295,42 +295,37 @@ class Passthrough {
   }
 }
 
+/** One per request: the registry that took it, and what the middlewares noted (made when the first fact is). */
+interface Slot {
+  readonly registry: Registry;
+  facts: Facts | undefined;
+}
+
 /**
- * The mark a registration leaves on each request that passes, and what the middlewares
- * note about it later. Private fields on the request itself: the cheapest per-request
- * mark measured (a `WeakMap` entry, an ephemeron the collector traces, cost about 2 µs;
- * a non-enumerable `Object.defineProperty` a few hundred ns; this, like a plain property,
- * tens of ns), invisible to JSON, `util.inspect`, spreads and loggers (the facts may hold
- * the app's user object), and a request without one is told apart by an own-field check,
- * not a miss that walks Express's long prototype chain.
+ * The mark a registration leaves on each request that passes: one private field on the
+ * request itself, holding its slot. Private, so JSON, `util.inspect`, spreads and loggers
+ * never see it (the facts may hold the app's user object), and a request without one is
+ * told apart by an own-field check rather than a miss that walks Express's long prototype
+ * chain. One field, holding a small object: every field added to a request whose
+ * prototype Express has switched costs microseconds (a new hidden class each time), a
+ * second one as much again, while the object costs tens of ns. A `WeakMap` entry (an
+ * ephemeron the collector traces) cost about 2 µs.
  */
 class RequestStamp extends Passthrough {
-  #registry: Registry;
-  #facts: Facts | undefined = undefined;
+  #slot: Slot;
 
-  private constructor(req: Request, registry: Registry) {
+  private constructor(req: Request, slot: Slot) {
     super(req);
-    this.#registry = registry;
+    this.#slot = slot;
   }
 
   /** Stamps `req` for `registry`, unless an outer registration already did. */
   static stamp(req: Request, registry: Registry): void {
-    if (!(#registry in req)) new RequestStamp(req, registry);
+    if (!(#slot in req)) new RequestStamp(req, { registry, facts: undefined });
   }
 
-  static registry(req: Request): Registry | undefined {
-    return #registry in req ? (req as unknown as RequestStamp).#registry : undefined;
-  }
-
-  static facts(req: Request): Facts | undefined {
-    return #facts in req ? (req as unknown as RequestStamp).#facts : undefined;
-  }
-
-  /** The facts of a stamped request, made when the first one is noted. */
-  static notedFacts(req: Request): Facts {
-    const stamp = req as unknown as RequestStamp;
-    stamp.#facts ??= {};
-    return stamp.#facts;
+  static slot(req: Request): Slot | undefined {
+    return #slot in req ? (req as unknown as RequestStamp).#slot : undefined;
   }
 }
 
@@ -644,9 +639,10 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
  * cost of one lookup, when no {@link securityEvents} is registered for the request.
  */
 export function noteSecurityFacts(req: Request, facts: Facts): void {
-  const registry = RequestStamp.registry(req);
-  if (registry === undefined) return;
-  const noted = RequestStamp.notedFacts(req);
+  const slot = RequestStamp.slot(req);
+  if (slot === undefined) return;
+  slot.facts ??= {};
+  const noted = slot.facts;
   if (facts.claimed !== undefined) noted.claimed = facts.claimed;
   if (facts.exists !== undefined) noted.exists = facts.exists;
   if (facts.max !== undefined) noted.max = facts.max;
@@ -654,7 +650,7 @@ export function noteSecurityFacts(req: Request, facts: Facts): void {
   if (facts.principal !== undefined) {
     noted.principal = facts.principal;
     // Read here, inside the route: an app-level error handler no longer sees req.params.
-    noted.resource = safeText(registry.config.resource(req));
+    noted.resource = safeText(slot.registry.config.resource(req));
   }
 }
 
@@ -663,11 +659,12 @@ export function noteSecurityFacts(req: Request, facts: Facts): void {
  * it is delivered once the response finished, with the status answered.
  */
 export function reportSecurityEvent(req: Request, type: SecurityEventType, details: SecurityEventDetails = {}): void {
-  const registry = RequestStamp.registry(req);
-  if (registry === undefined) return;
+  const slot = RequestStamp.slot(req);
+  if (slot === undefined) return;
+  const registry = slot.registry;
   const res = req.res;
   const send = (): void => {
-    const facts = RequestStamp.facts(req) ?? NO_FACTS;
+    const facts = slot.facts ?? NO_FACTS;
     const principal = details.principal ?? facts.principal;
     const resource = details.resource ?? facts.resource;
     const status = details.status ?? (res?.headersSent === true ? res.statusCode : undefined);
@@ -748,11 +745,12 @@ function ruleOf(code: string): KeyedRule | undefined {
  * three map lookups and a counter; the event is built only for an occurrence delivered.
  */
 export function reportRefusal(req: Request, error: unknown, status: number, code: string): void {
-  const registry = RequestStamp.registry(req);
-  if (registry === undefined) return;
+  const slot = RequestStamp.slot(req);
+  if (slot === undefined) return;
   const rule = ruleOf(code);
   if (rule === undefined) return;
-  const facts = RequestStamp.facts(req) ?? NO_FACTS;
+  const registry = slot.registry;
+  const facts = slot.facts ?? NO_FACTS;
   let type = rule.type;
   let prefix = rule.prefix;
   let threshold = 1;
