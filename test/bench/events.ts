@@ -243,7 +243,7 @@ export async function eventRows(config: EventsConfig, log: (line: string) => voi
       const what = kind === 'idor' ? 'IDOR probe flood (404 authz_fail)' : 'anonymous flood (401 authn_login_fail)';
       const value = (loads: readonly Measured[]): string =>
         `${median(loads.map((load) => load.perCpuSecond)).toFixed(0)} (${median(loads.map((load) => load.requestsPerSecond)).toFixed(0)} wall)`;
-      const measure = `req per server CPU-s${PIN === undefined ? '' : ', server pinned'} (req/s)`;
+      const measure = 'req per server CPU-s (req/s)';
       rows.push({
         section,
         measure: `${what}, no sink: ${measure}`,
