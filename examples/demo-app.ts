@@ -162,7 +162,8 @@ export interface LegacyDemoRecord {
 /**
  * The legacy dataset: what an app held before the retrofit. The last one is a guest
  * agent's password the way the reviewed API keeps it (a few hundred base64 characters in
- * clear, in four 255-character metadata chunks); migrating it needs the pepper.
+ * clear, in four 255-character metadata chunks); migrating it seals it under the demo's
+ * sealing key, so that its owner gets it back from the os-server-password route.
  */
 export const LEGACY_DEMO_RECORDS: readonly LegacyDemoRecord[] = [
   { server: 'srv-legacy-md5', owner: 'alice', scheme: 'md5', password: 'tangerine lantern 42' },
@@ -175,6 +176,9 @@ export const LEGACY_DEMO_RECORDS: readonly LegacyDemoRecord[] = [
     password: Buffer.from('demo guest-encrypted password '.repeat(10)).toString('base64'),
   },
 ];
+
+/** The id of the demo's one sealing key, in the key ring `migrate --keys-env` reads. */
+export const DEMO_SEALING_KEY_ID = 'demo-1';
 
 /** The table the demo keeps the reviewed API's metadata in: `migrate --metadata-table` reads it. */
 export const LEGACY_METADATA_TABLE = 'instance_system_metadata';
@@ -259,7 +263,10 @@ export function createDemoApp(options: DemoOptions): Demo {
     const server = await findServer(id);
     return server === undefined ? undefined : { ...server, project: demoProject(server.owner) };
   };
-  const keys = localKeyRing({ current: 'demo-1', keys: { 'demo-1': options.sealingKey ?? randomBytes(32).toString('base64') } });
+  const keys = localKeyRing({
+    current: DEMO_SEALING_KEY_ID,
+    keys: { [DEMO_SEALING_KEY_ID]: options.sealingKey ?? randomBytes(32).toString('base64') },
+  });
   const log = options.log === undefined ? {} : { log: options.log };
 
   const app = express();

@@ -57,7 +57,9 @@ export function serverPasswordRecord(serverId: string): string {
   return `${serverId}/os-server-password`;
 }
 
-const PURPOSE = 'os-server-password';
+/** The sealing purpose of the guest's password: the storer, the reveal routes and `migrate --purpose` share it. */
+export const SERVER_PASSWORD_PURPOSE = 'os-server-password';
+const PURPOSE = SERVER_PASSWORD_PURPOSE;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 export interface OpenStackRouteOptions {

@@ -9,7 +9,15 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import pino from 'pino';
-import { LEGACY_DEMO_RECORDS, LEGACY_METADATA_TABLE, createDemoApp, demoTokens, sqliteStorage } from './demo-app';
+import {
+  DEMO_SEALING_KEY_ID,
+  LEGACY_DEMO_RECORDS,
+  LEGACY_METADATA_TABLE,
+  createDemoApp,
+  demoTokens,
+  sqliteStorage,
+} from './demo-app';
+import { SERVER_PASSWORD_PURPOSE, serverPasswordRecord } from './demo-openstack';
 import type { Demo } from './demo-app';
 import type { SecurityEvent } from '../lib';
 
@@ -188,7 +196,19 @@ function legacyLines(): string[] {
       (record) =>
         `  ${record.server.padEnd(20)} ${record.owner.padEnd(6)} ${record.scheme.padEnd(9)} ${record.password.length > 40 ? `${record.password.slice(0, 24)}… (${record.password.length} chars, see LEGACY_DEMO_RECORDS)` : record.password}`,
     ),
-    'migrate them (another terminal; the pepper is needed for the long metadata password):',
-    `  PASSWORD_PEPPER='${pepper === DEMO_PEPPER ? DEMO_PEPPER : '…'}' npm run migrate -- --sqlite ${db} --metadata-table ${LEGACY_METADATA_TABLE} --pepper-env PASSWORD_PEPPER --cost ${cost}`,
+    'migrate them (another terminal). The metadata password is sealed under the sealing key, never hashed:',
+    'alice then gets it back from GET /v2.1/servers/srv-legacy-metadata/os-server-password (nova get-password):',
+    `  PASSWORD_PEPPER=${pepper === DEMO_PEPPER ? `'${DEMO_PEPPER}'` : '"$PASSWORD_PEPPER"'} SEALING_KEYS=${keyRingWord()} npm run migrate -- --sqlite ${db} --metadata-table ${LEGACY_METADATA_TABLE} --metadata-record-id ${serverPasswordRecord('{id}')} --keys-env SEALING_KEYS --purpose ${SERVER_PASSWORD_PURPOSE} --pepper-env PASSWORD_PEPPER --cost ${cost}`,
   ];
+}
+
+/**
+ * The demo's key ring as `migrate --keys-env` reads it, as one shell word: a key set
+ * through SEALING_KEY is expanded by the shell, never printed.
+ */
+function keyRingWord(): string {
+  if (sealingKey === DEMO_SEALING_KEY) {
+    return `'${JSON.stringify({ current: DEMO_SEALING_KEY_ID, keys: { [DEMO_SEALING_KEY_ID]: DEMO_SEALING_KEY } })}'`;
+  }
+  return `"{\\"current\\":\\"${DEMO_SEALING_KEY_ID}\\",\\"keys\\":{\\"${DEMO_SEALING_KEY_ID}\\":\\"$SEALING_KEY\\"}}"`;
 }

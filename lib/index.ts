@@ -93,7 +93,7 @@ export type {
   MigrationSummary,
 } from './migration/migrate-passwords';
 export { MetadataChunks } from './migration/metadata-chunks';
-export type { LegacyPasswordSource, MetadataChunksOptions } from './migration/metadata-chunks';
+export type { LegacyPasswordSource, MetadataChunksOptions, SourceMechanism } from './migration/metadata-chunks';
 
 // The whole retrofit in one call.
 export { passwordRoutes } from './preset/password-routes';

@@ -110,7 +110,8 @@ export interface PasswordBodyOptions extends PasswordRulesOptions {
    * Hand-off mode, for a retrofit in front of a handler that still reads the password
    * itself: after validation `req.body` (or `req.query`, for a password from the query)
    * holds the validated, normalised password in its field, and the other password fields
-   * too, as a body parser would have left them. The URL is scrubbed all the same. With
+   * too, as a body parser would have left them; on `req.query` they are non-enumerable, so
+   * a logger that serialises `req.query` skips them. The URL is scrubbed all the same. With
    * `false` they leave `req.body` and `req.query`: only {@link validatedPassword} holds it.
    * @default false
    */

@@ -231,6 +231,11 @@ function withoutParameters(url: string, parameters: readonly string[]): string {
 function forgetParameters(req: Request, parameters: readonly string[]): void {
   req.url = withoutParameters(req.url, parameters);
   if (typeof req.originalUrl === 'string') req.originalUrl = withoutParameters(req.originalUrl, parameters);
+  // parseurl's caches of the URLs as they came (search, query, href): Express re-parses
+  // on its next read, but until then a handler that dumps req would print the password.
+  const caches = req as unknown as Record<string, unknown>;
+  delete caches['_parsedUrl'];
+  delete caches['_parsedOriginalUrl'];
   // Express 4 parsed req.query once, into an own property; Express 5 parses it again
   // from req.url on each read, which no longer has the parameters.
   const parsed: unknown = Object.getOwnPropertyDescriptor(req, 'query')?.value;
@@ -244,11 +249,16 @@ function forgetParameters(req: Request, parameters: readonly string[]): void {
 /**
  * Hands query parameters back to the handlers after the scrub, on `req.query` only (the
  * URL keeps them out): an own property on Express 4 and 5 alike, since Express 5's
- * `req.query` is a getter that parses the scrubbed URL again on each read.
+ * `req.query` is a getter that parses the scrubbed URL again on each read. Each is
+ * non-enumerable: read by name (`req.query.password`, `const { password } = req.query`)
+ * it is there, but a logger that serialises `req.query` (pino's request serializer copies
+ * it), `JSON.stringify`, `util.inspect`, `Object.keys` and spreading skip it.
  */
 export function handQueryBack(req: Request, values: ReadonlyMap<string, string>): void {
   const current: unknown = req.query;
   const query: Record<string, unknown> = { ...(typeof current === 'object' && current !== null ? current : {}) };
-  for (const [name, value] of values) query[name] = value;
+  for (const [name, value] of values) {
+    Object.defineProperty(query, name, { value, writable: true, configurable: true, enumerable: false });
+  }
   Object.defineProperty(req, 'query', { value: query, writable: true, configurable: true, enumerable: true });
 }

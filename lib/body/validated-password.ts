@@ -1,13 +1,11 @@
 import type { Request } from 'express';
 import { problem } from '../internal/errors';
-import { markSecret } from '../internal/secrets';
+import { existingSecrets, markSecret, requestSecrets } from '../internal/secrets';
 import { requestSlot } from '../internal/request-slot';
-
-const passwords = requestSlot<string>();
 
 /** Stores the validated, normalised password of this request (the validator calls it). */
 export function setValidatedPassword(req: Request, password: string): void {
-  passwords.set(req, password);
+  requestSecrets(req).password = password;
   markSecret(req, password);
 }
 
@@ -16,12 +14,13 @@ export function setValidatedPassword(req: Request, password: string): void {
  * `undefined` when none was validated. The one typed place later handlers read it from.
  */
 export function validatedPassword(req: Request): string | undefined {
-  return passwords.get(req);
+  return existingSecrets(req)?.password;
 }
 
 /** Forgets the request's password, once it has been hashed or compared. */
 export function clearValidatedPassword(req: Request): void {
-  passwords.clear(req);
+  const secrets = existingSecrets(req);
+  if (secrets !== undefined) secrets.password = undefined;
 }
 
 /**
@@ -30,15 +29,16 @@ export function clearValidatedPassword(req: Request): void {
  * before it. For middlewares wrapped by asyncMiddleware.
  */
 export function takeValidatedPassword(req: Request, route: 'password' | 'secret', middleware: string): string {
-  const password = passwords.get(req);
-  passwords.clear(req);
-  if (password === undefined) {
+  const secrets = existingSecrets(req);
+  if (secrets?.password === undefined) {
     throw problem(
       500,
       'password.misconfigured',
       `The ${route} route is misconfigured: no validated ${route === 'secret' ? 'value' : 'password'} reached ${middleware}; mount passwordBody() before it.`,
     );
   }
+  const password = secrets.password;
+  secrets.password = undefined;
   return password;
 }
 

@@ -27,41 +27,66 @@ export const DEFAULT_REDACTED_KEYS: readonly string[] = [
 export const DEFAULT_KEPT_KEYS: readonly string[] = ['passwordSet', 'passwordPolicy'];
 
 /**
- * A key read as words: its ASCII letters and digits lower-cased with every other character
- * dropped (`chars`), and where each word starts (`starts[i]` is 1 when a word starts at
- * `chars[i]`, and `starts[length]` is 1). Words split at `_`, `-`, `.`, spaces and any other
- * character that is not an ASCII letter or digit, at each lower-to-upper step
- * (`adminPass`), before the last capital of a run of capitals that starts a word
- * (`APIKey` → `api`, `key`), and between letters and digits (`password0`). One pass, no
- * regular expression and no string per word, so a hostile key costs time in proportion
- * to its length.
+ * A key read as words: its letters and digits lower-cased with every other character
+ * dropped (`chars`, UTF-16 code units), and where each word starts (`starts[i]` is 1 when
+ * a word starts at `chars[i]`, and `starts[length]` is 1). Letters and digits are Unicode
+ * ones (`\p{L}`, `\p{N}`, with combining marks joining the letter before them), so
+ * `secretário` is one word and not `secret` followed by `rio`. Words split at `_`, `-`,
+ * `.`, spaces and any other character that is not a letter, digit or mark, at each
+ * lower-to-upper step (`adminPass`), before the last capital of a run of capitals that
+ * starts a word (`APIKey` → `api`, `key`), between letters and digits (`password0`), and
+ * between cased letters and letters of a script without case (`password密码`). One pass,
+ * no string per word, so a hostile key costs time in proportion to its length.
  */
 interface ScannedKey {
-  readonly chars: Uint8Array;
+  readonly chars: Uint16Array;
   readonly starts: Uint8Array;
   readonly length: number;
 }
 
 function scanKey(name: string): ScannedKey {
+  const ascii = !NON_ASCII.test(name);
   // Fullwidth and other compatibility forms of ASCII letters read as the letters.
-  const key = NON_ASCII.test(name) ? name.normalize('NFKC') : name;
-  const chars = new Uint8Array(key.length);
-  const starts = new Uint8Array(key.length + 1);
+  const key = ascii ? name : name.normalize('NFKC');
+  // Lower-casing one code point gives at most two code units (U+0130 gives i and a dot).
+  const chars = new Uint16Array(ascii ? key.length : key.length * 2);
+  const starts = new Uint8Array(chars.length + 1);
   let length = 0;
   let previous = Kind.Other;
+  // Where the character before this one starts in chars: a lower-cased code point can be
+  // two code units.
+  let previousAt = 0;
   for (let i = 0; i < key.length; i++) {
     const code = key.charCodeAt(i);
-    const kind = charKind(code);
+    let kind = charKind(code);
+    let point = '';
+    if (kind === Kind.Other && code >= 0x80) {
+      point = String.fromCodePoint(key.codePointAt(i) ?? code);
+      i += point.length - 1;
+      kind = unicodeKind(point);
+    }
+    if (kind === Kind.Mark) {
+      // A combining mark belongs to the character before it; after a separator it is dropped.
+      if (previous === Kind.Other) continue;
+      for (let unit = 0; unit < point.length; unit++) chars[length++] = point.charCodeAt(unit);
+      continue;
+    }
     if (kind === Kind.Other) {
       previous = kind;
       continue;
     }
     if (kind !== previous && !(previous === Kind.Upper && kind === Kind.Lower)) starts[length] = 1;
     // "APIKey": the K belongs to "Key", so a word starts one character earlier.
-    if (previous === Kind.Upper && kind === Kind.Lower && length > 1 && starts[length - 1] !== 1) {
-      starts[length - 1] = 1;
+    if (previous === Kind.Upper && kind === Kind.Lower && previousAt > 0 && starts[previousAt] !== 1) {
+      starts[previousAt] = 1;
     }
-    chars[length++] = kind === Kind.Upper ? code + 32 : code;
+    previousAt = length;
+    if (point === '') {
+      chars[length++] = kind === Kind.Upper ? code + 32 : code;
+    } else {
+      const lower = kind === Kind.Upper ? point.toLowerCase() : point;
+      for (let unit = 0; unit < lower.length; unit++) chars[length++] = lower.charCodeAt(unit);
+    }
     previous = kind;
   }
   starts[length] = 1;
@@ -90,6 +115,26 @@ const enum Kind {
   Lower,
   Upper,
   Digit,
+  /** A letter of a script without case (Han, Arabic, Hebrew…). */
+  Uncased,
+  /** A combining mark: never a kind of its own, it takes its letter's. */
+  Mark,
+}
+
+const UPPER = /^[\p{Lu}\p{Lt}]$/u;
+const LOWER = /^\p{Ll}$/u;
+const LETTER = /^\p{L}$/u;
+const NUMBER = /^\p{N}$/u;
+const MARK = /^\p{M}$/u;
+
+/** The kind of one non-ASCII code point. */
+function unicodeKind(point: string): Kind {
+  if (LOWER.test(point)) return Kind.Lower;
+  if (UPPER.test(point)) return Kind.Upper;
+  if (LETTER.test(point)) return Kind.Uncased;
+  if (NUMBER.test(point)) return Kind.Digit;
+  if (MARK.test(point)) return Kind.Mark;
+  return Kind.Other;
 }
 
 function charKind(code: number): Kind {

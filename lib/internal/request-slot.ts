@@ -30,7 +30,9 @@ export function requestSlot<T>(): RequestSlot<T> {
       values.set(req, value);
     },
     getOrCreate: (req, create) => {
-      if (values.has(req)) return values.get(req) as T;
+      // One lookup when the value is there (the common case), two only for a stored undefined.
+      const found = values.get(req);
+      if (found !== undefined || values.has(req)) return found as T;
       const value = create();
       values.set(req, value);
       return value;

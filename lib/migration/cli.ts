@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type BetterSqlite3 from 'better-sqlite3';
+import { DEFAULT_PURPOSE } from '../sealing/encrypt-and-store';
 import { localKeyRing } from '../sealing/key-ring';
 import type { KeyProvider, LocalKeyRingOptions } from '../sealing/key-ring';
 import type { LegacyScheme } from '../hashing/legacy-schemes';
@@ -24,9 +25,9 @@ const USAGE = `Usage: express-password-guard migrate [options]
 Upgrades stored passwords to bcrypt without a reset: plain-text records are hashed,
 MD5, SHA-1 and SHA-256 digests are wrapped in bcrypt at once (and replaced by a plain
 bcrypt hash at their next successful verify). With the sealing storer's keys, values
-sealed under an older key are re-sealed under the current one. Safe to run again, and
-to stop at any point: each record is replaced atomically, and a second run changes
-nothing.
+sealed under an older key are re-sealed under the current one, and the reviewed API's
+guest passwords are moved into sealed records. Safe to run again, and to stop at any
+point: each record is replaced atomically, and a second run changes nothing.
 
 Store (exactly one):
   --sqlite <file>               a SqliteStore file
@@ -40,12 +41,17 @@ Store (exactly one):
   --table <name>                the SqliteStore table (default password_records)
   --prefix <prefix>             the RedisStore key prefix (default epg:password:)
 
-Passwords kept in clear in the reviewed API's layout (moved into the store):
+Guest passwords kept in clear in the reviewed API's layout (sealed into the store, as
+encryptAndStore does, so that the owner gets them back; never hashed, which would
+make them unrecoverable; needs --keys-env or --keys-file):
   --metadata-table <name>       key-value table holding the password_0 … password_3 chunks
   --metadata-db <file>          its SQLite file (default: the --sqlite file)
   --metadata-id-column <name>   (default instance_uuid)
   --metadata-key-column <name>  (default key)
   --metadata-value-column <name> (default value)
+  --metadata-record-id <template> the store record id of each instance's password, {id}
+                                standing for the instance id, as your reveal route reads
+                                it (default {id}; the demo's: {id}/os-server-password)
 
 Hashing (use the storer's settings):
   --cost <n>                    bcrypt cost, 10 to 31 (default 12)
@@ -54,20 +60,23 @@ Hashing (use the storer's settings):
   --schemes <file>              a module exporting legacy schemes of your own (an array,
                                 as default export or as "schemes")
 
-Sealed records (re-sealed under the current key; keys never go on the command line):
+Sealed records (sealed and re-sealed under the current key; keys never go on the
+command line):
   --keys-env <VAR>              read the key ring from environment variable VAR
   --keys-file <file>            read the key ring from this file (mode 0600)
                                 either holds {"current": "k2", "keys": {"k1": "<base64>",
                                 "k2": "<base64>"}}, each key 32 bytes (openssl rand -base64 32)
-  --purpose <label>             the sealing storer's purpose (default password)
+  --purpose <label>             the sealing storer's purpose (default password), the
+                                same as your reveal route's
 
 Run:
   --dry-run                     report what would change, write nothing
   --concurrency <n>             hashes at once (default 2)
   -h, --help                    this text
 
-Exit status: 0 when no record failed, 1 when some did (or the run stopped on an
-error), 2 for a usage error.`;
+Exit status: 0 when no record failed, 1 when some did (a guest password hashed by an
+earlier migration, which no run can recover, counts as failed), or the run stopped on
+an error, 2 for a usage error.`;
 
 class UsageError extends Error {}
 
@@ -101,6 +110,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         'metadata-id-column': { type: 'string' },
         'metadata-key-column': { type: 'string' },
         'metadata-value-column': { type: 'string' },
+        'metadata-record-id': { type: 'string' },
         cost: { type: 'string' },
         'pepper-env': { type: 'string' },
         schemes: { type: 'string' },
@@ -134,6 +144,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     const keys = readKeyRing(values['keys-env'], values['keys-file']);
     if (values.purpose !== undefined && keys === undefined)
       throw new UsageError('--purpose goes with --keys-env or --keys-file.');
+    if (values['metadata-table'] !== undefined && keys === undefined) {
+      throw new UsageError(
+        "--metadata-table needs the sealing storer's keys (--keys-env or --keys-file, and its --purpose): the reviewed API's guest passwords are handed back to their owner (nova get-password), so they are sealed; hashing them would make them unrecoverable.",
+      );
+    }
+    const sourceRecordId = recordIdTemplate(values['metadata-record-id']);
     opened = await openStore(values);
     const dryRun = values['dry-run'] === true;
     console.log(`express-password-guard migrate: ${opened.label}${dryRun ? ' (dry run: nothing will be written)' : ''}`);
@@ -141,6 +157,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const summary = await migratePasswords({
       store: opened.store,
       ...(opened.source === undefined ? {} : { source: opened.source }),
+      ...(sourceRecordId === undefined ? {} : { sourceRecordId }),
       ...(cost === undefined ? {} : { cost }),
       ...(pepper === undefined ? {} : { pepper }),
       ...(legacy === undefined ? {} : { legacy }),
@@ -151,7 +168,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       onProgress: progress.update,
       onFailure: (failure: MigrationFailure) => {
         progress.interrupt();
-        console.log(`  failed ${failure.id}: ${failure.reason}`);
+        console.log(`  ${failure.unrecoverable === true ? 'unrecoverable' : 'failed'} ${failure.id}: ${failure.reason}`);
       },
     });
     progress.end();
@@ -177,6 +194,17 @@ function integer(flag: string, value: string | undefined, min: number, max: numb
   if (!(number >= min && number <= max))
     throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got "${value}".`);
   return number;
+}
+
+/** `--metadata-record-id`: `{id}` stands for the instance id, at least once. */
+function recordIdTemplate(template: string | undefined): ((id: string) => string) | undefined {
+  if (template === undefined) return undefined;
+  if (!template.includes('{id}')) {
+    throw new UsageError(
+      `--metadata-record-id ${template}: put {id} where the instance id goes, such as {id}/os-server-password; without it every instance would share one record.`,
+    );
+  }
+  return (id) => template.replaceAll('{id}', id);
 }
 
 function readPepper(variable: string | undefined): string | undefined {
@@ -287,7 +315,13 @@ function chosenStore(values: Values): StoreKind {
   if (text(values, 'table') !== undefined && kind !== 'sqlite') throw new UsageError('--table goes with --sqlite.');
   if (text(values, 'prefix') !== undefined && kind !== 'redis') throw new UsageError('--prefix goes with --redis.');
   if (text(values, 'metadata-table') === undefined) {
-    for (const flag of ['metadata-db', 'metadata-id-column', 'metadata-key-column', 'metadata-value-column']) {
+    for (const flag of [
+      'metadata-db',
+      'metadata-id-column',
+      'metadata-key-column',
+      'metadata-value-column',
+      'metadata-record-id',
+    ]) {
       if (text(values, flag) !== undefined) throw new UsageError(`--${flag} goes with --metadata-table.`);
     }
   } else if (text(values, 'metadata-db') === undefined && kind !== 'sqlite') {
@@ -369,9 +403,10 @@ function openMetadataChunks(
     ...optional('keyColumn', text(values, 'metadata-key-column')),
     ...optional('valueColumn', text(values, 'metadata-value-column')),
   });
+  const recordId = text(values, 'metadata-record-id') ?? '{id}';
   return {
     source,
-    label: `moving clear-text passwords from table ${table}${metadataDb === undefined ? '' : ` of ${metadataDb}`}`,
+    label: `sealing the clear-text passwords of table ${table}${metadataDb === undefined ? '' : ` of ${metadataDb}`} as records ${recordId} (purpose ${text(values, 'purpose') ?? DEFAULT_PURPOSE})`,
   };
 }
 
@@ -547,11 +582,13 @@ function progressReporter(stream: NodeJS.WriteStream = process.stderr): Progress
 
 function printSummary(summary: MigrationSummary): void {
   const upgraded = summary.dryRun ? 'would upgrade' : 'upgraded';
+  const lost = summary.failures.filter((failure) => failure.unrecoverable === true).length;
   const rows: Array<[string, number]> = [
     ['records seen', summary.seen],
     [upgraded, summary.upgraded],
     ['already current', summary.current],
     ['failed', summary.failed],
+    ...(lost === 0 ? [] : [['  unrecoverable', lost] as [string, number]]),
   ];
   console.log(summary.dryRun ? 'Summary (dry run, nothing written):' : 'Summary:');
   for (const [label, count] of rows) console.log(`  ${label.padEnd(16)} ${String(count).padStart(6)}`);
@@ -560,6 +597,11 @@ function printSummary(summary: MigrationSummary): void {
   if (summary.scrubbed === false) {
     console.log(
       'Plain text or old sealed values replaced, but the SQLite file could not be compacted (another connection was busy): old copies may remain in its free pages or -wal file until it is; run VACUUM once the app is stopped.',
+    );
+  }
+  if (lost > 0) {
+    console.log(
+      `${lost === 1 ? '1 guest password was' : `${lost} guest passwords were`} hashed by an earlier migration: no one can get ${lost === 1 ? 'it' : 'them'} back. Have each reset (nova clear-password, then the guest's next boot or password reset) so that the guest agent posts it again.`,
     );
   }
   if (!summary.dryRun && summary.seen > 0 && summary.upgraded === 0 && summary.failed === 0) {

@@ -27,7 +27,18 @@ export interface LegacyPasswordSource {
    * atomically, and tells whether it did.
    */
   clear(id: string, expected: string): MaybePromise<boolean>;
+  /**
+   * How {@link migratePasswords} stores the values it moves: `'hash'` (bcrypt, as
+   * `hashAndStore` does) for secrets that are only ever checked; `'seal'` (AES-256-GCM, as
+   * `encryptAndStore` does, so `revealSecret` hands them back; the migration then needs
+   * `keys`) for secrets their owner fetches back, which a hash would make unrecoverable.
+   * @default 'hash'
+   */
+  readonly mechanism?: SourceMechanism;
 }
+
+/** How a legacy source's values are stored: hashed (only ever checked) or sealed (handed back). */
+export type SourceMechanism = 'hash' | 'seal';
 
 /**
  * Options of {@link MetadataChunks}.
@@ -68,6 +79,9 @@ const optionKeys: KeysEnum<MetadataChunksOptions> = {
  * and read back, as its reader does, by joining in key order every value whose key
  * starts with `password_`. Clearing blanks those values, as the API's own clear does,
  * in one transaction that first checks they still join to the expected password.
+ * Its values are the guest agent's password, already encrypted by the guest with the
+ * instance's public key, which the owner fetches back (`nova get-password`): the
+ * migration seals them (`mechanism` is `'seal'`), never hashes them.
  * Give the connection your {@link SqliteStore} uses when both are in one file:
  * {@link migratePasswords} then moves each password in one transaction.
  *
@@ -75,11 +89,14 @@ const optionKeys: KeysEnum<MetadataChunksOptions> = {
  * const db = new Database('nova.db');
  * const store = new SqliteStore({ database: db });
  * const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
- * await migratePasswords({ store, source });
+ * const keys = localKeyRing({ current: 'k1', keys: { k1: process.env.SEAL_KEY_K1 ?? '' } });
+ * await migratePasswords({ store, source, keys, purpose: 'os-server-password' });
  */
 export class MetadataChunks implements LegacyPasswordSource {
   /** The connection the chunks are read through. */
   readonly database: SqliteDatabase;
+  /** Always `'seal'`: these values are handed back to their owner. */
+  readonly mechanism: SourceMechanism = 'seal';
   readonly #ids: SqliteStatement;
   readonly #chunks: SqliteStatement;
   readonly #blank: SqliteStatement;

@@ -9,10 +9,10 @@ import { NORMALIZATIONS } from '../body/password-rules';
 import type { PasswordNormalization } from '../body/password-rules';
 import { assertKeyProvider } from '../sealing/key-ring';
 import type { KeyProvider } from '../sealing/key-ring';
-import { currentKey, sealedKeyId } from '../sealing/aes-gcm';
+import { currentKey, isSealedScheme, sealedKeyId } from '../sealing/aes-gcm';
 import { openRecord, resolvePurpose, sealedRecord } from '../sealing/encrypt-and-store';
 import { MetadataChunks } from './metadata-chunks';
-import type { LegacyPasswordSource } from './metadata-chunks';
+import type { LegacyPasswordSource, SourceMechanism } from './metadata-chunks';
 import { SqliteStore } from '../stores/sqlite-store';
 import type { SqliteDatabase } from '../stores/sqlite-store';
 import { assertStore, checkedBoolean, checkedRecord } from '../stores/store';
@@ -44,6 +44,11 @@ export interface MigrationProgress {
 export interface MigrationFailure {
   readonly id: string;
   readonly reason: string;
+  /**
+   * `true` when no run can ever migrate it: a secret handed back to its owner was hashed
+   * by an earlier migration, and only its owner setting it again brings it back.
+   */
+  readonly unrecoverable?: boolean;
 }
 
 /**
@@ -55,7 +60,7 @@ export interface MigrationFailure {
 export interface MigrationSummary {
   /** Records visited. */
   readonly seen: number;
-  /** Records upgraded or re-sealed (with `dryRun`: that would be). */
+  /** Records upgraded, re-sealed or moved from the source (with `dryRun`: that would be). */
   readonly upgraded: number;
   /**
    * Records already bcrypt (plain or wrapped), sealed under the current key (or sealed,
@@ -90,12 +95,18 @@ export interface MigratePasswordsOptions {
   readonly store: PasswordStore;
   /**
    * Passwords kept outside the store, in clear, to move into it (for instance
-   * {@link MetadataChunks}, the reviewed API's layout). Each is hashed, set in the store,
-   * then erased from the source; the store's own records are migrated too when it has
-   * `ids()`.
+   * {@link MetadataChunks}, the reviewed API's layout). Each is hashed, or sealed when the
+   * source's `mechanism` is `'seal'` (then `keys` is required), set in the store, then
+   * erased from the source; the store's own records are migrated too when it has `ids()`.
    * @default undefined: only the store's own records are migrated
    */
   readonly source?: LegacyPasswordSource;
+  /**
+   * The store record id a source id's value is moved to: the id your storer and reveal
+   * route use for it, such as `(id) => id + '/os-server-password'`.
+   * @default (id) => id
+   */
+  readonly sourceRecordId?: (sourceId: string) => string;
   /** bcrypt cost of the new hashes, 10 to 31: use the storer's. @default 12 */
   readonly cost?: number;
   /**
@@ -111,11 +122,12 @@ export interface MigratePasswordsOptions {
    * The sealing storer's keys. When given, every sealed record (`aes-256-gcm:<key id>`)
    * under a key other than the current one is opened and re-sealed under the current
    * key (eager rotation), so the old key can then be retired; one that does not open is
-   * reported as failed and left as it is.
+   * reported as failed and left as it is. A source whose `mechanism` is `'seal'` has its
+   * values sealed under the current key, and needs them.
    * @default undefined: sealed records are left as they are, counted as current
    */
   readonly keys?: KeyProvider;
-  /** The sealing storer's purpose, needed to open its records. @default 'password' */
+  /** The sealing storer's purpose, needed to open and seal its records. @default 'password' */
   readonly purpose?: string;
   /** Count what would be done, writing nothing. @default false */
   readonly dryRun?: boolean;
@@ -137,6 +149,7 @@ export interface MigratePasswordsOptions {
 const optionKeys: KeysEnum<MigratePasswordsOptions> = {
   store: true,
   source: true,
+  sourceRecordId: true,
   cost: true,
   pepper: true,
   legacy: true,
@@ -156,13 +169,15 @@ interface MigrationConfig extends HashingConfig {
   readonly keys: KeyProvider | undefined;
   readonly purpose: string;
   readonly dryRun: boolean;
+  /** The source's values are sealed, not hashed (with `keys`, checked at the call). */
+  readonly sealSource: boolean;
 }
 
 /** `scrub`: the record replaced held plain text, or a value sealed under a key being retired. */
 type Outcome =
   | { readonly kind: 'upgraded'; readonly scrub: boolean }
   | { readonly kind: 'current' }
-  | { readonly kind: 'failed'; readonly reason: string };
+  | { readonly kind: 'failed'; readonly reason: string; readonly unrecoverable?: true };
 
 const ATTEMPTS = 3;
 const changedMeanwhile: Outcome = {
@@ -176,9 +191,10 @@ const changedMeanwhile: Outcome = {
  * `'bcrypt+<scheme>'` (a wrapped record, which {@link verifyPassword} checks and then
  * replaces by a plain bcrypt hash of the password), and a plain-text password is hashed
  * as the storer would. With `source`, passwords kept in clear elsewhere are moved into the
- * store. Each record is replaced by a compare-and-set, so it is either fully old or
- * fully new, and a record changed meanwhile (a verify upgraded it) is read again, never
- * overwritten. Idempotent: bcrypt and wrapped records count as current, so a second run
+ * store: hashed, or sealed under `keys` when they are secrets handed back to their owner
+ * (a {@link MetadataChunks} source: the reviewed API's guest passwords). Each record is
+ * replaced by a compare-and-set, so it is either fully old or fully new, and a record
+ * changed meanwhile (a verify upgraded it) is read again, never overwritten. Idempotent: bcrypt and wrapped records count as current, so a second run
  * changes nothing, and a run stopped at any point can simply be run again. On SQLite,
  * when plain text was replaced, the file is compacted and its WAL truncated so that no
  * copy of it remains.
@@ -209,6 +225,15 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
     throw optionError('migratePasswords', 'normalization', `must be one of ${NORMALIZATIONS.join(', ')}.`);
   }
   if (options.keys !== undefined) assertKeyProvider('migratePasswords', 'keys', options.keys);
+  assertFunction('migratePasswords', 'sourceRecordId', options.sourceRecordId);
+  const sealSource = sourceMechanism(source) === 'seal';
+  if (sealSource && options.keys === undefined) {
+    throw optionError(
+      'migratePasswords',
+      'keys',
+      "is required: the source's values are secrets handed back to their owner, which are sealed, never hashed (no one could get a hash back).",
+    );
+  }
   const config: MigrationConfig = {
     normalize: form === 'none' ? (password) => password : (password) => password.normalize(form),
     ...resolveHashing('migratePasswords', options.cost, options.pepper),
@@ -217,24 +242,31 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
     keys: options.keys,
     purpose: resolvePurpose('migratePasswords', options.purpose),
     dryRun: options.dryRun ?? false,
+    sealSource,
   };
   // A provider that cannot give its current key must stop the run before any record.
   if (config.keys !== undefined) await currentKey(config.keys);
 
   // The source's ids first, then the store's other records, so that one run leaves
   // nothing legacy in either; an id in both is the source's (its move checks the store).
-  const work: Array<{ readonly id: string; readonly fromSource: boolean }> = [];
-  const fromSource = new Set<string>();
+  // `id` is the source's (what a failure names), `recordId` the store's.
+  const work: Array<{ readonly id: string; readonly recordId: string; readonly fromSource: boolean }> = [];
+  const sourceIds = new Set<string>();
+  const movedTo = new Set<string>();
   if (source !== undefined) {
-    for await (const id of source.ids()) {
-      if (fromSource.has(String(id))) continue;
-      fromSource.add(String(id));
-      work.push({ id: String(id), fromSource: true });
+    for await (const sourceId of source.ids()) {
+      const id = String(sourceId);
+      if (sourceIds.has(id)) continue;
+      sourceIds.add(id);
+      const recordId = mappedRecordId(options.sourceRecordId, id);
+      movedTo.add(recordId);
+      work.push({ id, recordId, fromSource: true });
     }
   }
   if (typeof store.ids === 'function') {
-    for await (const id of store.ids()) {
-      if (!fromSource.has(String(id))) work.push({ id: String(id), fromSource: false });
+    for await (const storeId of store.ids()) {
+      const id = String(storeId);
+      if (!movedTo.has(id)) work.push({ id, recordId: id, fromSource: false });
     }
   }
   const counts = { upgraded: 0, current: 0, failed: 0 };
@@ -244,10 +276,11 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < work.length) {
-      const { id, fromSource: moving } = work[next++] as (typeof work)[number];
+      const { id, recordId, fromSource: moving } = work[next++] as (typeof work)[number];
       let outcome: Outcome;
       try {
-        outcome = moving && source !== undefined ? await moveFromSource(config, source, id) : await migrateRecord(config, id);
+        outcome =
+          moving && source !== undefined ? await moveFromSource(config, source, id, recordId) : await migrateRecord(config, id);
       } catch (error) {
         // A store error ends the run: every later record would most likely fail the same way.
         throw new Error(`migratePasswords: the store failed on record "${id}": ${(error as Error).message}`, { cause: error });
@@ -255,7 +288,11 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
       counts[outcome.kind]++;
       if (outcome.kind === 'upgraded' && outcome.scrub) plainReplaced = true;
       if (outcome.kind === 'failed') {
-        const failure = { id, reason: outcome.reason };
+        const failure: MigrationFailure = {
+          id,
+          reason: outcome.reason,
+          ...(outcome.unrecoverable === true ? { unrecoverable: true } : {}),
+        };
         failures.push(failure);
         options.onFailure?.(failure);
       }
@@ -370,57 +407,104 @@ async function reseal(
   return { kind: 'replace', record: await sealedRecord(keys, config.purpose, id, opened.plaintext, record.setAt) };
 }
 
-async function moveFromSource(config: MigrationConfig, source: LegacyPasswordSource, id: string): Promise<Outcome> {
+async function moveFromSource(
+  config: MigrationConfig,
+  source: LegacyPasswordSource,
+  sourceId: string,
+  recordId: string,
+): Promise<Outcome> {
   const { store } = config;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const password: unknown = await source.read(id);
+    const password: unknown = await source.read(sourceId);
     if (password !== undefined && typeof password !== 'string') {
       throw new TypeError('the legacy source read something other than a string.');
     }
-    if (password === undefined || password === '') return { kind: 'current' };
-    const existing = checkedRecord(await store.get(id));
+    if (password === undefined || password === '') {
+      // Nothing to move: the store's record of that id is migrated as any other.
+      const lost = config.sealSource ? await hashedByEarlierRun(config, sourceId, recordId) : undefined;
+      return lost ?? (await migrateRecord(config, recordId));
+    }
+    const existing = checkedRecord(await store.get(recordId));
     if (existing !== undefined) {
       // Set by an earlier run that stopped before erasing the source: finish the move.
-      if (!(await holds(config, existing, password))) {
-        return {
-          kind: 'failed',
-          reason: 'the store already holds a different password for this id; its legacy password was left in place.',
-        };
-      }
+      const conflict = await heldOtherwise(config, recordId, existing, password);
+      if (conflict !== undefined) return { kind: 'failed', reason: conflict };
       if (config.dryRun) return { kind: 'upgraded', scrub: true };
-      if (checkedBoolean('clear', await source.clear(id, password))) return { kind: 'upgraded', scrub: true };
+      if (checkedBoolean('clear', await source.clear(sourceId, password))) return { kind: 'upgraded', scrub: true };
       continue;
     }
-    const planned = plainPlan(config, password);
-    if (planned.kind !== 'hash') return planned;
-    if (config.dryRun) return { kind: 'upgraded', scrub: true };
-    const record: PasswordRecord = {
-      hash: await bcrypt.hash(planned.input, config.cost),
-      setAt: new Date().toISOString(),
-      scheme: planned.scheme,
-    };
+    let record: PasswordRecord;
+    if (config.sealSource) {
+      if (config.dryRun) return { kind: 'upgraded', scrub: true };
+      // Byte for byte, never normalised: the owner decrypts exactly what the guest posted.
+      record = await sealedRecord(config.keys as KeyProvider, config.purpose, recordId, password, new Date().toISOString());
+    } else {
+      const planned = plainPlan(config, password);
+      if (planned.kind !== 'hash') return planned;
+      if (config.dryRun) return { kind: 'upgraded', scrub: true };
+      record = { hash: await bcrypt.hash(planned.input, config.cost), setAt: new Date().toISOString(), scheme: planned.scheme };
+    }
     if (source instanceof MetadataChunks && store instanceof SqliteStore && store.database === source.database) {
       // One connection, one transaction: the password is in the source or in the store, never both or neither.
       const moved = source.transaction(() => {
-        if (source.read(id) !== password || !store.setIfAbsent(id, record)) return false;
-        return source.clearInTransaction(id, password);
+        if (source.read(sourceId) !== password || !store.setIfAbsent(recordId, record)) return false;
+        return source.clearInTransaction(sourceId, password);
       });
       if (moved) return { kind: 'upgraded', scrub: true };
       continue;
     }
     // Store first, then source: a stop in between leaves the password in both, and the
     // next run, finding it set, erases the source.
-    if (!checkedBoolean('setIfAbsent', await store.setIfAbsent(id, record))) continue;
-    if (checkedBoolean('clear', await source.clear(id, password))) return { kind: 'upgraded', scrub: true };
+    if (!checkedBoolean('setIfAbsent', await store.setIfAbsent(recordId, record))) continue;
+    if (checkedBoolean('clear', await source.clear(sourceId, password))) return { kind: 'upgraded', scrub: true };
   }
   return changedMeanwhile;
 }
 
-/** Whether `record` is a hash of `password` as the migration would have made it. */
-async function holds(config: MigrationConfig, record: PasswordRecord, password: string): Promise<boolean> {
-  if (record.scheme !== 'bcrypt' && record.scheme !== 'bcrypt+hmac-sha256') return false;
-  const input = bcryptInput(config.normalize(password), record.scheme as PasswordScheme, config.pepper);
-  return input !== undefined && bcrypt.compare(input, record.hash);
+/**
+ * Why `record` is not what the migration would have made of `password` (`undefined` when
+ * it is): a sealed value that opens to it, or a hash of it, as the source's mechanism says.
+ */
+async function heldOtherwise(
+  config: MigrationConfig,
+  recordId: string,
+  record: PasswordRecord,
+  password: string,
+): Promise<string | undefined> {
+  const different = 'the store already holds a different password for this id; its legacy password was left in place.';
+  if (!config.sealSource) {
+    if (record.scheme !== 'bcrypt' && record.scheme !== 'bcrypt+hmac-sha256') return different;
+    const input = bcryptInput(config.normalize(password), record.scheme as PasswordScheme, config.pepper);
+    return input !== undefined && (await bcrypt.compare(input, record.hash)) ? undefined : different;
+  }
+  if (!isSealedScheme(record.scheme)) {
+    return `the store holds a hash for this id (scheme "${record.scheme}"), which can never be handed back; its legacy password was left in place: delete that record, then run the migration again.`;
+  }
+  const opened = await openRecord(config.keys as KeyProvider, config.purpose, recordId, record);
+  if ('failure' in opened) {
+    return `the store holds a sealed value for this id that did not open (${opened.failure}); its legacy password was left in place.`;
+  }
+  return opened.plaintext === password ? undefined : different;
+}
+
+/** The schemes a migration that hashed handed-back values wrote for them. */
+const HASHED_BY_EARLIER_RUN = new Set(['bcrypt', 'bcrypt+hmac-sha256']);
+
+/**
+ * For a source id with nothing left to move: the failure to report when its value should
+ * be sealed and none is, while a bcrypt record sits under the source's own id (where a
+ * migration that hashed these values put it). That value is lost, and said so.
+ */
+async function hashedByEarlierRun(config: MigrationConfig, sourceId: string, recordId: string): Promise<Outcome | undefined> {
+  const atRecord = checkedRecord(await config.store.get(recordId));
+  if (atRecord !== undefined && isSealedScheme(atRecord.scheme)) return undefined;
+  const earlier = recordId === sourceId ? atRecord : checkedRecord(await config.store.get(sourceId));
+  if (earlier === undefined || !HASHED_BY_EARLIER_RUN.has(earlier.scheme)) return undefined;
+  return {
+    kind: 'failed',
+    unrecoverable: true,
+    reason: `its legacy password is gone, and the store holds only a bcrypt hash of it (scheme "${earlier.scheme}" under "${sourceId}"), made by an earlier migration: no one can turn it back into the password. Reset it (nova clear-password, then the guest's next boot or password reset) so that the guest agent posts it again.`,
+  };
 }
 
 /**
@@ -443,6 +527,23 @@ function scrubSqlite(db: SqliteDatabase): boolean {
   } catch {
     return false;
   }
+}
+
+function mappedRecordId(map: ((sourceId: string) => string) | undefined, sourceId: string): string {
+  if (map === undefined) return sourceId;
+  const recordId: unknown = map(sourceId);
+  if (typeof recordId !== 'string' || recordId === '') {
+    throw optionError('migratePasswords', 'sourceRecordId', `must return a non-empty string; it did not for "${sourceId}".`);
+  }
+  return recordId;
+}
+
+function sourceMechanism(source: LegacyPasswordSource | undefined): SourceMechanism {
+  const mechanism = source?.mechanism ?? 'hash';
+  if (mechanism !== 'hash' && mechanism !== 'seal') {
+    throw optionError('migratePasswords', 'source', `has a mechanism of "${String(mechanism)}"; it must be 'hash' or 'seal'.`);
+  }
+  return mechanism;
 }
 
 function assertSource(source: unknown): asserts source is LegacyPasswordSource {

@@ -2,7 +2,6 @@ import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { misconfigured } from '../hashing/bcrypt';
 import { whenReady } from '../internal/async';
-import { BASE64URL } from '../internal/syntax';
 import type { MaybePromise } from '../stores/store';
 import { KEY_BYTES, KEY_ID, localRing } from './key-ring';
 import type { IdentifiedKey, KeyProvider } from './key-ring';
@@ -69,13 +68,17 @@ function frame(parts: ReadonlyArray<string | Buffer>, head?: Buffer): Buffer {
 const NONCE_POOL = Buffer.alloc(NONCE_BYTES * 256);
 let noncePoolOffset = NONCE_POOL.length;
 
+/**
+ * The next 12 bytes of the pool, as a view, not a copy: {@link seal} uses it (the cipher
+ * copies it into its context, the text encoding reads it) before it returns, and so
+ * before any other call can refill the pool under it.
+ */
 function freshNonce(): Buffer {
   if (noncePoolOffset + NONCE_BYTES > NONCE_POOL.length) {
     randomFillSync(NONCE_POOL);
     noncePoolOffset = 0;
   }
-  // A copy, so the caller's nonce never changes when the pool is refilled.
-  const nonce = Buffer.from(NONCE_POOL.subarray(noncePoolOffset, noncePoolOffset + NONCE_BYTES));
+  const nonce = NONCE_POOL.subarray(noncePoolOffset, noncePoolOffset + NONCE_BYTES);
   noncePoolOffset += NONCE_BYTES;
   return nonce;
 }
@@ -87,11 +90,12 @@ function freshNonce(): Buffer {
  */
 export function seal(plaintext: string, key: Uint8Array | KeyObject, purpose: string, id: string, keyId: string): string {
   const nonce = freshNonce();
-  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+  const cipher = createCipheriv(SEALED_ALGORITHM, key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(associatedData(purpose, id, keyId));
-  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  const tag = cipher.getAuthTag();
-  return [FORMAT, nonce.toString('base64url'), ciphertext.toString('base64url'), tag.toString('base64url')].join('.');
+  const ciphertext = cipher.update(plaintext, 'utf8');
+  // GCM is a stream mode: update() has given every byte, and final() only computes the tag.
+  cipher.final();
+  return `${FORMAT}.${nonce.toString('base64url')}.${ciphertext.toString('base64url')}.${cipher.getAuthTag().toString('base64url')}`;
 }
 
 /** Why a sealed value did not open. Never holds the value, the key or the plaintext. */
@@ -102,8 +106,13 @@ export type OpenFailure =
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/**
+ * One base64url part, decoded, or `undefined` unless it is canonical base64url (of `bytes`
+ * bytes, when given). The decoder skips characters it does not know, so the check is that
+ * encoding what it gave back spells `text` exactly: that also rejects any other character.
+ */
 function part(text: string | undefined, bytes?: number): Buffer | undefined {
-  if (text === undefined || !BASE64URL.test(text)) return undefined;
+  if (text === undefined) return undefined;
   const decoded = Buffer.from(text, 'base64url');
   if (decoded.toString('base64url') !== text) return undefined;
   return bytes === undefined || decoded.length === bytes ? decoded : undefined;
@@ -128,13 +137,17 @@ export function open(
   if (fields.length !== 4 || fields[0] !== FORMAT || nonce === undefined || ciphertext === undefined || tag === undefined) {
     return { failure: 'malformed' };
   }
-  let plain: Buffer;
+  let plain: Buffer | undefined;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+    const decipher = createDecipheriv(SEALED_ALGORITHM, key, nonce, { authTagLength: TAG_BYTES });
     decipher.setAAD(associatedData(purpose, id, keyId));
     decipher.setAuthTag(tag);
-    plain = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+    plain = decipher.update(ciphertext);
+    // Checks the tag (and throws on a mismatch) before the plaintext is used; GCM leaves nothing to flush.
+    decipher.final();
   } catch {
+    // What update() gave was never authenticated: it is wiped, never returned.
+    plain?.fill(0);
     return {
       failure: 'authentication failed (altered, truncated, moved from another record or purpose, or sealed under another key)',
     };

@@ -9,12 +9,11 @@ import type { KeysEnum } from '../internal/options';
 import { requireRecordId, resolveIdReader } from '../access/record-id';
 import type { RecordIdReader } from '../access/record-id';
 import { takeValidatedPassword } from '../body/validated-password';
-import { markRevealed, markSecret, revealedFor } from '../internal/secrets';
+import { existingSecrets, markRevealed, markSecret, requestSecrets, revealedFor } from '../internal/secrets';
 import { reportSecurityEvent } from '../http/security-events';
 import { currentKey, currentKeyId, isSealedScheme, keyById, open, seal, sealedKeyId, sealedScheme } from './aes-gcm';
 import { assertStore, checkedBoolean, checkedRecord } from '../stores/store';
 import type { MaybePromise, PasswordRecord, PasswordStore } from '../stores/store';
-import { requestSlot } from '../internal/request-slot';
 
 /**
  * Options of {@link encryptAndStore}.
@@ -106,8 +105,6 @@ export interface SealedSecret {
   readonly keyId: string;
 }
 
-const sealedByRequest = requestSlot<SealedSecret>();
-
 /**
  * What {@link encryptAndStore} stored for `req`, or `undefined` before it succeeded.
  *
@@ -117,7 +114,7 @@ const sealedByRequest = requestSlot<SealedSecret>();
  * });
  */
 export function sealedSecret(req: Request): SealedSecret | undefined {
-  return sealedByRequest.get(req);
+  return existingSecrets(req)?.sealed;
 }
 
 /**
@@ -221,7 +218,7 @@ export function encryptAndStore(options: EncryptAndStoreOptions): RequestHandler
           next(alreadySetProblem());
           return;
         }
-        sealedByRequest.set(req, { id, setAt: record.setAt, keyId: sealedKeyId(record.scheme) ?? '' });
+        requestSecrets(req).sealed = { id, setAt: record.setAt, keyId: sealedKeyId(record.scheme) ?? '' };
         next();
       });
     });

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { LEGACY_DEMO_RECORDS } from '../../examples/demo-app';
 import { startDemo as start, waitForOutput as waitFor } from '../helpers/demo-process';
 import { freePort } from '../helpers/redis-server';
 
@@ -82,21 +83,23 @@ describe('the demo server (npm start)', () => {
         ((await (await fetch(`${base}/${server}/password`, { headers: alice })).json()) as { algorithm: string }).algorithm;
       expect(await algorithm('srv-legacy-md5')).toBe('md5');
 
-      // The printed line, run as it is (through node and tsx's loader rather than npm).
-      const line = /PASSWORD_PEPPER='([^']+)' npm run migrate -- (.+)$/m.exec(demo.output());
+      // The printed line, run as it is by a shell (npm run replaced by node and tsx's loader).
+      const line = /^ {2}(PASSWORD_PEPPER=.+) npm run migrate -- (.+)$/m.exec(demo.output());
       expect(line).not.toBeNull();
       const migration = spawnSync(
-        process.execPath,
-        ['--import', 'tsx', 'lib/migration/cli.ts', 'migrate', ...(line?.[2] ?? '').split(' ')],
-        {
-          cwd: ROOT,
-          env: { ...process.env, PASSWORD_PEPPER: line?.[1] ?? '' },
-          encoding: 'utf8',
-        },
+        '/bin/sh',
+        ['-c', `${line?.[1] ?? ''} "${process.execPath}" --import tsx lib/migration/cli.ts migrate ${line?.[2] ?? ''}`],
+        { cwd: ROOT, encoding: 'utf8' },
       );
+      expect(migration.stderr).toMatch(/^progress: 4\/4 records/m);
       expect(migration.status).toBe(0);
       expect(migration.stdout).toMatch(/records seen +4\n +upgraded +4\n/);
       expect(await algorithm('srv-legacy-md5')).toBe('bcrypt+md5');
+      // The guest password, sealed under the demo's key, back to its owner as it was seeded.
+      const guest = await fetch(`http://127.0.0.1:${port}/v2.1/servers/srv-legacy-metadata/os-server-password`, {
+        headers: { 'X-Auth-Token': 'alice-token' },
+      });
+      expect(await guest.json()).toEqual({ password: LEGACY_DEMO_RECORDS.find((r) => r.scheme === 'metadata')?.password });
       const verified = await fetch(`${base}/srv-legacy-md5/password/verify`, {
         method: 'POST',
         headers: alice,

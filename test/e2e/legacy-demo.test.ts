@@ -1,18 +1,47 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import request from 'supertest';
-import { LEGACY_DEMO_RECORDS, LEGACY_METADATA_TABLE, createDemoApp, demoSqliteStore } from '../../examples/demo-app';
+import {
+  DEMO_SEALING_KEY_ID,
+  LEGACY_DEMO_RECORDS,
+  LEGACY_METADATA_TABLE,
+  createDemoApp,
+  demoSqliteStore,
+} from '../../examples/demo-app';
 import type { Demo } from '../../examples/demo-app';
-import { MetadataChunks, migratePasswords } from '../../lib';
+import { SERVER_PASSWORD_PURPOSE, serverPasswordRecord } from '../../examples/demo-openstack';
+import { MetadataChunks } from '../../lib';
 import { testDemoOptions } from '../helpers/demo';
 import { expressVersions } from '../helpers/express';
 import type { ExpressFactory } from '../helpers/express';
 
 // The demo's seeded legacy dataset (SEED_LEGACY=1), through HTTP: verify before the
-// migration, migrate, verify after, and watch each record end as a plain bcrypt hash.
+// migration, migrate with the real command in a child process (as another terminal would,
+// while the demo runs), verify after, watch each record end as a plain bcrypt hash, and
+// the guest password come back to its owner from the sealed record.
 
+const ROOT = resolve(__dirname, '..', '..');
 const PEPPER = 'legacy-demo-pepper-0123456789abcdef0123';
+const SEALING_KEY = Buffer.alloc(32, 0x5e).toString('base64');
+const ENV = {
+  PASSWORD_PEPPER: PEPPER,
+  SEALING_KEYS: JSON.stringify({ current: DEMO_SEALING_KEY_ID, keys: { [DEMO_SEALING_KEY_ID]: SEALING_KEY } }),
+};
+// The command the demo prints, with a test's cost.
+const SEALING = [
+  '--metadata-record-id',
+  serverPasswordRecord('{id}'),
+  '--keys-env',
+  'SEALING_KEYS',
+  '--purpose',
+  SERVER_PASSWORD_PURPOSE,
+  '--pepper-env',
+  'PASSWORD_PEPPER',
+  '--cost',
+  '10',
+];
 const TOKENS: Record<string, string> = { alice: 'Bearer alice-token', bob: 'Bearer bob-token', admin: 'Bearer admin-token' };
 const stored = LEGACY_DEMO_RECORDS.filter((r) => r.scheme !== 'metadata');
 const metadata = LEGACY_DEMO_RECORDS.find((r) => r.scheme === 'metadata');
@@ -26,6 +55,7 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
         express,
         metadataSecret: 'legacy-demo-metadata-secret',
         pepper: PEPPER,
+        sealingKey: SEALING_KEY,
         guessLimit: 100,
         seedLegacy,
       }),
@@ -79,30 +109,135 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
     }
   });
 
-  test('after migration: every record is bcrypt at once, the right password verifies, a wrong one does not, and a verify unwraps it', async () => {
-    const source = new MetadataChunks({ database: demoSqliteStore(demo).database, table: LEGACY_METADATA_TABLE });
-    const summary = await migratePasswords({ store: demo.store, source, cost: 10, pepper: PEPPER });
-    expect(summary).toMatchObject({ seen: 4, upgraded: 4, current: 0, failed: 0, scrubbed: true });
+  const migrate = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
+    const run = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'lib/migration/cli.ts',
+        'migrate',
+        '--sqlite',
+        join(dir, 'demo.db'),
+        '--metadata-table',
+        LEGACY_METADATA_TABLE,
+        ...args,
+      ],
+      { cwd: ROOT, env: { ...process.env, ...ENV }, encoding: 'utf8' },
+    );
+    // Nothing secret on either stream, whatever the run did.
+    for (const secret of [SEALING_KEY, PEPPER, ...LEGACY_DEMO_RECORDS.map((r) => r.password.slice(0, 20))])
+      expect(run.stdout + run.stderr).not.toContain(secret);
+    return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+  };
+  const guestPassword = (as: string): request.Test =>
+    request(demo.app)
+      .get('/v2.1/servers/srv-legacy-metadata/os-server-password')
+      .set('Authorization', TOKENS[as] ?? '');
+  /** Every byte SQLite keeps for the demo's file: the database and its WAL. */
+  const fileBytes = (): Buffer =>
+    Buffer.concat(
+      ['demo.db', 'demo.db-wal', 'demo.db-journal']
+        .map((f) => join(dir, f))
+        .filter(existsSync)
+        .map((f) => readFileSync(f)),
+    );
+  const chunks = (): string[] =>
+    (
+      demoSqliteStore(demo)
+        .database.prepare(`SELECT value FROM ${LEGACY_METADATA_TABLE} WHERE instance_uuid = ? ORDER BY key`)
+        .all('srv-legacy-metadata') as Array<{ value: string }>
+    ).map((row) => row.value);
+
+  test('migrated with the sealing keys: the owner gets the guest password back byte for byte, another user a 404; every other record is bcrypt at once', async () => {
+    const posted = metadata?.password ?? '';
+    const decoded = Buffer.from(posted, 'base64');
+    // As stored (and its chunks), base64-decoded, and hex of that.
+    const forms = [
+      ...[0, 255].map((at) => Buffer.from(posted.slice(at, at + 60))),
+      decoded.subarray(0, 40),
+      decoded.subarray(decoded.length - 40),
+      Buffer.from(decoded.toString('hex').slice(0, 80)),
+      Buffer.from(decoded.toString('hex').toUpperCase().slice(0, 80)),
+    ];
+    // The test can fail: the chunks are in the file, as stored, before the migration.
+    expect(posted.length).toBeGreaterThan(255 + 60);
+    expect(forms.slice(0, 2).every((form) => fileBytes().includes(form))).toBe(true);
+    expect(JSON.parse((await guestPassword('alice').expect(200)).text)).toEqual({ password: '' });
+    const untouched = fileBytes();
+
+    const noKeys = migrate('--pepper-env', 'PASSWORD_PEPPER');
+    expect(noKeys.status).toBe(2);
+    expect(noKeys.stderr).toMatch(
+      /--metadata-table needs the sealing storer's keys .* hashing them would make them unrecoverable/,
+    );
+    const dry = migrate(...SEALING, '--dry-run');
+    expect(dry.status).toBe(0);
+    expect(dry.stdout).toMatch(/records seen +4\n +would upgrade +4\n +already current +0\n +failed +0\n/);
+    expect(fileBytes().equals(untouched)).toBe(true);
+    expect(chunks().join('')).toBe(posted);
+
+    const real = migrate(...SEALING);
+    expect(real.status).toBe(0);
+    expect(real.stdout).toMatch(/records seen +4\n +upgraded +4\n +already current +0\n +failed +0\n/);
+    expect(chunks()).toEqual(['', '', '', '']);
+    const bytes = fileBytes();
+    for (const form of forms) expect(bytes.includes(form)).toBe(false);
+
+    const owner = await guestPassword('alice').expect(200);
+    expect(owner.headers['cache-control']).toBe('no-store');
+    // The body as sent: exactly the value the guest posted, not a re-encoding of it.
+    expect(owner.text).toBe(`{"password":"${posted}"}`);
+    expect(Buffer.from((JSON.parse(owner.text) as { password: string }).password).equals(Buffer.from(posted))).toBe(true);
+    const stranger = await guestPassword('bob');
+    expect(stranger.status).toBe(404);
+    expect(stranger.text).not.toContain(posted.slice(0, 20));
+
     expect(await state('srv-legacy-md5')).toBe('bcrypt+md5');
     expect(await state('srv-legacy-sha1')).toBe('bcrypt+sha1');
     expect(await state('srv-legacy-plain')).toBe('bcrypt+hmac-sha256');
-    expect(await state('srv-legacy-metadata')).toBe('bcrypt+hmac-sha256');
-    expect(source.read('srv-legacy-metadata')).toBeUndefined();
-
-    for (const record of LEGACY_DEMO_RECORDS) {
+    // The guest password is no console password: nothing was hashed under the server's id.
+    expect(await state('srv-legacy-metadata')).toBeUndefined();
+    for (const record of stored) {
       expect(await verify(record.server, record.owner, record.password.slice(1))).toBe(false);
       expect(await verify(record.server, record.owner, record.password)).toBe(true);
       expect(await state(record.server)).toBe('bcrypt+hmac-sha256');
     }
+
+    // A second run changes nothing.
+    const records = (): unknown[] => demoSqliteStore(demo).database.prepare('SELECT * FROM password_records ORDER BY id').all();
+    const before = records();
+    const again = migrate(...SEALING);
+    expect(again.status).toBe(0);
+    expect(again.stdout).toMatch(/records seen +4\n +upgraded +0\n +already current +4\n +failed +0\n/);
+    expect(records()).toEqual(before);
+
     // Restarting with the flag seeds nothing over what was migrated or upgraded.
     demo.close();
     demo = open(true);
+    expect(chunks()).toEqual(['', '', '', '']);
     expect(await state('srv-legacy-md5')).toBe('bcrypt+hmac-sha256');
-    expect(
-      new MetadataChunks({ database: demoSqliteStore(demo).database, table: LEGACY_METADATA_TABLE }).read('srv-legacy-metadata'),
-    ).toBeUndefined();
-    expect(await verify('srv-legacy-md5', 'alice', 'tangerine lantern 42')).toBe(true);
-  });
+    expect((await guestPassword('alice').expect(200)).text).toBe(`{"password":"${posted}"}`);
+  }, 90_000);
+
+  test('a guest password the earlier, hashing migration left is reported unrecoverable, with what to do', async () => {
+    // What that run left: blank chunks and a bcrypt hash under the server's id.
+    const db = demoSqliteStore(demo).database;
+    db.prepare(`UPDATE ${LEGACY_METADATA_TABLE} SET value = '' WHERE instance_uuid = ?`).run('srv-legacy-metadata');
+    demo.store.setIfAbsent('srv-legacy-metadata', {
+      hash: '$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy',
+      setAt: '2026-01-01T00:00:00.000Z',
+      scheme: 'bcrypt+hmac-sha256',
+    });
+    const run = migrate(...SEALING);
+    expect(run.status).toBe(1);
+    expect(run.stdout).toContain(
+      '  unrecoverable srv-legacy-metadata: its legacy password is gone, and the store holds only a bcrypt hash of it (scheme "bcrypt+hmac-sha256" under "srv-legacy-metadata")',
+    );
+    expect(run.stdout).toMatch(/ +failed +1\n +unrecoverable +1\n/);
+    expect(run.stdout).toContain("Have each reset (nova clear-password, then the guest's next boot or password reset)");
+    expect(run.stdout).not.toContain('$2b$');
+  }, 60_000);
 
   test('another user cannot verify a legacy record: the ownership check comes first', async () => {
     const res = await request(demo.app)

@@ -1,8 +1,11 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { constants, publicEncrypt } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import express5 from 'express';
+import { DEMO_SEALING_KEY_ID, demoSqliteStore } from '../../examples/demo-app';
 import type { Demo } from '../../examples/demo-app';
+import { SERVER_PASSWORD_PURPOSE, serverPasswordRecord } from '../../examples/demo-openstack';
 import type { ProblemLogEntry } from '../../lib';
 import { openTestDemo } from '../helpers/demo';
 import type { TestDemo } from '../helpers/demo';
@@ -21,7 +24,9 @@ const python = openStackPythonFor(SUITE);
 const withClients = python === undefined ? describe.skip : describe;
 const SCRIPT = resolve(__dirname, '..', 'fixtures', 'openstack_clients.py');
 
+const ROOT = resolve(__dirname, '..', '..');
 const METADATA_SECRET = 'interop-metadata-secret-0123456789';
+const SEALING_KEY = Buffer.alloc(32, 7).toString('base64');
 const PASSWORD = 'Guest-admin Pa55word, set by the agent';
 
 function runPython(input: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -60,7 +65,7 @@ withClients(SUITE, () => {
     fixture = openTestDemo('interop', {
       express: express5,
       keyPairs: true,
-      sealingKey: Buffer.alloc(32, 7).toString('base64'),
+      sealingKey: SEALING_KEY,
       metadataSecret: METADATA_SECRET,
       pepper: 'interop-pepper-0123456789abcdef0123',
       log: (entry) => logged.push(entry),
@@ -125,4 +130,54 @@ withClients(SUITE, () => {
     const cleared = await runPython({ step: 'clear', ...asAlice });
     expect(cleared).toEqual({ clear: true, after_clear: '' });
   });
+
+  test('nova get-password on an instance migrated from the reviewed API: the owner decrypts the password the guest had posted before the retrofit', async () => {
+    // What the reviewed API kept for srv-bob: the guest's ciphertext under the instance's key, base64, in clear in four chunks.
+    const before = 'Pre-retrofit guest Pa55word';
+    const key = readFileSync(join(dir, 'srv-bob.pem'));
+    const posted = publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, Buffer.from(before)).toString('base64');
+    const db = demoSqliteStore(demo).database;
+    db.exec('CREATE TABLE instance_system_metadata (instance_uuid TEXT NOT NULL, key TEXT NOT NULL, value TEXT)');
+    const insert = db.prepare('INSERT INTO instance_system_metadata VALUES (?, ?, ?)');
+    for (let i = 0; i < 4; i++) insert.run('srv-bob', `password_${i}`, posted.slice(i * 255, (i + 1) * 255));
+
+    const migration = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'lib/migration/cli.ts',
+        'migrate',
+        '--sqlite',
+        join(dir, 'demo.db'),
+        '--metadata-table',
+        'instance_system_metadata',
+        '--metadata-record-id',
+        serverPasswordRecord('{id}'),
+        '--keys-env',
+        'SEALING_KEYS',
+        '--purpose',
+        SERVER_PASSWORD_PURPOSE,
+      ],
+      {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          SEALING_KEYS: JSON.stringify({ current: DEMO_SEALING_KEY_ID, keys: { [DEMO_SEALING_KEY_ID]: SEALING_KEY } }),
+        },
+        encoding: 'utf8',
+      },
+    );
+    expect(migration.status).toBe(0);
+    expect(migration.stdout).toMatch(/upgraded +1\n/);
+
+    const compute = `http://127.0.0.1:${service.port}/v2.1`;
+    const asBob = { compute_url: compute, server: 'srv-bob', token: 'bob-token', private_key: join(dir, 'srv-bob.pem') };
+    const owner = await runPython({ step: 'owner', ...asBob, foreign_token: 'alice-token' });
+    expect(owner['password']).toBe(before);
+    expect(owner['ciphered']).toBe(posted);
+    expect(owner['foreign']).toEqual(['NotFound', 404, 'The resource does not exist or the caller may not access it.']);
+    expect(db.prepare("SELECT group_concat(value, '') AS joined FROM instance_system_metadata").get()).toEqual({ joined: '' });
+    expect(logged).toEqual([]);
+  }, 60_000);
 });

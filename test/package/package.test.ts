@@ -6,6 +6,18 @@ import { dirname, join, resolve } from 'node:path';
 // tsc resolve it as a dependency, and load it from CommonJS, ESM and strict TypeScript.
 const root = resolve(__dirname, '..', '..');
 
+/** Whether `version` meets one of the `^x.y.z` alternatives of `range` (the only form the manifest uses). */
+function meetsCaretRange(version: string, range: string): boolean {
+  const parts = (text: string): number[] => text.split('.').map(Number);
+  const [major = -1, minor = 0, patch = 0] = parts(version);
+  return range.split('||').some((alternative) => {
+    const match = /^\s*\^(\d+\.\d+\.\d+)\s*$/.exec(alternative);
+    if (match === null) return false;
+    const [wantMajor = 0, wantMinor = 0, wantPatch = 0] = parts(match[1] ?? '');
+    return major === wantMajor && (minor > wantMinor || (minor === wantMinor && patch >= wantPatch));
+  });
+}
+
 describe('the packed package', () => {
   let consumer: string;
 
@@ -37,6 +49,28 @@ describe('the packed package', () => {
     expect(files).toContain('package/LICENSE');
     expect(files).toContain('package/CHANGELOG.md');
     expect(files.some((f) => f.startsWith('package/lib/') || f.startsWith('package/test/'))).toBe(false);
+  });
+
+  // A store's driver is the app's choice: declared optional, so npm neither installs it nor
+  // warns without it, and refuses a version outside the range the package was tested with.
+  test('better-sqlite3 and ioredis are optional peers, express a required one, each in a range the tested version meets', () => {
+    const target = join(consumer, 'node_modules', 'express-password-guard');
+    const manifest = JSON.parse(readFileSync(join(target, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+      peerDependencies?: Record<string, string>;
+      peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+    };
+    expect(Object.keys(manifest.peerDependencies ?? {}).sort()).toEqual(['better-sqlite3', 'express', 'ioredis']);
+    expect(manifest.peerDependenciesMeta).toEqual({ 'better-sqlite3': { optional: true }, ioredis: { optional: true } });
+    for (const peer of ['better-sqlite3', 'ioredis']) {
+      expect(manifest.dependencies?.[peer]).toBeUndefined();
+      const installed = (
+        JSON.parse(readFileSync(join(root, 'node_modules', peer, 'package.json'), 'utf8')) as { version: string }
+      ).version;
+      expect(
+        `${peer}@${installed} ${meetsCaretRange(installed, manifest.peerDependencies?.[peer] ?? '') ? 'meets' : 'misses'}`,
+      ).toBe(`${peer}@${installed} meets`);
+    }
   });
 
   test('the declarations a consumer loads never import an optional peer (its types may not be installed)', () => {

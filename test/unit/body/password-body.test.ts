@@ -5,6 +5,7 @@ import { passwordBody, problemHandler, validatedPassword } from '../../../lib';
 import type { PasswordBodyOptions } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
 import type { ExpressFactory } from '../../helpers/express';
+import { medianCpuMs } from '../../helpers/cpu-time';
 import { codes, expectNoLeak, expectProblem } from '../../helpers/problem';
 
 const PATH = '/servers/srv-7f3a9c/password';
@@ -412,8 +413,11 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
       expect((await text(scored, 'vq7#Lm2!xRt9@pWz')).status).toBe(200);
     });
 
-    // Issue 14 defect 4: zxcvbn ran on the whole password, 10.6 s for 1,020 digits.
-    test('minScore: the strength estimate of a 1,020-character password costs a few tens of milliseconds', async () => {
+    // Issue 14 defect 4: zxcvbn ran on the whole password, 10.6 s for 1,020 digits. Judged in
+    // CPU time, so a busy machine does not fail it, against the same request with only the
+    // 32 code points the estimator may see: the rest of the password may cost its reading
+    // and the other rules, never another estimate's worth.
+    test('minScore: the strength estimate of a 1,020-character password costs tens of milliseconds of CPU, about what its first 32 characters cost', async () => {
       const long = passwordApp(express, { minScore: 4, commonPasswords: false, maxLength: 1020 });
       const worst = [
         '1'.repeat(1020),
@@ -421,16 +425,16 @@ describe.each(expressVersions)('passwordBody on %s', (_name, express) => {
         '19901990'.repeat(128).slice(0, 1020),
         '4@3$1!0|'.repeat(128).slice(0, 1020),
       ];
+      const weak = async (password: string): Promise<void> => {
+        expect(codes(await text(long, password))).toEqual(['weak']);
+      };
       for (const password of worst) {
-        let fastest = Infinity;
-        // The fastest of five: this machine's other load is not the estimator's cost.
-        for (let run = 0; run < 5; run++) {
-          const started = performance.now();
-          const res = await text(long, password);
-          fastest = Math.min(fastest, performance.now() - started);
-          expect(codes(res)).toEqual(['weak']);
-        }
-        expect(fastest).toBeLessThan(80);
+        const head = password.slice(0, 32);
+        await weak(head);
+        const cost = await medianCpuMs({ whole: () => weak(password), head: () => weak(head) });
+        expect(cost.whole).toBeLessThan(3 * cost.head);
+        // The issue's budget of a few tens of milliseconds, in CPU time.
+        expect(cost.whole).toBeLessThan(100);
       }
       // Judged by its first 32 code points: a strong beginning passes, a weak one does not.
       expect((await text(long, `vq7#Lm2!xRt9@pWz${'1'.repeat(1000)}`)).status).toBe(200);

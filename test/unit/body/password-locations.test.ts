@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import bcrypt from 'bcrypt';
 import request from 'supertest';
 import type { ErrorRequestHandler, Express, Request, Response } from 'express';
@@ -251,6 +252,63 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
       });
       const alone = await request(app).get(`${PATH}?password=correct+horse+staple`);
       expect(alone.body).toMatchObject({ url: PATH, originalUrl: PATH, query: {} });
+    });
+
+    // parseurl's cache of the URL as it came kept the password on req._parsedUrl, where a
+    // handler or an error serialiser that dumps req printed it.
+    test('nothing of the password is left on req: dumping req or serialising req.query shows none of it', async () => {
+      const app = express();
+      app.get(PATH, passwordBody({ from: 'query', query: { warn: quiet } }), (req: Request, res: Response) => {
+        res.json({ dump: inspect(req, { depth: 2 }), query: JSON.stringify(req.query), password: validatedPassword(req) });
+      });
+      app.use(problemHandler({ log: false }));
+      const res = await request(app).get(`${PATH}?password=Tangerine-Kettle+42&lang=en`);
+      expect(res.status).toBe(200);
+      expect(res.body.password).toBe('Tangerine-Kettle 42');
+      expect(res.body.query).toBe('{"lang":"en"}');
+      expect(res.body.dump).toContain('lang=en');
+      expect(res.body.dump).not.toMatch(/Tangerine|Kettle/);
+    });
+
+    // Hand-off put the password back on req.query as an ordinary property, and a logger
+    // that serialises req.query later in the request (pino's request serializer copies it) wrote it.
+    test('hand-off: the handler reads the passwords from req.query by name; serialising req.query shows none', async () => {
+      const logged: string[] = [];
+      const app = express();
+      app.use((req: Request, res: Response, next) => {
+        // Mounted first, as an access logger is: it serialises the request when the response ends.
+        res.on('finish', () => logged.push(JSON.stringify({ url: req.originalUrl, query: req.query })));
+        next();
+      });
+      app.get(
+        PATH,
+        passwordBody({ from: 'query', secretFields: ['current'], handOff: true, query: { warn: quiet } }),
+        (req: Request, res: Response) => {
+          const query = req.query as Record<string, unknown>;
+          const { password, current } = query;
+          res.json({
+            named: [query['password'], password, current],
+            keys: Object.keys(query),
+            spread: { ...query },
+            json: JSON.stringify(req.query),
+            inspected: inspect(req.query),
+            dump: inspect(req, { depth: 2 }),
+          });
+        },
+      );
+      app.use(problemHandler({ log: false }));
+      const res = await request(app).get(`${PATH}?current=Old+Marmalade+7&password=Tangerine-Kettle+42&lang=en`);
+      expect(res.status).toBe(200);
+      const { named, keys, spread, json, inspected, dump } = res.body as Record<string, unknown>;
+      expect(named).toEqual(['Tangerine-Kettle 42', 'Tangerine-Kettle 42', 'Old Marmalade 7']);
+      expect({ keys, spread, json, inspected }).toEqual({
+        keys: ['lang'],
+        spread: { lang: 'en' },
+        json: '{"lang":"en"}',
+        inspected: "{ lang: 'en' }",
+      });
+      expect(dump).not.toMatch(/Tangerine|Kettle|Marmalade/);
+      expect(logged).toEqual([JSON.stringify({ url: `${PATH}?lang=en`, query: { lang: 'en' } })]);
     });
 
     test('mounted with app.use on a path, the URL stays clean when Express puts the prefix back', async () => {

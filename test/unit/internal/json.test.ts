@@ -1,18 +1,7 @@
-import { performance } from 'node:perf_hooks';
 import { DEFAULT_KEPT_KEYS, DEFAULT_REDACTED_KEYS, keyRedaction, keyWords, safeJson } from '../../../lib/internal/json';
+import { medianCpuMs } from '../../helpers/cpu-time';
 
 const defaults = keyRedaction({ words: DEFAULT_REDACTED_KEYS, keep: DEFAULT_KEPT_KEYS });
-
-/** The fastest of a few runs, so a busy machine's pauses do not count against the code. */
-function fastestMs(run: () => void, times = 3): number {
-  let best = Infinity;
-  for (let i = 0; i < times; i++) {
-    const started = performance.now();
-    run();
-    best = Math.min(best, performance.now() - started);
-  }
-  return best;
-}
 
 describe('keyWords', () => {
   test.each([
@@ -34,7 +23,17 @@ describe('keyWords', () => {
     ['AZaz', ['a', 'zaz']],
     ['x509Cert', ['x', '509', 'cert']],
     ['SHA256', ['sha', '256']],
-    ['naïve~key', ['na', 've', 'key']],
+    // A non-ASCII letter, digit or combining mark belongs to its word.
+    ['naïve~key', ['naïve', 'key']],
+    ['secretário', ['secretário']],
+    ['secreta\u0301rio', ['secretário']],
+    ['contraseñaNueva', ['contraseña', 'nueva']],
+    ['ÜBERSecret', ['über', 'secret']],
+    ['ÄPFEL', ['äpfel']],
+    ['password٣', ['password', '٣']],
+    ['password密码', ['password', '密码']],
+    ['Пароль_пользователя', ['пароль', 'пользователя']],
+    ['İD', ['i\u0307d']],
   ])('%s → %j', (key, words) => {
     expect(keyWords(key)).toEqual(words);
   });
@@ -105,9 +104,28 @@ describe('safeJson', () => {
     expect(safeJson({ tokens_seen: 1, passes: 2, hashesSeen: 3, saltsX: 4, Passwords: 5 }, defaults)).toBe('{}');
   });
 
-  it('a word ends where upper case meets a digit, and at every character that is no ASCII letter or digit', () => {
-    const keys = ['PASSWORD0', 'TOKEN2', 'password~old', 'secret{0}', 'token\u2014id', 'hashé', 'salt\u00a0x'];
+  it('a word ends where upper case meets a digit, and at every character that is no letter, digit or mark', () => {
+    const keys = ['PASSWORD0', 'TOKEN2', 'password~old', 'secret{0}', 'token\u2014id', 'salt\u00a0x', 'token€', 'secret\u2028x'];
     expect(safeJson(Object.fromEntries(keys.map((key) => [key, 'x'])), defaults)).toBe('{}');
+  });
+
+  // A non-ASCII letter used to end a word, so "secretário" (Portuguese: secretary) read as
+  // "secret", "rio" and was removed.
+  it('a non-ASCII letter joins its word: secretário and hashé are kept, the secret words around them still go', () => {
+    const kept = { secretário: 'Ana', 'secreta\u0301rio': 'Rui', hashé: 1, tokenização: 2, Passwörter: 3 };
+    expect(JSON.parse(safeJson(kept, defaults) ?? '')).toEqual(kept);
+    const removed = ['secretárioPassword', 'secretário_token', 'ÜBERSecret', 'password密码', 'token٣', 'ＳＥＣＲＥＴ'];
+    expect(safeJson(Object.fromEntries(removed.map((key) => [key, 'x'])), defaults)).toBe('{}');
+  });
+
+  // The default words are English; a field named in another language is added with redact.
+  it('contraseña (Spanish: password) is not a default word, and is matched whole once added', () => {
+    expect(safeJson({ contraseña: 'x' }, defaults)).toBe('{"contraseña":"x"}');
+    const spanish = keyRedaction({ words: [...DEFAULT_REDACTED_KEYS, 'contraseña'], keep: DEFAULT_KEPT_KEYS });
+    const removed = ['contraseña', 'CONTRASEÑA', 'nuevaContraseña', 'contraseña_nueva', 'contrasen\u0303a', 'contraseñas'];
+    expect(safeJson(Object.fromEntries(removed.map((key) => [key, 'x'])), spanish)).toBe('{}');
+    const kept = { contrasena: 1, contraseñador: 2 };
+    expect(safeJson(kept, spanish)).toBe(JSON.stringify(kept));
   });
 
   it('a capital run followed by lower case splits before its last capital only', () => {
@@ -127,14 +145,30 @@ describe('safeJson', () => {
     expect(safeJson({ TOKEN: 1, access_token: 2, token_0: 3 }, kept)).toBe('{"TOKEN":1}');
   });
 
-  // Issue 14 defect 1: /[0-9]+$/ on 100,000 digits followed by a letter took seconds.
+  // Issue 14 defect 1: /[0-9]+$/ on 100,000 digits followed by a letter took seconds. Judged
+  // in CPU time, so a busy machine does not fail it, against the same characters read as a
+  // thousand 100-character keys (never cached: longer than the cache takes): linear work
+  // costs about the same either way, quadratic work a thousand times more.
   it.each([
     ['digits then a letter', `${'1'.repeat(99_999)}a`],
     ['alternating case', 'aB'.repeat(50_000)],
     ['digits and letters', 'a1'.repeat(50_000)],
     ['separators', '_'.repeat(100_000)],
-  ])('a 100,000-character key (%s) costs a few milliseconds', (_name, key) => {
-    expect(key.length).toBe(100_000);
-    expect(fastestMs(() => safeJson({ [key]: 1 }, defaults))).toBeLessThan(25);
-  });
+    ['non-ASCII letters and marks', 'Éa\u0301'.repeat(33_333) + 'x'],
+  ])(
+    'a 100,000-character key (%s) costs a few milliseconds of CPU, no more than a thousand 100-character keys',
+    async (_name, key) => {
+      expect(key.length).toBe(100_000);
+      const short = key.slice(-100);
+      const cost = await medianCpuMs({
+        long: () => safeJson({ [key]: 1 }, defaults),
+        short: () => {
+          for (let i = 0; i < 1000; i++) safeJson({ [short]: 1 }, defaults);
+        },
+      });
+      expect(cost.long).toBeLessThan(10 * cost.short);
+      // The issue's budget of a few milliseconds, in CPU time.
+      expect(cost.long).toBeLessThan(50);
+    },
+  );
 });

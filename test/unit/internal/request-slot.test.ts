@@ -35,6 +35,14 @@ describe('requestSlot', () => {
     expect(slot.get(req)).toEqual(['x', 'y']);
   });
 
+  test('getOrCreate keeps a value that was set as undefined rather than creating another', () => {
+    const slot = requestSlot<string | undefined>();
+    const req = aRequest();
+    slot.set(req, undefined);
+    expect(slot.getOrCreate(req, () => 'created')).toBeUndefined();
+    expect(slot.has(req)).toBe(true);
+  });
+
   test('leaves nothing on the request object a logger could dump', () => {
     const slot = requestSlot<string>();
     const req = aRequest();

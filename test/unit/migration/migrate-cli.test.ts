@@ -23,6 +23,7 @@ const NODE_ARGS = ['--import', 'tsx', 'lib/migration/cli.ts'];
 const PEPPER = 'cli-test-pepper-0123456789abcdef0123456789';
 const SET_AT = '2019-05-14T09:30:00.000Z';
 const hex = (algorithm: string, password: string): string => createHash(algorithm).update(password, 'utf8').digest('hex');
+const RING_ENV = { SEAL_KEYS: JSON.stringify({ current: 'k1', keys: { k1: K1 } }) };
 
 interface Run {
   readonly child: ChildProcess;
@@ -175,7 +176,7 @@ describe('npx express-password-guard migrate', () => {
     // No plain text left anywhere in the file or its WAL.
     const bytes = fileBytes(file);
     for (const marker of plainMarkers) expect(bytes.includes(marker)).toBe(false);
-  }, 120_000);
+  }, 300_000);
 
   test('--dry-run reports what would change and writes nothing to the file', async () => {
     const file = join(dir, 'app.db');
@@ -203,30 +204,26 @@ describe('npx express-password-guard migrate', () => {
     db.close();
     const before = fileBytes(file);
 
-    const dry = await run(['migrate', '--sqlite', file, '--metadata-table', 'meta', '--cost', '10', '--dry-run']);
+    const sealing = ['--keys-env', 'SEAL_KEYS'];
+    const dry = await run(
+      ['migrate', '--sqlite', file, '--metadata-table', 'meta', ...sealing, '--cost', '10', '--dry-run'],
+      RING_ENV,
+    );
     expect(dry.status).toBe(0);
     expect(summary(dry.stdout)).toEqual({ seen: 2, upgraded: 2, current: 0, failed: 0 });
     expect(fileBytes(file).equals(before)).toBe(true);
     expect(existsSync(`${file}-wal`)).toBe(false);
 
-    const noTable = await run([
-      'migrate',
-      '--sqlite',
-      file,
-      '--table',
-      'other_records',
-      '--metadata-table',
-      'meta',
-      '--cost',
-      '10',
-      '--dry-run',
-    ]);
+    const noTable = await run(
+      ['migrate', '--sqlite', file, '--table', 'other_records', '--metadata-table', 'meta', ...sealing, '--dry-run'],
+      RING_ENV,
+    );
     expect(noTable.status).toBe(0);
     expect(summary(noTable.stdout)).toEqual({ seen: 1, upgraded: 1, current: 0, failed: 0 });
     expect(fileBytes(file).equals(before)).toBe(true);
   });
 
-  test('moves the reviewed API layout (password_0 … password_3) into the store: no plain text left, all verifies', async () => {
+  test('seals the reviewed API layout (password_0 … password_3) into the store: refused without keys, nothing left in the file in any form, the owner can open it', async () => {
     const file = join(dir, 'nova.db');
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
@@ -243,15 +240,29 @@ describe('npx express-password-guard migrate', () => {
       seeded.push({ id: `inst-${n}`, password });
     }
     db.close();
-    const markers = seeded.map((s) => Buffer.from(s.password.slice(0, 60)));
-    expect(markers.every((marker) => fileBytes(file).includes(marker))).toBe(true);
+    // As stored, as the bytes the guest encrypted, and as hex.
+    const forms = seeded.flatMap(({ password }) => [
+      Buffer.from(password.slice(0, 60)),
+      Buffer.from(password.slice(300, 360)),
+      Buffer.from(password, 'base64').subarray(0, 40),
+      Buffer.from(Buffer.from(password, 'base64').subarray(0, 40).toString('hex')),
+    ]);
+    // The test can fail: the values are in the file, as stored, before the migration.
+    expect(seeded.every(({ password }) => fileBytes(file).includes(Buffer.from(password.slice(0, 60))))).toBe(true);
 
-    // No pepper: every one is over 72 bytes, so every one fails and stays.
-    const refused = await run(['migrate', '--sqlite', file, '--metadata-table', 'instance_system_metadata', '--cost', '10']);
-    expect(refused.status).toBe(1);
-    expect(summary(refused.stdout)).toEqual({ seen: 5, upgraded: 0, current: 0, failed: 5 });
-    expect(refused.stdout).toContain("  failed inst-0: plain-text password over bcrypt's 72 bytes and no pepper given");
-    expect(markers.every((marker) => fileBytes(file).includes(marker))).toBe(true);
+    // Without keys: a usage error that says why, before the file is even opened.
+    const before = fileBytes(file);
+    const refused = await run(
+      ['migrate', '--sqlite', file, '--metadata-table', 'instance_system_metadata', '--pepper-env', 'P'],
+      {
+        P: PEPPER,
+      },
+    );
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain(
+      "--metadata-table needs the sealing storer's keys (--keys-env or --keys-file, and its --purpose): the reviewed API's guest passwords are handed back to their owner (nova get-password), so they are sealed; hashing them would make them unrecoverable.",
+    );
+    expect(fileBytes(file).equals(before)).toBe(true);
 
     const args = [
       'migrate',
@@ -259,23 +270,38 @@ describe('npx express-password-guard migrate', () => {
       file,
       '--metadata-table',
       'instance_system_metadata',
-      '--cost',
-      '10',
-      '--pepper-env',
-      'TEST_PEPPER',
+      '--keys-env',
+      'SEAL_KEYS',
+      '--purpose',
+      'os-server-password',
     ];
-    const moved = await run(args, { TEST_PEPPER: PEPPER });
+    const moved = await run(args, RING_ENV);
     expect(moved.status).toBe(0);
+    expect(moved.stdout).toContain(
+      'sealing the clear-text passwords of table instance_system_metadata as records {id} (purpose os-server-password)',
+    );
     expect(summary(moved.stdout)).toEqual({ seen: 5, upgraded: 5, current: 0, failed: 0 });
     expect(moved.stdout).toContain('the SQLite file was compacted (VACUUM) and its WAL truncated');
-    expect(moved.stdout + moved.stderr).not.toContain(PEPPER);
     const bytes = fileBytes(file);
-    for (const marker of markers) expect(bytes.includes(marker)).toBe(false);
+    for (const form of forms) expect(bytes.includes(form)).toBe(false);
     expect(bytes.includes(Buffer.from('kept as it is'))).toBe(true);
-    await expectAllVerify(file, seeded, { pepper: PEPPER });
+    const ring = localKeyRing({ current: 'k1', keys: { k1: K1 } });
+    const records = rows(file) as Array<PasswordRecord & { id: string }>;
+    expect(records.map((r) => [r.id, r.scheme])).toEqual(seeded.map((s) => [s.id, 'aes-256-gcm:k1']));
+    for (const r of records) {
+      expect(await openRecord(ring, 'os-server-password', r.id, r)).toEqual({
+        plaintext: seeded.find((s) => s.id === r.id)?.password,
+        keyId: 'k1',
+      });
+    }
+    for (const output of [refused, moved]) {
+      for (const secret of [K1, PEPPER, ...seeded.map((s) => s.password.slice(0, 40))])
+        expect(output.stdout + output.stderr).not.toContain(secret);
+    }
 
-    const again = await run(args, { TEST_PEPPER: PEPPER });
+    const again = await run(args, RING_ENV);
     expect(summary(again.stdout)).toEqual({ seen: 5, upgraded: 0, current: 5, failed: 0 });
+    expect(rows(file)).toEqual(records);
   });
 
   test("--metadata-db: the reviewed API's table in another file, its own columns; no plain text left in either file", async () => {
@@ -291,27 +317,44 @@ describe('npx express-password-guard migrate', () => {
     db.close();
     expect(fileBytes(legacyFile).includes(Buffer.from('marker-password'))).toBe(true);
 
-    const result = await run([
-      'migrate',
-      '--sqlite',
-      storeFile,
-      '--cost',
-      '10',
-      '--metadata-table',
-      'meta',
-      '--metadata-db',
-      legacyFile,
-      '--metadata-id-column',
-      'vm',
-      '--metadata-key-column',
-      'k',
-      '--metadata-value-column',
-      'v',
-    ]);
+    const result = await run(
+      [
+        'migrate',
+        '--sqlite',
+        storeFile,
+        '--keys-env',
+        'SEAL_KEYS',
+        '--metadata-table',
+        'meta',
+        '--metadata-db',
+        legacyFile,
+        '--metadata-id-column',
+        'vm',
+        '--metadata-key-column',
+        'k',
+        '--metadata-value-column',
+        'v',
+        '--metadata-record-id',
+        'vm/{id}/password',
+      ],
+      RING_ENV,
+    );
     expect(result.status).toBe(0);
     expect(summary(result.stdout)).toEqual({ seen: 1, upgraded: 1, current: 0, failed: 0 });
     for (const file of [legacyFile, storeFile]) expect(fileBytes(file).includes(Buffer.from('marker-password'))).toBe(false);
-    await expectAllVerify(storeFile, [{ id: 'vm-1', password }]);
+    const [stored] = rows(storeFile) as Array<PasswordRecord & { id: string }>;
+    expect(stored?.id).toBe('vm/vm-1/password');
+    expect(
+      await openRecord(
+        localKeyRing({ current: 'k1', keys: { k1: K1 } }),
+        'password',
+        'vm/vm-1/password',
+        stored as PasswordRecord,
+      ),
+    ).toEqual({
+      plaintext: password,
+      keyId: 'k1',
+    });
   });
 
   test("--module loads a store of the user's making and --schemes their legacy schemes", async () => {
@@ -394,12 +437,13 @@ describe('npx express-password-guard migrate', () => {
       [['migrate', '--sqlite', file, '--dryrun'], /Unknown option '--dryrun'/],
       [['migrate', '--sqlite', file, '--prefix', 'x:'], /--prefix goes with --redis/],
       [
-        ['migrate', '--module', 'test/fixtures/migration-module.ts', '--metadata-table', 't'],
+        ['migrate', '--module', 'test/fixtures/migration-module.ts', '--metadata-table', 't', '--keys-env', 'SEAL_KEYS'],
         /--metadata-table needs --metadata-db/,
+        RING_ENV,
       ],
     ];
-    for (const [args, message] of cases) {
-      const result = await run(args);
+    for (const [args, message, env] of cases) {
+      const result = await run(args, env);
       expect({ args, status: result.status }).toEqual({ args, status: 2 });
       expect(result.stderr).toMatch(message);
     }
@@ -420,8 +464,27 @@ describe('npx express-password-guard migrate', () => {
     const help = await run(['--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('Usage: express-password-guard migrate [options]');
-    // One child process per case, each a few seconds on a loaded machine.
-  }, 120_000);
+    // One child process per case, each a few seconds (up to ten at load 7): a hang guard, not a budget.
+  }, 300_000);
+
+  test('--metadata-record-id: usage errors exit 2 before the file is opened', async () => {
+    const file = join(dir, 'app.db');
+    seed(file, 1);
+    const before = fileBytes(file);
+    const cases: Array<[string[], RegExp]> = [
+      [['--metadata-record-id', '{id}/x'], /--metadata-record-id goes with --metadata-table/],
+      [
+        ['--metadata-table', 't', '--keys-env', 'SEAL_KEYS', '--metadata-record-id', 'one-for-all'],
+        /--metadata-record-id one-for-all: put \{id\} where the instance id goes, such as \{id\}\/os-server-password; without it every instance would share one record\./,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const result = await run(['migrate', '--sqlite', file, ...args], RING_ENV);
+      expect({ args, status: result.status }).toEqual({ args, status: 2 });
+      expect(result.stderr).toMatch(message);
+    }
+    expect(fileBytes(file).equals(before)).toBe(true);
+  }, 60_000);
 
   test('re-seals values sealed under k1 with the key ring from the environment or a file: dry run first, then for real, then nothing to do', async () => {
     const file = join(dir, 'secrets.db');
@@ -471,7 +534,7 @@ describe('npx express-password-guard migrate', () => {
     for (const output of [dry, real, again]) {
       for (const key of [K1, K2, ...secrets]) expect(output.stdout + output.stderr).not.toContain(key);
     }
-  }, 120_000);
+  }, 300_000);
 
   test('key ring errors exit 2 naming the flag and the key id, never quoting a key', async () => {
     const file = join(dir, 'app.db');
@@ -510,7 +573,7 @@ describe('npx express-password-guard migrate', () => {
     const warned = await run(['migrate', '--sqlite', file, '--keys-file', readable, '--dry-run']);
     expect(warned.status).toBe(0);
     expect(warned.stderr).toMatch(/can be read by other users of this host; chmod 600 it/);
-  }, 120_000);
+  }, 300_000);
 
   // util-linux's `script` gives the command a pseudo-terminal; skipped without it, except under CI.
   const script = ['/usr/bin/script', '/bin/script'].find(existsSync);

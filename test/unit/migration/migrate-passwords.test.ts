@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import bcrypt from 'bcrypt';
 import Database from 'better-sqlite3';
 import { MemoryStore, MetadataChunks, SqliteStore, localKeyRing, migratePasswords, verifyPassword } from '../../../lib';
-import type { KeyProvider, MigrationProgress, PasswordRecord, PasswordStore } from '../../../lib';
+import type {
+  KeyProvider,
+  LegacyPasswordSource,
+  MigrationFailure,
+  MigrationProgress,
+  PasswordRecord,
+  PasswordStore,
+} from '../../../lib';
 import { openRecord, sealedRecord } from '../../../lib/sealing/encrypt-and-store';
 import { K1, K2 } from '../../helpers/sealing';
 
@@ -227,59 +234,190 @@ describe('MetadataChunks: the reviewed API layout', () => {
     });
   });
 
-  test('moves each password into the store in one transaction; the store records migrate too; a second run is all current', async () => {
+  const ring = (): KeyProvider => localKeyRing({ current: 'k1', keys: { k1: K1 } });
+  const PURPOSE = 'os-server-password';
+  const opened = async (id: string): Promise<unknown> => {
+    const found = store.get(id);
+    return found === undefined ? undefined : openRecord(ring(), PURPOSE, id, found);
+  };
+
+  test('seals each password into the store in one transaction, as encryptAndStore would; the store records migrate too; a second run is all current', async () => {
     chunk('inst-a', ciphertext);
     chunk('inst-b', 'short and sweet');
     store.setIfAbsent('inst-old', record(hex('sha1', 'quiet harbour bell'), 'sha1'));
     const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
-    const summary = await migratePasswords({ store, source, cost: 10, pepper: PEPPER });
+    expect(source.mechanism).toBe('seal');
+    const summary = await migratePasswords({ store, source, keys: ring(), purpose: PURPOSE, cost: 10 });
     expect(summary).toMatchObject({ seen: 3, upgraded: 3, current: 0, failed: 0, scrubbed: true });
     expect(source.read('inst-a')).toBeUndefined();
     expect(source.read('inst-b')).toBeUndefined();
     expect(store.get('inst-old')?.scheme).toBe('bcrypt+sha1');
-    expect((await verifyPassword(store, 'inst-a', ciphertext, { cost: 10, pepper: PEPPER, rehash: false })).match).toBe(true);
-    expect((await verifyPassword(store, 'inst-b', 'short and sweet', { cost: 10, pepper: PEPPER, rehash: false })).match).toBe(
-      true,
-    );
-    expect(readFileSync(join(dir, 'nova.db')).includes(Buffer.from('short and sweet'))).toBe(false);
+    // Byte for byte what the guest posted, and only under the purpose the reveal route uses.
+    expect(store.get('inst-a')?.scheme).toBe('aes-256-gcm:k1');
+    expect(await opened('inst-a')).toEqual({ plaintext: ciphertext, keyId: 'k1' });
+    expect(await opened('inst-b')).toEqual({ plaintext: 'short and sweet', keyId: 'k1' });
+    expect(await openRecord(ring(), 'password', 'inst-a', store.get('inst-a') as PasswordRecord)).toMatchObject({
+      failure: expect.stringMatching(/authentication failed/),
+    });
+    const bytes = readFileSync(join(dir, 'nova.db'));
+    for (const form of [Buffer.from('short and sweet'), Buffer.from(ciphertext.slice(0, 40)), Buffer.from(ciphertext, 'base64')])
+      expect(bytes.includes(form)).toBe(false);
 
-    expect(await migratePasswords({ store, source, cost: 10, pepper: PEPPER })).toMatchObject({
+    const before = store.get('inst-a');
+    expect(await migratePasswords({ store, source, keys: ring(), purpose: PURPOSE, cost: 10 })).toMatchObject({
       seen: 3,
       upgraded: 0,
       current: 3,
       failed: 0,
     });
+    expect(store.get('inst-a')).toEqual(before);
   });
 
-  test('without the pepper a ciphertext over 72 bytes fails and stays where it was; nothing is truncated', async () => {
+  test('dryRun counts the moves and writes nothing', async () => {
     chunk('inst-a', ciphertext);
     const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
-    const summary = await migratePasswords({ store, source, cost: 10 });
-    expect(summary).toMatchObject({ seen: 1, upgraded: 0, failed: 1 });
+    const summary = await migratePasswords({ store, source, keys: ring(), dryRun: true });
+    expect(summary).toMatchObject({ seen: 1, upgraded: 1, failed: 0, dryRun: true });
     expect(source.read('inst-a')).toBe(ciphertext);
     expect(store.get('inst-a')).toBeUndefined();
+  });
+
+  test('without keys it refuses to start: hashing would make the guest passwords unrecoverable', async () => {
+    chunk('inst-a', ciphertext);
+    const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
+    await expect(migratePasswords({ store, source, cost: 10, pepper: PEPPER })).rejects.toThrow(
+      /^migratePasswords: option "keys" is required: the source's values are secrets handed back to their owner/,
+    );
+    expect(source.read('inst-a')).toBe(ciphertext);
+    expect(store.get('inst-a')).toBeUndefined();
+  });
+
+  test('sourceRecordId puts each value under the id the reveal route reads', async () => {
+    chunk('inst-a', ciphertext);
+    const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
+    const sourceRecordId = (id: string): string => `${id}/os-server-password`;
+    const options = { store, source, keys: ring(), purpose: PURPOSE, sourceRecordId };
+    expect(await migratePasswords(options)).toMatchObject({ seen: 1, upgraded: 1 });
+    expect(store.get('inst-a')).toBeUndefined();
+    expect(await opened('inst-a/os-server-password')).toEqual({ plaintext: ciphertext, keyId: 'k1' });
+    // Listed by the store too, but visited once, as the source's.
+    expect(await migratePasswords(options)).toMatchObject({ seen: 1, upgraded: 0, current: 1 });
+    await expect(migratePasswords({ ...options, sourceRecordId: () => '' })).rejects.toThrow(
+      /option "sourceRecordId" must return a non-empty string; it did not for "inst-a"/,
+    );
+  });
+
+  test('a record sealed under a retired key and moved earlier is re-sealed like any other', async () => {
+    chunk('inst-a', ciphertext);
+    const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
+    await migratePasswords({ store, source, keys: ring(), purpose: PURPOSE });
+    const ring2 = localKeyRing({ current: 'k2', keys: { k1: K1, k2: K2 } });
+    expect(await migratePasswords({ store, source, keys: ring2, purpose: PURPOSE })).toMatchObject({ upgraded: 1 });
+    expect(await openRecord(ring2, PURPOSE, 'inst-a', store.get('inst-a') as PasswordRecord)).toEqual({
+      plaintext: ciphertext,
+      keyId: 'k2',
+    });
   });
 
   test('finishes a move a stopped run left half done (store set, chunks not erased), and refuses to guess on a conflict', async () => {
     chunk('inst-a', 'password one');
     chunk('inst-b', 'password two');
-    store.setIfAbsent('inst-a', record(bcrypt.hashSync('password one', 10), 'bcrypt'));
-    store.setIfAbsent('inst-b', record(bcrypt.hashSync('set since, through the new API', 10), 'bcrypt'));
+    chunk('inst-c', 'password three');
+    chunk('inst-d', 'password four');
+    store.setIfAbsent('inst-a', await sealedRecord(ring(), PURPOSE, 'inst-a', 'password one', SET_AT));
+    store.setIfAbsent('inst-b', await sealedRecord(ring(), PURPOSE, 'inst-b', 'set since, through the new API', SET_AT));
+    store.setIfAbsent('inst-c', record(bcrypt.hashSync('password three', 10), 'bcrypt'));
+    store.setIfAbsent('inst-d', await sealedRecord(ring(), PURPOSE, 'inst-a', 'password four', SET_AT));
     // A source on its own connection: the migration cannot use one transaction for both.
     const other = new Database(join(dir, 'nova.db'));
     try {
       const source = new MetadataChunks({ database: other, table: 'instance_system_metadata' });
-      const summary = await migratePasswords({ store, source, cost: 10 });
-      expect(summary).toMatchObject({ seen: 2, upgraded: 1, failed: 1 });
-      expect(summary.failures[0]).toEqual({
-        id: 'inst-b',
-        reason: 'the store already holds a different password for this id; its legacy password was left in place.',
-      });
+      const summary = await migratePasswords({ store, source, keys: ring(), purpose: PURPOSE });
+      expect(summary).toMatchObject({ seen: 4, upgraded: 1, failed: 3 });
+      expect(summary.failures).toEqual([
+        {
+          id: 'inst-b',
+          reason: 'the store already holds a different password for this id; its legacy password was left in place.',
+        },
+        {
+          id: 'inst-c',
+          reason:
+            'the store holds a hash for this id (scheme "bcrypt"), which can never be handed back; its legacy password was left in place: delete that record, then run the migration again.',
+        },
+        {
+          id: 'inst-d',
+          reason: expect.stringMatching(
+            /^the store holds a sealed value for this id that did not open \(authentication failed.*\); its legacy password was left in place\.$/,
+          ),
+        },
+      ]);
+      expect(JSON.stringify(summary.failures)).not.toMatch(/password (two|three|four)|set since/);
       expect(source.read('inst-a')).toBeUndefined();
-      expect(source.read('inst-b')).toBe('password two');
+      for (const [id, password] of [
+        ['inst-b', 'password two'],
+        ['inst-c', 'password three'],
+        ['inst-d', 'password four'],
+      ] as const)
+        expect(source.read(id)).toBe(password);
     } finally {
       other.close();
     }
+  });
+
+  test('a guest password an earlier migration hashed is reported unrecoverable until the guest posts it again', async () => {
+    // What the earlier migrate --metadata-table left: blank chunks, a bcrypt hash under the instance's id.
+    for (const id of ['inst-a', 'inst-b']) {
+      for (let i = 0; i < 4; i++) insert(id, `password_${i}`, '');
+      store.setIfAbsent(id, record(bcrypt.hashSync('lost', 10), 'bcrypt+hmac-sha256'));
+    }
+    // Cleared by its owner and never hashed: nothing lost.
+    for (let i = 0; i < 4; i++) insert('inst-c', `password_${i}`, '');
+    const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
+    const reported: MigrationFailure[] = [];
+    const options = { store, source, keys: ring(), purpose: PURPOSE, onFailure: (f: MigrationFailure) => reported.push(f) };
+    const summary = await migratePasswords({ ...options, dryRun: true });
+    expect(summary).toMatchObject({ seen: 3, upgraded: 0, current: 1, failed: 2 });
+    const lost = {
+      id: 'inst-a',
+      unrecoverable: true,
+      reason:
+        'its legacy password is gone, and the store holds only a bcrypt hash of it (scheme "bcrypt+hmac-sha256" under "inst-a"), made by an earlier migration: no one can turn it back into the password. Reset it (nova clear-password, then the guest\'s next boot or password reset) so that the guest agent posts it again.',
+    };
+    expect(summary.failures[0]).toEqual(lost);
+    expect(reported.map((f) => [f.id, f.unrecoverable])).toEqual([
+      ['inst-a', true],
+      ['inst-b', true],
+    ]);
+
+    // With the sealed value under its own record id, the hash under the instance id is an old leftover, not a loss.
+    const mapped = { ...options, sourceRecordId: (id: string) => `${id}/os-server-password` };
+    store.setIfAbsent(
+      'inst-a/os-server-password',
+      await sealedRecord(ring(), PURPOSE, 'inst-a/os-server-password', 'new', SET_AT),
+    );
+    // Reset through the reveal route's DELETE, and posted again: current.
+    store.delete('inst-b');
+    store.setIfAbsent('inst-b', await sealedRecord(ring(), PURPOSE, 'inst-b', 'posted again', SET_AT));
+    const after = await migratePasswords(mapped);
+    expect(after.failures.map((f) => f.id)).toEqual([]);
+    expect(after).toMatchObject({ failed: 0 });
+    expect((await migratePasswords(options)).failures.map((f) => f.id)).toEqual(['inst-a']);
+  });
+
+  test('a source of your own (mechanism unset) is hashed, as for values only ever checked', async () => {
+    const passwords = new Map([['user-1', 'copper kettle summer']]);
+    const source: LegacyPasswordSource = {
+      ids: () => [...passwords.keys()],
+      read: (id) => passwords.get(id),
+      clear: (id, expected) => passwords.get(id) === expected && passwords.delete(id),
+    };
+    expect(await migratePasswords({ store, source, cost: 10 })).toMatchObject({ upgraded: 1, failed: 0 });
+    expect(store.get('user-1')?.scheme).toBe('bcrypt');
+    expect((await verifyPassword(store, 'user-1', 'copper kettle summer', { cost: 10, rehash: false })).match).toBe(true);
+    expect(passwords.size).toBe(0);
+    await expect(migratePasswords({ store, source: { ...source, mechanism: 'encrypt' as never } })).rejects.toThrow(
+      /option "source" has a mechanism of "encrypt"; it must be 'hash' or 'seal'/,
+    );
   });
 
   test('a reader holding the WAL open keeps the file from being scrubbed, and the summary says so', async () => {
