@@ -301,6 +301,9 @@ interface Slot {
   facts: Facts | undefined;
 }
 
+/** Whether any {@link securityEvents} was made: until then no request can carry a stamp. */
+let registered = false;
+
 /**
  * The mark a registration leaves on each request that passes: one private field on the
  * request itself, holding its slot. Private, so JSON, `util.inspect`, spreads and loggers
@@ -325,7 +328,9 @@ class RequestStamp extends Passthrough {
   }
 
   static slot(req: Request): Slot | undefined {
-    return #slot in req ? (req as unknown as RequestStamp).#slot : undefined;
+    // In an app that never made a registration, the middlewares that note facts and the
+    // problem handler skip even the field check.
+    return registered && #slot in req ? (req as unknown as RequestStamp).#slot : undefined;
   }
 }
 
@@ -376,6 +381,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     resource: options.resource ?? defaultResource,
   };
   const onError = options.onError ?? defaultOnError;
+  registered = true;
 
   const windows: Windows = new Map();
   let open = 0;
