@@ -140,10 +140,18 @@ export interface SecurityEventsOptions {
   /** The route's resource id, read where the route's parameters are known. @default (req) => req.params.id */
   readonly resource?: (req: Request) => string | undefined;
   /**
-   * Told when the sink throws or rejects, at most once per window.
+   * Told when the sink throws or rejects, at most once per window, and when `flush()`
+   * gives up waiting.
    * @default a line on stderr naming the error's message
    */
   readonly onError?: (error: unknown) => void;
+  /**
+   * How long `flush()` waits for the sink, in ms: a sink promise that never settles
+   * would otherwise keep a shutdown waiting. Past it, `flush()` resolves and `onError`
+   * is told how many sink calls were still pending and how many events still queued.
+   * @default 5_000
+   */
+  readonly flushTimeoutMs?: number;
 }
 
 /** What {@link securityEvents} delivered, counted and dropped so far. */
@@ -166,7 +174,10 @@ export interface SecurityEvents extends RequestHandler {
    * events.report('sensitive_update', { action: 'rekey', resource: 'srv-1', description: 'sealed again under key k2' });
    */
   report(type: SecurityEventType, details: SecurityEventDetails): void;
-  /** Closes every open window (delivering its summary) and resolves once the sink has settled. */
+  /**
+   * Closes every open window (delivering its summary) and resolves once the sink has
+   * settled, or after `flushTimeoutMs`, whichever comes first.
+   */
   flush(): Promise<void>;
   stats(): SecurityEventStats;
 }
@@ -191,6 +202,7 @@ const optionKeys: KeysEnum<SecurityEventsOptions> = {
   requestId: true,
   resource: true,
   onError: true,
+  flushTimeoutMs: true,
 };
 
 const LEVELS: Readonly<Record<SecurityEventType, SecurityEventLevel>> = {
@@ -232,27 +244,38 @@ interface Occurrence {
 }
 
 interface Window {
-  start: number;
+  /** Where it is filed: its key's prefix (event type, code, action), caller and target. */
+  readonly prefix: string;
+  readonly subject: string;
+  readonly target: string;
+  readonly start: number;
   count: number;
   reported: number;
-  threshold: number;
+  readonly threshold: number;
   sample: Occurrence | undefined;
 }
+
+/**
+ * Open windows by key prefix, then caller, then target (`''` for none). Three lookups of
+ * strings that already exist (a constant, the caller's id, the route's id), where one
+ * joined key would build and hash a new string for every folded refusal.
+ */
+type Windows = Map<string, Map<string, Map<string, Window>>>;
 
 interface Registry {
   readonly config: Config;
   readonly excess404: number;
   /**
-   * Counts one occurrence in the window of its key (event type, caller, target, code,
-   * action), and returns the window when this occurrence is to be delivered; `undefined`
-   * when it was folded. The occurrence is built only then, and handed to `deliver`.
+   * Counts one occurrence in the window of its key (`prefix` from {@link keyPrefix}: event
+   * type, code, action; then caller and target), and returns the window when this
+   * occurrence is to be delivered; `undefined` when it was folded. The occurrence is built
+   * only then, and handed to `deliver`.
    */
   readonly take: (
+    prefix: string,
     type: SecurityEventType,
     subject: string,
     target: string | undefined,
-    code: string | undefined,
-    action: string | undefined,
     threshold: number,
   ) => Window | undefined;
   readonly deliver: (window: Window, occurrence: Occurrence) => void;
@@ -264,30 +287,58 @@ interface Config {
   readonly resource: (req: Request) => string | undefined;
 }
 
-/** One entry per request: the registry that took it, and what the middlewares noted (made when the first fact is). */
+/** Passes its argument through as `this`, so that a subclass can add private fields to it. */
+class Passthrough {
+  constructor(target: object) {
+    // biome-ignore lint/correctness/noConstructorReturn: the request itself is stamped, not a new object.
+    return target as Passthrough;
+  }
+}
+
+/** One per request: the registry that took it, and what the middlewares noted (made when the first fact is). */
 interface Slot {
   readonly registry: Registry;
   facts: Facts | undefined;
 }
 
-const NO_FACTS: Readonly<Facts> = Object.freeze({});
-
-/**
- * The slot hangs on the request under a non-enumerable symbol rather than in a WeakMap:
- * it is made for every request that passes, and a WeakMap entry (an ephemeron the
- * collector must trace) cost several times more than the rest of a folded refusal. It
- * holds no secret (the registry, and ids of the caller and the resource), and neither
- * JSON nor a logger's request serialiser lists a non-enumerable symbol.
- */
-const SLOT = Symbol('express-password-guard security events');
-
-/** Whether any {@link securityEvents} was made: until then no request can carry a slot. */
+/** Whether any {@link securityEvents} was made: until then no request can carry a stamp. */
 let registered = false;
 
-function slotOf(req: Request): Slot | undefined {
-  // A missed symbol on a request walks Express's whole prototype chain: skip it in an app
-  // that never registered a sink, where every middleware would otherwise pay it.
-  return registered ? (req as Request & { [SLOT]?: Slot })[SLOT] : undefined;
+/**
+ * The mark a registration leaves on each request that passes: one private field on the
+ * request itself, holding its slot. Private, so JSON, `util.inspect`, spreads and loggers
+ * never see it (the facts may hold the app's user object), and a request without one is
+ * told apart by an own-field check rather than a miss that walks Express's long prototype
+ * chain. One field, holding a small object: a field added to a request whose prototype
+ * Express has switched costs microseconds (measured), a second one as much again, while
+ * the object costs tens of ns. A `WeakMap` entry (an ephemeron the collector traces)
+ * cost about 2 µs.
+ */
+class RequestStamp extends Passthrough {
+  #slot: Slot;
+
+  private constructor(req: Request, slot: Slot) {
+    super(req);
+    this.#slot = slot;
+  }
+
+  /** Stamps `req` for `registry`, unless an outer registration already did. */
+  static stamp(req: Request, registry: Registry): void {
+    if (!(#slot in req)) new RequestStamp(req, { registry, facts: undefined });
+  }
+
+  static slot(req: Request): Slot | undefined {
+    // In an app that never made a registration, the middlewares that note facts and the
+    // problem handler skip even the field check.
+    return registered && #slot in req ? (req as unknown as RequestStamp).#slot : undefined;
+  }
+}
+
+const NO_FACTS: Readonly<Facts> = Object.freeze({});
+
+/** The first part of a fold key: event type, problem code and action. */
+function keyPrefix(type: SecurityEventType, code: string | undefined, action: string | undefined): string {
+  return `${type}\u0000${code ?? ''}\u0000${action ?? ''}`;
 }
 
 /**
@@ -320,6 +371,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
   const excess404 = wholeNumber('excess404', options.excess404, 10, 1, Number.MAX_SAFE_INTEGER);
   const maxQueue = wholeNumber('maxQueue', options.maxQueue, 10_000, 1, Number.MAX_SAFE_INTEGER);
   const maxKeys = wholeNumber('maxKeys', options.maxKeys, 10_000, 1, Number.MAX_SAFE_INTEGER);
+  const flushTimeoutMs = wholeNumber('flushTimeoutMs', options.flushTimeoutMs, 5000, 1, 2 ** 31 - 1);
   assertFunction('securityEvents', 'requestId', options.requestId);
   assertFunction('securityEvents', 'resource', options.resource);
   assertFunction('securityEvents', 'onError', options.onError);
@@ -331,7 +383,8 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
   const onError = options.onError ?? defaultOnError;
   registered = true;
 
-  const windows = new Map<string, Window>();
+  const windows: Windows = new Map();
+  let open = 0;
   const queue: SecurityEvent[] = [];
   const stats = { delivered: 0, folded: 0, dropped: 0, failed: 0 };
   let inFlight = 0;
@@ -349,6 +402,18 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
       onError(error);
     } catch {
       // An error reporter that fails has nobody left to tell.
+    }
+  };
+
+  const reportGivenUp = (pending: number, queued: number): void => {
+    try {
+      onError(
+        new Error(
+          `securityEvents: flush() gave up after ${flushTimeoutMs} ms with ${pending} sink calls pending and ${queued} events queued.`,
+        ),
+      );
+    } catch {
+      // As in failed(): nobody left to tell.
     }
   };
 
@@ -420,48 +485,91 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     };
   };
 
-  const close = (key: string, window: Window): void => {
-    windows.delete(key);
+  const close = (window: Window): void => {
+    const subjects = windows.get(window.prefix);
+    const targets = subjects?.get(window.subject);
+    if (targets?.get(window.target) === window) {
+      open -= 1;
+      targets.delete(window.target);
+      if (targets.size === 0) subjects?.delete(window.subject);
+      if (subjects?.size === 0) windows.delete(window.prefix);
+    }
     if (window.sample !== undefined && window.count > window.reported) {
       enqueue(build(window.sample, window.count - window.reported, true));
     }
   };
 
+  /** Closes the windows `closing` selects (all of them when it is undefined). */
+  const closeAll = (closing?: (window: Window) => boolean): void => {
+    // Collected first: closing deletes from the maps being walked.
+    const ended: Window[] = [];
+    for (const subjects of windows.values()) {
+      for (const targets of subjects.values()) {
+        for (const window of targets.values()) if (closing === undefined || closing(window)) ended.push(window);
+      }
+    }
+    for (const window of ended) close(window);
+  };
+
   const sweep = (): void => {
     const now = Date.now();
-    for (const [key, window] of windows) if (now - window.start >= windowMs) close(key, window);
-    if (windows.size === 0 && sweeper !== undefined) {
+    closeAll((window) => now - window.start >= windowMs);
+    if (open === 0 && sweeper !== undefined) {
       clearInterval(sweeper);
       sweeper = undefined;
     }
   };
 
-  // Cheap for an occurrence folded into an open window: one string, one lookup, one add,
-  // and nothing allocated that outlives the call.
+  const file = (prefix: string, subject: string, target: string, now: number, threshold: number): Window => {
+    const window: Window = { prefix, subject, target, start: now, count: 0, reported: 0, threshold, sample: undefined };
+    let subjects = windows.get(prefix);
+    if (subjects === undefined) {
+      subjects = new Map();
+      windows.set(prefix, subjects);
+    }
+    let targets = subjects.get(subject);
+    if (targets === undefined) {
+      targets = new Map();
+      subjects.set(subject, targets);
+    }
+    targets.set(target, window);
+    open += 1;
+    // One timer per registration, not per window: a quarter window, so a summary comes at
+    // most a quarter window late.
+    sweeper ??= setInterval(sweep, Math.max(250, Math.floor(windowMs / 4))).unref();
+    return window;
+  };
+
+  // For an occurrence folded into an open window: three map lookups, a clock read and a
+  // counter; nothing is allocated.
   const take = (
+    prefix: string,
     type: SecurityEventType,
     subject: string,
     target: string | undefined,
-    code: string | undefined,
-    action: string | undefined,
     threshold: number,
   ): Window | undefined => {
     const now = Date.now();
-    let key = `${type}\u0000${subject}\u0000${target ?? ''}\u0000${code ?? ''}\u0000${action ?? ''}`;
-    let window = windows.get(key);
+    let window = windows
+      .get(prefix)
+      ?.get(subject)
+      ?.get(target ?? '');
     if (window !== undefined && now - window.start >= windowMs) {
-      close(key, window);
+      close(window);
       window = undefined;
     }
-    if (window === undefined && windows.size >= maxKeys) {
-      key = `${type}\u0000*`;
-      window = windows.get(key);
-    }
     if (window === undefined) {
-      window = { start: now, count: 0, reported: 0, threshold, sample: undefined };
-      windows.set(key, window);
-      // A quarter window: a summary comes at most a quarter window late.
-      sweeper ??= setInterval(sweep, Math.max(250, Math.floor(windowMs / 4))).unref();
+      if (open < maxKeys) window = file(prefix, subject, target ?? '', now, threshold);
+      else {
+        // Past maxKeys, new keys of one event type share one window, so made-up ids cannot grow memory.
+        const overflow = `${type}\u0000*`;
+        window = windows.get(overflow)?.get('*')?.get('');
+        if (window !== undefined && now - window.start >= windowMs) {
+          close(window);
+          window = undefined;
+        }
+        window ??= file(overflow, '*', '', now, threshold);
+      }
     }
     window.count += 1;
     if (window.reported === 0 && window.count >= window.threshold) {
@@ -481,7 +589,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
 
   const middleware = function securityEvents(req: Request, _res: Response, next: NextFunction): void {
     // The outer registration wins, so an app-wide sink is not replaced by a router's.
-    if (slotOf(req) === undefined) Object.defineProperty(req, SLOT, { value: { registry, facts: undefined } satisfies Slot });
+    RequestStamp.stamp(req, registry);
     next();
   };
 
@@ -491,7 +599,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
         throw new TypeError(`securityEvents: report() got an unknown event type "${String(type)}".`);
       const principal = details.principal;
       const subject = principal === undefined ? '-' : String(principal.id);
-      const window = take(type, subject, details.resource, details.code, details.action, 1);
+      const window = take(keyPrefix(type, details.code, details.action), type, subject, details.resource, 1);
       if (window === undefined) return;
       deliver(window, {
         type,
@@ -505,14 +613,25 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
       });
     },
     async flush(): Promise<void> {
-      for (const [key, window] of windows) close(key, window);
+      closeAll();
       if (sweeper !== undefined) {
         clearInterval(sweeper);
         sweeper = undefined;
       }
-      while (queue.length > 0 || settled.size > 0) {
-        drain();
-        await Promise.all([...settled]);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<true>((resolve) => {
+        timer = setTimeout(() => resolve(true), flushTimeoutMs);
+      });
+      try {
+        while (queue.length > 0 || settled.size > 0) {
+          drain();
+          if ((await Promise.race([Promise.all([...settled]), timedOut])) === true) {
+            reportGivenUp(settled.size, queue.length);
+            return;
+          }
+        }
+      } finally {
+        clearTimeout(timer);
       }
     },
     stats(): SecurityEventStats {
@@ -526,13 +645,19 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
  * cost of one lookup, when no {@link securityEvents} is registered for the request.
  */
 export function noteSecurityFacts(req: Request, facts: Facts): void {
-  const slot = slotOf(req);
+  const slot = RequestStamp.slot(req);
   if (slot === undefined) return;
   slot.facts ??= {};
   const noted = slot.facts;
-  Object.assign(noted, facts);
-  // Read here, inside the route: an app-level error handler no longer sees req.params.
-  if (facts.principal !== undefined) noted.resource = safeText(slot.registry.config.resource(req));
+  if (facts.claimed !== undefined) noted.claimed = facts.claimed;
+  if (facts.exists !== undefined) noted.exists = facts.exists;
+  if (facts.max !== undefined) noted.max = facts.max;
+  if (facts.resource !== undefined) noted.resource = facts.resource;
+  if (facts.principal !== undefined) {
+    noted.principal = facts.principal;
+    // Read here, inside the route: an app-level error handler no longer sees req.params.
+    noted.resource = safeText(slot.registry.config.resource(req));
+  }
 }
 
 /**
@@ -540,7 +665,7 @@ export function noteSecurityFacts(req: Request, facts: Facts): void {
  * it is delivered once the response finished, with the status answered.
  */
 export function reportSecurityEvent(req: Request, type: SecurityEventType, details: SecurityEventDetails = {}): void {
-  const slot = slotOf(req);
+  const slot = RequestStamp.slot(req);
   if (slot === undefined) return;
   const registry = slot.registry;
   const res = req.res;
@@ -550,7 +675,7 @@ export function reportSecurityEvent(req: Request, type: SecurityEventType, detai
     const resource = details.resource ?? facts.resource;
     const status = details.status ?? (res?.headersSent === true ? res.statusCode : undefined);
     const subject = subjectOf(req, principal, facts);
-    const window = registry.take(type, subject, resource, details.code, details.action, 1);
+    const window = registry.take(keyPrefix(type, details.code, details.action), type, subject, resource, 1);
     if (window === undefined) return;
     registry.deliver(window, {
       type,
@@ -573,6 +698,14 @@ interface RefusalRule {
   readonly fields?: readonly string[];
 }
 
+/** A refusal rule with the fold-key prefixes of its code, made once per code. */
+interface KeyedRule extends RefusalRule {
+  readonly code: string;
+  readonly prefix: string;
+  /** For a 404: the prefix of the `malicious_excess_404` it counts towards instead. */
+  readonly excessPrefix: string;
+}
+
 // The refusals this package answers, by problem code. Codes not listed (a 500, an app's
 // own errors) are not security events of this package.
 const RULES: Readonly<Record<string, RefusalRule>> = {
@@ -590,39 +723,56 @@ const RULES: Readonly<Record<string, RefusalRule>> = {
   'password.busy': { type: 'excess_rate_limit_exceeded' },
 };
 
-function ruleOf(code: string): RefusalRule | undefined {
-  const rule = RULES[code];
-  if (rule !== undefined) return rule;
-  if (code.startsWith('body.')) return { type: 'input_validation_fail', fields: ['body'] };
-  if (code.startsWith('query.')) return { type: 'input_validation_fail', fields: ['query'] };
-  return undefined;
+const BODY_RULE: RefusalRule = { type: 'input_validation_fail', fields: ['body'] };
+const QUERY_RULE: RefusalRule = { type: 'input_validation_fail', fields: ['query'] };
+
+/** Keyed rules by code: the package's codes, plus at most this many `body.*` and `query.*` ones. */
+const MAX_KEYED = 256;
+const keyedRules = new Map<string, KeyedRule>();
+
+function ruleOf(code: string): KeyedRule | undefined {
+  const known = keyedRules.get(code);
+  if (known !== undefined) return known;
+  const rule = RULES[code] ?? (code.startsWith('body.') ? BODY_RULE : code.startsWith('query.') ? QUERY_RULE : undefined);
+  if (rule === undefined) return undefined;
+  const keyed: KeyedRule = {
+    ...rule,
+    code,
+    prefix: keyPrefix(rule.type, code, undefined),
+    excessPrefix: keyPrefix('malicious_excess_404', code, undefined),
+  };
+  if (keyedRules.size < MAX_KEYED) keyedRules.set(code, keyed);
+  return keyed;
 }
 
 /**
- * Reports the refusal the problem handler is answering (internal): one lookup and, for
- * an occurrence folded into a window, one map update.
+ * Reports the refusal the problem handler is answering (internal). For an occurrence
+ * folded into an open window it allocates nothing: a rule looked up by code, the caller,
+ * three map lookups and a counter; the event is built only for an occurrence delivered.
  */
 export function reportRefusal(req: Request, error: unknown, status: number, code: string): void {
-  const slot = slotOf(req);
+  const slot = RequestStamp.slot(req);
   if (slot === undefined) return;
-  let rule = ruleOf(code);
+  const rule = ruleOf(code);
   if (rule === undefined) return;
   const registry = slot.registry;
   const facts = slot.facts ?? NO_FACTS;
+  let type = rule.type;
+  let prefix = rule.prefix;
   let threshold = 1;
   // A 404 on a resource that does not exist is a probe only in numbers: counted per caller.
   if (code === 'route.not_found' || (code === 'ownership.denied' && facts.exists !== true)) {
-    rule = { type: 'malicious_excess_404' };
+    type = 'malicious_excess_404';
+    prefix = rule.excessPrefix;
     threshold = registry.excess404;
   }
   const principal = facts.principal;
   const subject = subjectOf(req, principal, facts);
-  const type = rule.type;
-  const fields = rule.fields;
+  const fields = type === 'malicious_excess_404' ? undefined : rule.fields;
   const resource = type === 'malicious_excess_404' ? undefined : facts.resource;
   const max = code === 'password.busy' ? 'hash_pool' : facts.max;
   const target = type === 'excess_rate_limit_exceeded' ? (max === undefined ? undefined : String(max)) : resource;
-  const window = registry.take(type, subject, target, code, undefined, threshold);
+  const window = registry.take(prefix, type, subject, target, threshold);
   if (window === undefined) return;
   const reasons = type === 'input_validation_fail' ? reasonsOf(error) : undefined;
   registry.deliver(window, {

@@ -23,7 +23,7 @@ interface ProfileNode {
   readonly hitCount?: number;
 }
 
-interface CpuProfile {
+export interface CpuProfile {
   /** µs on the monotonic clock (process.hrtime's on Linux), as are the deltas. */
   readonly startTime: number;
   readonly nodes: readonly ProfileNode[];

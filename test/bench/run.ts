@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   if (runs('events')) {
     rows.push(
       ...(await eventRows(
-        smoke ? { rounds: 1, amount: 100, warmup: 0 } : { rounds: rounds(5), amount: 10_000, warmup: 2000 },
+        smoke ? { rounds: 1, amount: 100, warmup: 0 } : { rounds: rounds(7), amount: 10_000, warmup: 2000 },
         log,
       )),
     );

@@ -1,7 +1,6 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import request from 'supertest';
 import {
   DEMO_SEALING_KEY_ID,
@@ -15,6 +14,8 @@ import { SERVER_PASSWORD_PURPOSE, serverPasswordRecord } from '../../examples/de
 import { MetadataChunks } from '../../lib';
 import { testDemoOptions } from '../helpers/demo';
 import { expressVersions } from '../helpers/express';
+import { runMigrate } from '../helpers/migrate-cli';
+import type { MigrateRun } from '../helpers/migrate-cli';
 import type { ExpressFactory } from '../helpers/express';
 
 // The demo's seeded legacy dataset (SEED_LEGACY=1), through HTTP: verify before the
@@ -22,7 +23,6 @@ import type { ExpressFactory } from '../helpers/express';
 // while the demo runs), verify after, watch each record end as a plain bcrypt hash, and
 // the guest password come back to its owner from the sealed record.
 
-const ROOT = resolve(__dirname, '..', '..');
 const PEPPER = 'legacy-demo-pepper-0123456789abcdef0123';
 const SEALING_KEY = Buffer.alloc(32, 0x5e).toString('base64');
 const ENV = {
@@ -109,26 +109,12 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
     }
   });
 
-  const migrate = (...args: string[]): { status: number | null; stdout: string; stderr: string } => {
-    const run = spawnSync(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'lib/migration/cli.ts',
-        'migrate',
-        '--sqlite',
-        join(dir, 'demo.db'),
-        '--metadata-table',
-        LEGACY_METADATA_TABLE,
-        ...args,
-      ],
-      { cwd: ROOT, env: { ...process.env, ...ENV }, encoding: 'utf8' },
-    );
+  const migrate = (...args: string[]): MigrateRun => {
+    const run = runMigrate(['--sqlite', join(dir, 'demo.db'), '--metadata-table', LEGACY_METADATA_TABLE, ...args], ENV);
     // Nothing secret on either stream, whatever the run did.
     for (const secret of [SEALING_KEY, PEPPER, ...LEGACY_DEMO_RECORDS.map((r) => r.password.slice(0, 20))])
       expect(run.stdout + run.stderr).not.toContain(secret);
-    return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+    return run;
   };
   const guestPassword = (as: string): request.Test =>
     request(demo.app)

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { constants, publicEncrypt } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -12,6 +12,7 @@ import type { TestDemo } from '../helpers/demo';
 import { metadataProxy } from '../helpers/metadata-proxy';
 import type { MetadataProxy } from '../helpers/metadata-proxy';
 import { openStackPythonFor } from '../helpers/openstack-clients';
+import { runMigrate } from '../helpers/migrate-cli';
 import { listen } from '../helpers/raw-http';
 import type { Listening } from '../helpers/raw-http';
 
@@ -24,7 +25,6 @@ const python = openStackPythonFor(SUITE);
 const withClients = python === undefined ? describe.skip : describe;
 const SCRIPT = resolve(__dirname, '..', 'fixtures', 'openstack_clients.py');
 
-const ROOT = resolve(__dirname, '..', '..');
 const METADATA_SECRET = 'interop-metadata-secret-0123456789';
 const SEALING_KEY = Buffer.alloc(32, 7).toString('base64');
 const PASSWORD = 'Guest-admin Pa55word, set by the agent';
@@ -141,13 +141,8 @@ withClients(SUITE, () => {
     const insert = db.prepare('INSERT INTO instance_system_metadata VALUES (?, ?, ?)');
     for (let i = 0; i < 4; i++) insert.run('srv-bob', `password_${i}`, posted.slice(i * 255, (i + 1) * 255));
 
-    const migration = spawnSync(
-      process.execPath,
+    const migration = runMigrate(
       [
-        '--import',
-        'tsx',
-        'lib/migration/cli.ts',
-        'migrate',
         '--sqlite',
         join(dir, 'demo.db'),
         '--metadata-table',
@@ -159,14 +154,7 @@ withClients(SUITE, () => {
         '--purpose',
         SERVER_PASSWORD_PURPOSE,
       ],
-      {
-        cwd: ROOT,
-        env: {
-          ...process.env,
-          SEALING_KEYS: JSON.stringify({ current: DEMO_SEALING_KEY_ID, keys: { [DEMO_SEALING_KEY_ID]: SEALING_KEY } }),
-        },
-        encoding: 'utf8',
-      },
+      { SEALING_KEYS: JSON.stringify({ current: DEMO_SEALING_KEY_ID, keys: { [DEMO_SEALING_KEY_ID]: SEALING_KEY } }) },
     );
     expect(migration.status).toBe(0);
     expect(migration.stdout).toMatch(/upgraded +1\n/);

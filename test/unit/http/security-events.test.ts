@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import request from 'supertest';
 import type { Express, NextFunction, Request, Response } from 'express';
 import {
@@ -10,6 +11,7 @@ import {
   problem,
   problemHandler,
   reportSecurityEvent,
+  requireOwnership,
   securityEvents,
 } from '../../../lib';
 import type { SecurityEvent, SecurityEventSink, SecurityEvents, SecurityEventsOptions } from '../../../lib';
@@ -48,6 +50,7 @@ describe('securityEvents options', () => {
       () => securityEvents(sink, { requestId: 'x-id' as unknown as () => string }),
       /option "requestId" must be a function/,
     ],
+    ['a zero flush timeout', () => securityEvents(sink, { flushTimeoutMs: 0 }), /option "flushTimeoutMs"/],
     [
       'an onError that is not a function',
       () => securityEvents(sink, { onError: true as unknown as () => void }),
@@ -181,6 +184,69 @@ describe.each(expressVersions)('securityEvents on %s', (_name, express: ExpressF
     await tick();
     expect(calls).toBe(100);
     expect(events.stats()).toEqual(expect.objectContaining({ delivered: 100, dropped: 0 }));
+  });
+
+  test('flush() gives up on a sink that never settles after flushTimeoutMs, and tells onError what was left', async () => {
+    const errors: unknown[] = [];
+    const events = securityEvents(() => new Promise<void>(() => undefined), {
+      flushTimeoutMs: 200,
+      onError: (error) => errors.push(error),
+    });
+    await request(appWith(events)).get('/refuse/r1').expect(405);
+    for (let i = 0; i < 149; i++) events.report('sensitive_read', { resource: `srv-${i}` });
+    await events.flush();
+    expect(errors).toEqual([
+      new Error('securityEvents: flush() gave up after 200 ms with 100 sink calls pending and 50 events queued.'),
+    ]);
+    expect(events.stats()).toEqual(expect.objectContaining({ delivered: 100, failed: 0 }));
+  }, 10_000);
+
+  test('the mark a registration leaves on a request is invisible: no own key, nothing in util.inspect', async () => {
+    const events = securityEvents(() => undefined);
+    const app = express();
+    app.use(events);
+    app.use((req, _res, next) => {
+      (req as Request & { user?: unknown }).user = { id: 'ann', hash: 'HASH-MARKER-7f3' };
+      next();
+    });
+    app.get('/servers/:id', requireOwnership({ load: () => ({ owner: 'ann' }), owner: 'owner' }), (req, res) => {
+      // The user object now lives on in the facts noted for the event, and only there.
+      delete (req as Request & { user?: unknown }).user;
+      res.json({
+        keys: Reflect.ownKeys(req)
+          .map(String)
+          .filter((key) => /guard|security/i.test(key)),
+        inspected: inspect(req, { showHidden: true, depth: 8 }).includes('HASH-MARKER'),
+      });
+    });
+    app.use(problemHandler({ log: false }));
+    const res = await request(app).get('/servers/srv-1').expect(200);
+    expect(res.body).toEqual({ keys: [], inspected: false });
+    await request(app).get('/servers/srv-2').expect(200);
+    await events.flush();
+  });
+
+  test('folds per caller and per target: another caller or target opens a window of its own', async () => {
+    const seen: SecurityEvent[] = [];
+    const events = securityEvents((event) => void seen.push(event));
+    for (const [caller, target] of [
+      ['ann', 'srv-1'],
+      ['ann', 'srv-1'],
+      ['ann', 'srv-2'],
+      ['bob', 'srv-1'],
+      ['ann\u0000srv-1', ''],
+      ['ann', 'srv-1'],
+    ] as const) {
+      events.report('sensitive_read', { principal: { kind: 'user', id: caller }, resource: target });
+    }
+    await events.flush();
+    expect(seen.map((event) => [event.event, event.count])).toEqual([
+      ['sensitive_read:ann,srv-1', 1],
+      ['sensitive_read:ann,srv-2', 1],
+      ['sensitive_read:bob,srv-1', 1],
+      ['sensitive_read:ann\u0000srv-1,', 1],
+      ['sensitive_read:ann,srv-1', 2],
+    ]);
   });
 
   test('past maxQueue waiting events, new ones are dropped and counted', async () => {
