@@ -388,10 +388,49 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
       );
     });
 
+    test('a bare parameter is an empty value and leaves the URL too; a malformed name is a 400', async () => {
+      const app = echoApp(express, { from: 'query', query: { warn: quiet } });
+      const bare = await request(app).get(`${PATH}?lang=en&password`);
+      const empty = await request(app).get(`${PATH}?lang=en&password=`);
+      expect(bare.status).toBe(422);
+      expect(bare.body).toEqual(empty.body);
+      const short = echoApp(express, { from: 'query', commonPasswords: false, minLength: 1, query: { warn: quiet } });
+      // A one-character password, so the bare name is read as '' and refused, never as anything else.
+      expect((await request(short).get(`${PATH}?lang=en&password`)).body).toMatchObject({
+        errors: [{ field: 'password', code: 'too_short' }],
+      });
+      const kept = echoApp(express, { from: 'query', secretFields: ['current'], query: { warn: quiet } });
+      const scrubbed = await request(kept).get(`${PATH}?lang=en&current&password=correct+horse+staple&flag`);
+      expect(scrubbed.body).toMatchObject({ url: `${PATH}?lang=en&flag`, originalUrl: `${PATH}?lang=en&flag` });
+      const malformed = await request(app).get(`${PATH}?pass%zzword=x&password=correct+horse+staple`);
+      expectProblem(malformed, 400, 'query.parse_failed', 'The query string has a malformed percent-encoding.');
+    });
+
+    test('a handler after hand-off may still change or replace req.query', async () => {
+      const app = express();
+      app.get(PATH, passwordBody({ from: 'query', handOff: true, query: { warn: quiet } }), (req: Request, res: Response) => {
+        const query = req.query as Record<string, unknown>;
+        query['password'] = 'changed by the app';
+        const changed = query['password'];
+        delete query['password'];
+        const deleted = 'password' in query;
+        Object.assign(req, { query: { replaced: '1' } });
+        res.json({ changed, deleted, replaced: req.query });
+      });
+      app.use(problemHandler({ log: false }));
+      const res = await request(app).get(`${PATH}?password=correct+horse+staple`);
+      expect(res.body).toEqual({ changed: 'changed by the app', deleted: false, replaced: { replaced: '1' } });
+    });
+
     test('a repeated parameter gets 400 query.repeated_parameter', async () => {
       const app = echoApp(express, { from: 'query', query: { warn: quiet } });
       const res = await request(app).get(`${PATH}?password=first-secret-1&password=second-secret-2`);
-      expectProblem(res, 400, 'query.repeated_parameter');
+      expectProblem(
+        res,
+        400,
+        'query.repeated_parameter',
+        'The query string has the "password" parameter more than once; send it once.',
+      );
       expect(res.headers['deprecation']).toBe('@0');
       expectNoLeak(res, 'first-secret-1');
       expectNoLeak(res, 'second-secret-2');
@@ -407,8 +446,14 @@ describe.each(expressVersions)('password locations on %s', (_name, express) => {
     ])('%s in the value gets 400 %s', async (encoded, code) => {
       const app = echoApp(express, { from: 'query', query: { warn: quiet } });
       const res = await request(app).get(`${PATH}?password=query-secret-${encoded}-x`);
-      expect(res.status).toBe(400);
-      expect(res.body).toMatchObject({ code });
+      expectProblem(
+        res,
+        400,
+        code,
+        code === 'query.parse_failed'
+          ? 'The query string has a malformed percent-encoding.'
+          : 'The query string is not valid UTF-8 once percent-decoded.',
+      );
       expectNoLeak(res, 'query-secret');
     });
 
@@ -662,12 +707,28 @@ describe('location options', () => {
       /option "query\.sunset" must not be before/,
     ],
     ['query.link relative', { from: 'query', query: { link: '/docs' } }, /option "query\.link" must be an absolute URL/],
+    [
+      'query.link a URL object',
+      { from: 'query', query: { link: new URL('https://docs.example.com/') } },
+      /option "query\.link" must be an absolute URL/,
+    ],
+    [
+      'query.parameter a number',
+      { from: 'query', query: { parameter: 5 } },
+      /option "query\.parameter" must be a non-empty string/,
+    ],
+    ['query.sunset a string', { from: 'query', query: { sunset: '2027-06-01' } }, /option "query\.sunset" must be a valid Date/],
     ['query.warn a string', { from: 'query', query: { warn: 'console' } }, /option "query\.warn" must be a function/],
     ['query.warn false', { from: 'query', query: { warn: false } }, /option "query\.warn" must be a function/],
   ])('%s throws a TypeError naming it', (_label, options, message) => {
     const build = (): unknown => passwordBody(options as PasswordBodyOptions);
     expect(build).toThrow(TypeError);
     expect(build).toThrow(message);
+  });
+
+  test('query.sunset may be the deprecation date itself', () => {
+    const at = new Date('2027-06-01T00:00:00Z');
+    expect(() => passwordBody({ from: 'query', query: { warn: quiet, deprecation: at, sunset: new Date(at) } })).not.toThrow();
   });
 
   test('the defaults: methods grow GET and HEAD only when reading the query', async () => {
