@@ -34,6 +34,19 @@ describe('keyWords', () => {
     ['password密码', ['password', '密码']],
     ['Пароль_пользователя', ['пароль', 'пользователя']],
     ['İD', ['i\u0307d']],
+    // Where scripts, digits and separators outside ASCII meet.
+    ['PASSWORD密码', ['password', '密码']],
+    ['密码٣', ['密码', '٣']],
+    ['token—id', ['token', 'id']],
+    // Devanagari vowel signs and viramas are combining marks that no normal form composes.
+    ['पासवर्ड', ['पासवर्ड']],
+    ['नया_पासवर्ड', ['नया', 'पासवर्ड']],
+    ['x\u0301y', ['x\u0301y']],
+    // A combining mark after a separator has no letter to belong to.
+    ['pass_\u0301word', ['pass', 'word']],
+    // Code points outside the Basic Multilingual Plane are two code units.
+    ['api🔑key', ['api', 'key']],
+    ['𠀀password', ['𠀀', 'password']],
   ])('%s → %j', (key, words) => {
     expect(keyWords(key)).toEqual(words);
   });
