@@ -42,6 +42,23 @@ function passwords(): MemoryStore {
   return store;
 }
 
+/** The preset's routes, the caller named by `X-User`, a default guess limit on verify. */
+function routesApp(express: ExpressFactory): Express {
+  const app = express();
+  app.use(userFromHeader());
+  passwordRoutes(app, {
+    store: passwords(),
+    ownership: {
+      principal: requestUser(),
+      load: (req) => SERVERS.get(String(req.params['id'])),
+      owner: (s: Server) => s.owners.map((id) => ({ kind: 'user', id })),
+    },
+    hashing: { cost: 10 },
+    beforeVerify: [guessLimit()],
+  });
+  return app;
+}
+
 /** Who got past the limiter, by request. */
 interface Seen {
   count: number;
@@ -156,18 +173,7 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
   });
 
   test("on passwordRoutes' verify, wrong guesses answered 200 { match: false } are counted", async () => {
-    const app = express();
-    app.use(userFromHeader());
-    passwordRoutes(app, {
-      store: passwords(),
-      ownership: {
-        principal: requestUser(),
-        load: (req) => SERVERS.get(String(req.params['id'])),
-        owner: (s: Server) => s.owners.map((id) => ({ kind: 'user', id })),
-      },
-      hashing: { cost: 10 },
-      beforeVerify: [guessLimit()],
-    });
+    const app = routesApp(express);
     const answers: unknown[] = [];
     for (const password of wrong(5)) {
       const res = await attempt(app, 'alice', 's1', password);
@@ -180,18 +186,7 @@ describe.each(expressVersions)('guessLimit on %s', (_name, express) => {
   });
 
   test("on passwordRoutes' verify, a confirmed match is given back too", async () => {
-    const app = express();
-    app.use(userFromHeader());
-    passwordRoutes(app, {
-      store: passwords(),
-      ownership: {
-        principal: requestUser(),
-        load: (req) => SERVERS.get(String(req.params['id'])),
-        owner: (s: Server) => s.owners.map((id) => ({ kind: 'user', id })),
-      },
-      hashing: { cost: 10 },
-      beforeVerify: [guessLimit()],
-    });
+    const app = routesApp(express);
     const answers: unknown[] = [];
     for (const password of [...wrong(4), PASSWORD, PASSWORD, PASSWORD, 'fifth wrong guess', PASSWORD]) {
       const res = await attempt(app, 'alice', 's1', password);

@@ -15,6 +15,7 @@ import {
 } from '../../../lib';
 import type { PasswordRecord, PasswordStore, ProblemLogEntry, SecurityEvent } from '../../../lib';
 import { expressVersions } from '../../helpers/express';
+import type { ExpressFactory } from '../../helpers/express';
 import { holdSlot, passwordApp, stubValidator } from '../../helpers/password';
 import { expectProblem } from '../../helpers/problem';
 
@@ -28,6 +29,16 @@ afterEach(() => {
 /** A long password: `prefix` padded to 72 bytes, then `tail`. */
 function past72(prefix: string, tail: string): string {
   return prefix.padEnd(72, '-') + tail;
+}
+
+/** A replace-mode set against `store`, which must answer 500: what the problem handler logged. */
+async function failedReplace(express: ExpressFactory, store: PasswordStore): Promise<ProblemLogEntry[]> {
+  const app = express();
+  app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10, mode: 'replace' }));
+  const logged: ProblemLogEntry[] = [];
+  app.use(problemHandler({ log: (entry) => logged.push(entry) }));
+  expect((await request(app).post('/servers/srv-1/password').send({ password: 'new password' })).status).toBe(500);
+  return logged;
 }
 
 describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
@@ -416,11 +427,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
         replace: (_id: string, _expected: string, _record: PasswordRecord) => false,
         delete: () => false,
       } as unknown as PasswordStore;
-      const app = express();
-      app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10, mode: 'replace' }));
-      const logged: ProblemLogEntry[] = [];
-      app.use(problemHandler({ log: (entry) => logged.push(entry) }));
-      expect((await request(app).post('/servers/srv-1/password').send({ password: 'new password' })).status).toBe(500);
+      const logged = await failedReplace(express, store);
       expect(logged[0]?.error).toContain("The password store's setIfAbsent returned number, not a boolean.");
     });
 
@@ -433,11 +440,7 @@ describe.each(expressVersions)('hashAndStore on %s', (_name, express) => {
         replace: (_id: string, _expected: string, _record: PasswordRecord) => 'yes',
         delete: (id: string) => inner.delete(id),
       } as unknown as PasswordStore;
-      const app = express();
-      app.post('/servers/:id/password', ...stubValidator(express), hashAndStore({ store, cost: 10, mode: 'replace' }));
-      const logged: ProblemLogEntry[] = [];
-      app.use(problemHandler({ log: (entry) => logged.push(entry) }));
-      expect((await request(app).post('/servers/srv-1/password').send({ password: 'new password' })).status).toBe(500);
+      const logged = await failedReplace(express, store);
       expect(logged[0]?.error).toContain("The password store's replace returned string, not a boolean.");
       expect(await bcrypt.compare('old password', inner.get('srv-1')?.hash ?? '')).toBe(true);
     });
