@@ -393,11 +393,7 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
   let sweeper: NodeJS.Timeout | undefined;
   const settled = new Set<Promise<void>>();
 
-  const failed = (error: unknown): void => {
-    stats.failed += 1;
-    const now = Date.now();
-    if (now - lastErrorAt < windowMs) return;
-    lastErrorAt = now;
+  const tell = (error: unknown): void => {
     try {
       onError(error);
     } catch {
@@ -405,16 +401,12 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     }
   };
 
-  const reportGivenUp = (pending: number, queued: number): void => {
-    try {
-      onError(
-        new Error(
-          `securityEvents: flush() gave up after ${flushTimeoutMs} ms with ${pending} sink calls pending and ${queued} events queued.`,
-        ),
-      );
-    } catch {
-      // As in failed(): nobody left to tell.
-    }
+  const failed = (error: unknown): void => {
+    stats.failed += 1;
+    const now = Date.now();
+    if (now - lastErrorAt < windowMs) return;
+    lastErrorAt = now;
+    tell(error);
   };
 
   const drain = (): void => {
@@ -540,6 +532,13 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     return window;
   };
 
+  /** The window if it is still open; one whose time is up is closed (its summary delivered). */
+  const unexpired = (window: Window | undefined, now: number): Window | undefined => {
+    if (window === undefined || now - window.start < windowMs) return window;
+    close(window);
+    return undefined;
+  };
+
   // For an occurrence folded into an open window: three map lookups, a clock read and a
   // counter; nothing is allocated.
   const take = (
@@ -550,25 +549,19 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
     threshold: number,
   ): Window | undefined => {
     const now = Date.now();
-    let window = windows
-      .get(prefix)
-      ?.get(subject)
-      ?.get(target ?? '');
-    if (window !== undefined && now - window.start >= windowMs) {
-      close(window);
-      window = undefined;
-    }
+    let window = unexpired(
+      windows
+        .get(prefix)
+        ?.get(subject)
+        ?.get(target ?? ''),
+      now,
+    );
     if (window === undefined) {
       if (open < maxKeys) window = file(prefix, subject, target ?? '', now, threshold);
       else {
         // Past maxKeys, new keys of one event type share one window, so made-up ids cannot grow memory.
         const overflow = `${type}\u0000*`;
-        window = windows.get(overflow)?.get('*')?.get('');
-        if (window !== undefined && now - window.start >= windowMs) {
-          close(window);
-          window = undefined;
-        }
-        window ??= file(overflow, '*', '', now, threshold);
+        window = unexpired(windows.get(overflow)?.get('*')?.get(''), now) ?? file(overflow, '*', '', now, threshold);
       }
     }
     window.count += 1;
@@ -626,7 +619,11 @@ export function securityEvents(sink: SecurityEventSink, options: SecurityEventsO
         while (queue.length > 0 || settled.size > 0) {
           drain();
           if ((await Promise.race([Promise.all([...settled]), timedOut])) === true) {
-            reportGivenUp(settled.size, queue.length);
+            tell(
+              new Error(
+                `securityEvents: flush() gave up after ${flushTimeoutMs} ms with ${settled.size} sink calls pending and ${queue.length} events queued.`,
+              ),
+            );
             return;
           }
         }
