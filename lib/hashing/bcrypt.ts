@@ -25,6 +25,11 @@ export const MIN_PEPPER_BYTES = 32;
  */
 export type PasswordScheme = 'bcrypt' | 'bcrypt+hmac-sha256';
 
+/** Whether a record's scheme is one of bcrypt's, plain or peppered. */
+export function isBcryptScheme(scheme: string): scheme is PasswordScheme {
+  return scheme === 'bcrypt' || scheme === 'bcrypt+hmac-sha256';
+}
+
 /** Hashing settings shared by the storer and the verifier, resolved once. */
 export interface HashingConfig {
   readonly cost: number;

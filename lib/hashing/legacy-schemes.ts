@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { optionError } from '../internal/options';
-import { BCRYPT_MAX_BYTES, misconfigured } from './bcrypt';
+import { BCRYPT_MAX_BYTES, isBcryptScheme, misconfigured } from './bcrypt';
 import { isSealedScheme, SEALED_ALGORITHM } from '../sealing/aes-gcm';
 import type { MaybePromise } from '../stores/store';
 
@@ -115,7 +115,7 @@ export type SchemeKind =
   | { readonly kind: 'unknown' };
 
 export function classifyScheme(scheme: string, legacy: LegacySchemes): SchemeKind {
-  if (scheme === 'bcrypt' || scheme === 'bcrypt+hmac-sha256') return { kind: 'bcrypt' };
+  if (isBcryptScheme(scheme)) return { kind: 'bcrypt' };
   // Encrypted, not hashed: a verify route must refuse it rather than treat it as legacy.
   if (isSealedScheme(scheme)) return { kind: 'sealed' };
   const direct = legacy.get(scheme);

@@ -3,8 +3,8 @@ import { classifyScheme, resolveLegacy, storedDigest, WRAPPED_PREFIX } from '../
 import type { LegacyScheme, LegacySchemes } from '../hashing/legacy-schemes';
 import { assertBoolean, assertFunction, assertKnownKeys, hasMethods, integerOption, optionError } from '../internal/options';
 import type { KeysEnum } from '../internal/options';
-import { BCRYPT_MAX_BYTES, bcryptInput, resolveHashing } from '../hashing/bcrypt';
-import type { HashingConfig, PasswordScheme } from '../hashing/bcrypt';
+import { BCRYPT_MAX_BYTES, bcryptInput, isBcryptScheme, resolveHashing } from '../hashing/bcrypt';
+import type { HashingConfig } from '../hashing/bcrypt';
 import { NORMALIZATIONS } from '../body/password-rules';
 import type { PasswordNormalization } from '../body/password-rules';
 import { assertKeyProvider } from '../sealing/key-ring';
@@ -473,8 +473,8 @@ async function heldOtherwise(
 ): Promise<string | undefined> {
   const different = 'the store already holds a different password for this id; its legacy password was left in place.';
   if (!config.sealSource) {
-    if (record.scheme !== 'bcrypt' && record.scheme !== 'bcrypt+hmac-sha256') return different;
-    const input = bcryptInput(config.normalize(password), record.scheme as PasswordScheme, config.pepper);
+    if (!isBcryptScheme(record.scheme)) return different;
+    const input = bcryptInput(config.normalize(password), record.scheme, config.pepper);
     return input !== undefined && (await bcrypt.compare(input, record.hash)) ? undefined : different;
   }
   if (!isSealedScheme(record.scheme)) {
@@ -487,9 +487,6 @@ async function heldOtherwise(
   return opened.plaintext === password ? undefined : different;
 }
 
-/** The schemes a migration that hashed handed-back values wrote for them. */
-const HASHED_BY_EARLIER_RUN = new Set(['bcrypt', 'bcrypt+hmac-sha256']);
-
 /**
  * For a source id with nothing left to move: the failure to report when its value should
  * be sealed and none is, while a bcrypt record sits under the source's own id (where a
@@ -499,7 +496,7 @@ async function hashedByEarlierRun(config: MigrationConfig, sourceId: string, rec
   const atRecord = checkedRecord(await config.store.get(recordId));
   if (atRecord !== undefined && isSealedScheme(atRecord.scheme)) return undefined;
   const earlier = recordId === sourceId ? atRecord : checkedRecord(await config.store.get(sourceId));
-  if (earlier === undefined || !HASHED_BY_EARLIER_RUN.has(earlier.scheme)) return undefined;
+  if (earlier === undefined || !isBcryptScheme(earlier.scheme)) return undefined;
   return {
     kind: 'failed',
     unrecoverable: true,
