@@ -670,4 +670,21 @@ describe('seal', () => {
     }
     expect(nonces.size).toBe(count);
   });
+
+  test('values sealed by the previous build still open: an id of 204 characters (a length byte above 127) and a non-ASCII id', () => {
+    // Made with seal() before the associated data was built as one latin1 string for ASCII
+    // ids; the other ids still take the framing by parts. Both must give the same bytes.
+    const key = createSecretKey(Buffer.from(K1, 'base64'));
+    const long = `srv-${'0123456789'.repeat(20)}`;
+    expect(open('v1.asOiYLcxtGUO-QVX.pdQvK5cjdD-RNJsagV21.pcMkw9JgB6lx5dqg447j6A', key, 'password', long, 'k1')).toEqual({
+      plaintext: 'under a long id',
+    });
+    expect(
+      open('v1.J0BmdUEl6bU1zKsz.aOl6pOunjwKjaStIRoyeLls5oeg.PSR3LFbDY7LPnYWHRjqu_g', key, 'password', 'srv-\u00e9\u20ac', 'k1'),
+    ).toEqual({ plaintext: 'under a non-ASCII id' });
+    for (const id of [long, 'srv-\u00e9\u20ac', '', 'a\u0000b', '\u007f', '\u0080']) {
+      expect(open(seal('bound', key, 'password', id, 'k1'), key, 'password', id, 'k1')).toEqual({ plaintext: 'bound' });
+      expect(open(seal('bound', key, 'password', id, 'k1'), key, 'password', `${id}x`, 'k1')).toHaveProperty('failure');
+    }
+  });
 });
