@@ -6,7 +6,9 @@
  * promise per call that settles on next()), so the ratio is the sealing's own cost: the
  * bare pair is what a route without encryption at rest would run, a store write of the
  * value and a store read of it. Both on a SqliteStore file (WAL, synchronous=FULL, as
- * shipped), pair by pair interleaved, in a child process of its own.
+ * shipped), pair by pair interleaved, in a child process of its own. Record ids have the
+ * same length on both sides (`bare-…`, `seal-…`): the id is in each row and, sealed, in
+ * the associated data, and it was 2 characters longer on the sealed side.
  *
  * The child loads the package compiled as `npm run build` compiles it (the driver runs
  * each file of lib/ through TypeScript's own emit into a directory under .tmp/, so that
@@ -138,7 +140,7 @@ async function measure(config: SealingConfig & { readonly packageDir: string }):
     const sealed = (id: string): Promise<void> => pair(storer, reveal, revealedSecret, id);
     for (let i = 0; i < 20; i++) {
       await bare(`warm-bare-${i}`);
-      await sealed(`warm-sealed-${i}`);
+      await sealed(`warm-seal-${i}`);
     }
 
     const result: SealingResult = { bare: [], sealed: [] };
@@ -152,7 +154,7 @@ async function measure(config: SealingConfig & { readonly packageDir: string }):
         for (const variant of order) {
           const started = performance.now();
           if (variant === 'bare') await bare(`bare-${round}-${i}`);
-          else await sealed(`sealed-${round}-${i}`);
+          else await sealed(`seal-${round}-${i}`);
           const elapsed = performance.now() - started;
           if (variant === 'bare') bareMs += elapsed;
           else sealedMs += elapsed;
