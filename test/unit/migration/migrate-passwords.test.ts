@@ -542,6 +542,69 @@ describe('migratePasswords re-seals sealed records under the current key', () =>
     }
   });
 
+  /** ring2 through the provider interface, failing from its `failAt`-th call on. */
+  function failingRing(failAt: number, fail: () => never): KeyProvider & { readonly calls: () => number } {
+    const inner = ring2();
+    let calls = 0;
+    const counted = <T>(answer: () => T): T => {
+      calls += 1;
+      return calls >= failAt ? fail() : answer();
+    };
+    return {
+      currentKeyId: () => counted(() => inner.currentKeyId()),
+      key: (id) => counted(() => inner.key(id)),
+      calls: () => calls,
+    };
+  }
+
+  test('a key provider that fails mid-run, while a record is sealed again, is named as the cause, never the store', async () => {
+    const keyForms = [K1, K2, ...[K1, K2].map((k) => Buffer.from(k, 'base64').toString('hex'))];
+    const throwing = (): never => {
+      throw new Error('vault is sealed');
+    };
+    const rejecting = (): never => Promise.reject(new Error('vault is sealed')) as never;
+    for (const fail of [throwing, rejecting]) {
+      const store = await sealedStore();
+      const before = await snapshot(store);
+      // Two calls for the check before the run, three to open s-0; the sixth, for its new seal, fails.
+      const keys = failingRing(6, fail);
+      const error = await migratePasswords({ store, keys, concurrency: 1, cost: 10 }).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(keys.calls()).toBe(6);
+      expect(error?.message).toBe('migratePasswords: the key provider failed on record "s-0": vault is sealed');
+      expect((error?.cause as Error | undefined)?.message).toBe('vault is sealed');
+      for (const form of keyForms) expect(String(error?.message)).not.toContain(form);
+      expect(await snapshot(store)).toEqual(before);
+    }
+  });
+
+  test('a key provider that fails while a source value is sealed is named as the cause', async () => {
+    const passwords = new Map([
+      ['inst-a', 'guest ciphertext a'],
+      ['inst-b', 'guest ciphertext b'],
+    ]);
+    const source: LegacyPasswordSource = {
+      mechanism: 'seal',
+      ids: () => [...passwords.keys()],
+      read: (id) => passwords.get(id),
+      clear: (id, expected) => passwords.get(id) === expected && passwords.delete(id),
+    };
+    // Two calls for the check before the run, two to seal inst-a; the sixth, for inst-b's, fails.
+    const keys = failingRing(6, () => {
+      throw new Error('kms timed out');
+    });
+    const store = new MemoryStore();
+    await expect(migratePasswords({ store, source, keys, concurrency: 1 })).rejects.toThrow(
+      /^migratePasswords: the key provider failed on record "inst-b": kms timed out$/,
+    );
+    expect(store.get('inst-a')?.scheme).toBe('aes-256-gcm:k2');
+    expect(passwords.has('inst-a')).toBe(false);
+    expect(store.get('inst-b')).toBeUndefined();
+    expect(passwords.get('inst-b')).toBe('guest ciphertext b');
+  });
+
   test('on SQLite, no copy of a value sealed under the retired key is left in the file or its WAL', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'reseal-'));
     const file = join(dir, 'secrets.db');
@@ -569,7 +632,7 @@ describe('migratePasswords re-seals sealed records under the current key', () =>
       /^migratePasswords: option "purpose" must be a label/,
     );
     await expect(migratePasswords({ store, keys: { currentKeyId: () => 'k9', key: () => undefined } })).rejects.toThrow(
-      /no key for its current key id "k9"/,
+      /^migratePasswords: the key provider failed before the first record: .*no key for its current key id "k9"/,
     );
   });
 });
