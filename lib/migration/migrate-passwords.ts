@@ -127,7 +127,12 @@ export interface MigratePasswordsOptions {
    * @default undefined: sealed records are left as they are, counted as current
    */
   readonly keys?: KeyProvider;
-  /** The sealing storer's purpose, needed to open and seal its records. @default 'password' */
+  /**
+   * The sealing storer's purpose, needed to open and seal its records: every sealed record
+   * of the run (a source's values, and records re-sealed under the current key) is opened
+   * and sealed with it, so a record sealed for another purpose is reported as failed.
+   * @default 'password'
+   */
   readonly purpose?: string;
   /** Count what would be done, writing nothing. @default false */
   readonly dryRun?: boolean;

@@ -542,6 +542,31 @@ describe('migratePasswords re-seals sealed records under the current key', () =>
     }
   });
 
+  test('purpose applies to every sealed record of the run: one run per purpose', async () => {
+    const store = new MemoryStore();
+    store.setIfAbsent('user', await sealedRecord(ring1(), 'password', 'user', 'user secret', SET_AT));
+    store.setIfAbsent('admin', await sealedRecord(ring1(), 'admin-password', 'admin', 'admin secret', SET_AT));
+    store.setIfAbsent('fresh', await sealedRecord(ring2(), 'admin-password', 'fresh', 'fresh secret', SET_AT));
+    const admin = store.get('admin');
+    const first = await migratePasswords({ store, keys: ring2() });
+    expect(first).toMatchObject({ seen: 3, upgraded: 1, current: 1, failed: 1 });
+    expect(first.failures.map((f) => f.id)).toEqual(['admin']);
+    expect(store.get('admin')).toEqual(admin);
+    expect(await migratePasswords({ store, keys: ring2(), purpose: 'admin-password' })).toMatchObject({
+      upgraded: 1,
+      current: 2,
+      failed: 0,
+    });
+    expect(await openRecord(ring2(), 'admin-password', 'admin', store.get('admin') as PasswordRecord)).toEqual({
+      plaintext: 'admin secret',
+      keyId: 'k2',
+    });
+    expect(await openRecord(ring2(), 'password', 'user', store.get('user') as PasswordRecord)).toEqual({
+      plaintext: 'user secret',
+      keyId: 'k2',
+    });
+  });
+
   /** ring2 through the provider interface, failing from its `failAt`-th call on. */
   function failingRing(failAt: number, fail: () => never): KeyProvider & { readonly calls: () => number } {
     const inner = ring2();
