@@ -404,6 +404,37 @@ describe('MetadataChunks: the reviewed API layout', () => {
     expect((await migratePasswords(options)).failures.map((f) => f.id)).toEqual(['inst-a']);
   });
 
+  test('only a bcrypt record an earlier build made is unrecoverable: never a sealed, moved or wrapped one', async () => {
+    const blank = (id: string): void => {
+      for (let i = 0; i < 4; i++) insert(id, `password_${i}`, '');
+    };
+    const mapped = (id: string): string => `${id}/os-server-password`;
+    // Moved by this build: sealed under the reveal route's id, the chunks blanked.
+    chunk('moved', 'moved by this build');
+    // Blank chunks, and under the instance's own id: a value this package sealed, a legacy
+    // digest it wrapped, and the two bcrypt schemes the earlier build hashed with.
+    for (const id of ['sealed', 'wrapped', 'bcrypt', 'peppered']) blank(id);
+    store.setIfAbsent('sealed', await sealedRecord(ring(), PURPOSE, 'sealed', 'sealed here before the mapping', SET_AT));
+    store.setIfAbsent('wrapped', record(bcrypt.hashSync(hex('md5', 'x'), 10), 'bcrypt+md5'));
+    store.setIfAbsent('bcrypt', record(bcrypt.hashSync('lost', 10), 'bcrypt'));
+    store.setIfAbsent('peppered', record(bcrypt.hashSync('lost', 10), 'bcrypt+hmac-sha256'));
+    const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
+    const unrecoverable = async (options: { sourceRecordId?: (id: string) => string }): Promise<string[]> => {
+      const summary = await migratePasswords({ store, source, keys: ring(), purpose: PURPOSE, cost: 10, ...options });
+      expect(summary.failures.every((f) => f.unrecoverable === true)).toBe(true);
+      return summary.failures.map((f) => f.id).sort();
+    };
+    for (let run = 0; run < 2; run++) {
+      expect(await unrecoverable({ sourceRecordId: mapped })).toEqual(['bcrypt', 'peppered']);
+      expect(await opened(mapped('moved'))).toEqual({ plaintext: 'moved by this build', keyId: 'k1' });
+    }
+    expect(await unrecoverable({})).toEqual(['bcrypt', 'peppered']);
+    // Sealed under the instance id itself, as an unmapped run leaves it: current.
+    store.delete('bcrypt');
+    store.setIfAbsent('bcrypt', await sealedRecord(ring(), PURPOSE, 'bcrypt', 'posted again', SET_AT));
+    expect(await unrecoverable({})).toEqual(['peppered']);
+  });
+
   test('a source of your own (mechanism unset) is hashed, as for values only ever checked', async () => {
     const passwords = new Map([['user-1', 'copper kettle summer']]);
     const source: LegacyPasswordSource = {
