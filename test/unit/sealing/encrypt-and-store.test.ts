@@ -625,13 +625,21 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
       }
     }
 
-    test('a reveal is a sensitive_read of the record read, with the action reveal', async () => {
+    test('a set is a sensitive_create and a reveal a sensitive_read of the record, with their actions', async () => {
       const store = new MemoryStore();
       const { app, seen } = eventsApp(store, ring1());
       await request(app).post('/servers/srv-1/secret').send({ password: value }).expect(201);
       expect((await request(app).get('/servers/srv-1/secret').expect(200)).body).toEqual({ password: value });
       const events = await seen();
       expect(events).toEqual([
+        expect.objectContaining({
+          type: 'sensitive_create',
+          level: 'INFO',
+          resource: 'vm-srv-1',
+          action: 'set',
+          status: 201,
+          count: 1,
+        }),
         expect.objectContaining({
           type: 'sensitive_read',
           level: 'INFO',
@@ -641,6 +649,17 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
           count: 1,
         }),
       ]);
+      expectNothingSecret(events, [store.get('vm-srv-1')?.hash ?? ''], [K1]);
+    });
+
+    test('a set the store refuses (409) is no sensitive_create', async () => {
+      const store = new MemoryStore();
+      const { app, seen } = eventsApp(store, ring1());
+      await request(app).post('/servers/srv-1/secret').send({ password: value }).expect(201);
+      expectProblem(await request(app).post('/servers/srv-1/secret').send({ password: 'another' }), 409, 'password.already_set');
+      const events = await seen();
+      expect(events.map((event) => event.type)).toEqual(['sensitive_create', 'authn_password_change_fail']);
+      expect(events[0]?.description).toBe('the application stored a sealed secret for vm-srv-1');
       expectNothingSecret(events, [store.get('vm-srv-1')?.hash ?? ''], [K1]);
     });
 
@@ -660,6 +679,7 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
       expectProblem(await request(app).get('/servers/own/secret'), 500, 'server.error');
       const events = await seen();
       expect(events.filter((event) => event.type.startsWith('sensitive_'))).toEqual([
+        expect.objectContaining({ type: 'sensitive_create', resource: 'vm-own', count: 1 }),
         expect.objectContaining({ type: 'sensitive_read_fail', level: 'CRITICAL', resource: 'vm-own', count: 1 }),
       ]);
       expectNothingSecret(events, [own.hash, bad.hash], [K1]);
