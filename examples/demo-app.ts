@@ -31,7 +31,7 @@ import type {
   SecurityEvents,
   UserPrincipal,
 } from '../lib';
-import { computeRouter, metadataRouter } from './demo-openstack';
+import { SERVER_PASSWORD_PURPOSE, computeRouter, metadataRouter, serverPasswordRecord } from './demo-openstack';
 import { newRsaKeyPair, parseSshRsaKey, sshRsaText } from './ssh-key';
 
 /** A user of the demo; tokens are demo-only and come from the environment. */
@@ -182,6 +182,31 @@ export const DEMO_SEALING_KEY_ID = 'demo-1';
 
 /** The table the demo keeps the reviewed API's metadata in: `migrate --metadata-table` reads it. */
 export const LEGACY_METADATA_TABLE = 'instance_system_metadata';
+
+/**
+ * The `migrate` arguments that move the legacy dataset of the demo's file `filename` into
+ * its store, each metadata password sealed as the os-server-password route's record; the
+ * key ring and the pepper come from the environment variables SEALING_KEYS and
+ * PASSWORD_PEPPER.
+ */
+export function demoMigrateArguments(filename: string, cost: number): string[] {
+  return [
+    '--sqlite',
+    filename,
+    '--metadata-table',
+    LEGACY_METADATA_TABLE,
+    '--metadata-record-id',
+    serverPasswordRecord('{id}'),
+    '--keys-env',
+    'SEALING_KEYS',
+    '--purpose',
+    SERVER_PASSWORD_PURPOSE,
+    '--pepper-env',
+    'PASSWORD_PEPPER',
+    '--cost',
+    String(cost),
+  ];
+}
 
 /**
  * Seeds {@link LEGACY_DEMO_RECORDS}, set-once: records into `store`, the metadata chunks

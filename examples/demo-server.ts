@@ -12,12 +12,11 @@ import pino from 'pino';
 import {
   DEMO_SEALING_KEY_ID,
   LEGACY_DEMO_RECORDS,
-  LEGACY_METADATA_TABLE,
   createDemoApp,
+  demoMigrateArguments,
   demoTokens,
   sqliteStorage,
 } from './demo-app';
-import { SERVER_PASSWORD_PURPOSE, serverPasswordRecord } from './demo-openstack';
 import type { Demo } from './demo-app';
 import type { SecurityEvent } from '../lib';
 
@@ -198,7 +197,7 @@ function legacyLines(): string[] {
     ),
     'migrate them (another terminal). The metadata password is sealed under the sealing key, never hashed:',
     'alice then gets it back from GET /v2.1/servers/srv-legacy-metadata/os-server-password (nova get-password):',
-    `  PASSWORD_PEPPER=${pepper === DEMO_PEPPER ? `'${DEMO_PEPPER}'` : '"$PASSWORD_PEPPER"'} SEALING_KEYS=${keyRingWord()} npm run migrate -- --sqlite ${db} --metadata-table ${LEGACY_METADATA_TABLE} --metadata-record-id ${serverPasswordRecord('{id}')} --keys-env SEALING_KEYS --purpose ${SERVER_PASSWORD_PURPOSE} --pepper-env PASSWORD_PEPPER --cost ${cost}`,
+    `  PASSWORD_PEPPER=${pepper === DEMO_PEPPER ? `'${DEMO_PEPPER}'` : '"$PASSWORD_PEPPER"'} SEALING_KEYS=${keyRingWord()} npm run migrate -- ${demoMigrateArguments(db, cost).join(' ')}`,
   ];
 }
 

@@ -19,6 +19,7 @@ export type SecurityEventType =
   | 'excess_rate_limit_exceeded'
   | 'input_validation_fail'
   | 'malicious_excess_404'
+  | 'sensitive_create'
   | 'sensitive_read'
   | 'sensitive_read_fail'
   | 'sensitive_update';
@@ -214,6 +215,7 @@ const LEVELS: Readonly<Record<SecurityEventType, SecurityEventLevel>> = {
   excess_rate_limit_exceeded: 'WARN',
   input_validation_fail: 'WARN',
   malicious_excess_404: 'WARN',
+  sensitive_create: 'INFO',
   sensitive_read: 'INFO',
   sensitive_read_fail: 'CRITICAL',
   sensitive_update: 'INFO',
@@ -881,6 +883,8 @@ function describeSuccess(
       return `${caller} gave the right password for ${target}`;
     case 'authn_login_fail':
       return `${caller} gave a wrong password for ${target}`;
+    case 'sensitive_create':
+      return `${caller} stored a sealed secret for ${target}`;
     case 'sensitive_read':
       return `${caller} had the secret of ${target} revealed`;
     case 'sensitive_read_fail':

@@ -67,7 +67,8 @@ command line):
                                 either holds {"current": "k2", "keys": {"k1": "<base64>",
                                 "k2": "<base64>"}}, each key 32 bytes (openssl rand -base64 32)
   --purpose <label>             the sealing storer's purpose (default password), the
-                                same as your reveal route's
+                                same as your reveal route's; it applies to every sealed
+                                record of the run, so run once per purpose
 
 Run:
   --dry-run                     report what would change, write nothing

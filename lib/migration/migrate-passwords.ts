@@ -16,7 +16,7 @@ import type { LegacyPasswordSource, SourceMechanism } from './metadata-chunks';
 import { SqliteStore } from '../stores/sqlite-store';
 import type { SqliteDatabase } from '../stores/sqlite-store';
 import { assertStore, checkedBoolean, checkedRecord } from '../stores/store';
-import type { PasswordRecord, PasswordStore } from '../stores/store';
+import type { MaybePromise, PasswordRecord, PasswordStore } from '../stores/store';
 
 /**
  * Where a migration stands, after each record.
@@ -127,7 +127,12 @@ export interface MigratePasswordsOptions {
    * @default undefined: sealed records are left as they are, counted as current
    */
   readonly keys?: KeyProvider;
-  /** The sealing storer's purpose, needed to open and seal its records. @default 'password' */
+  /**
+   * The sealing storer's purpose, needed to open and seal its records: every sealed record
+   * of the run (a source's values, and records re-sealed under the current key) is opened
+   * and sealed with it, so a record sealed for another purpose is reported as failed.
+   * @default 'password'
+   */
   readonly purpose?: string;
   /** Count what would be done, writing nothing. @default false */
   readonly dryRun?: boolean;
@@ -245,7 +250,15 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
     sealSource,
   };
   // A provider that cannot give its current key must stop the run before any record.
-  if (config.keys !== undefined) await currentKey(config.keys);
+  if (config.keys !== undefined) {
+    try {
+      await currentKey(config.keys);
+    } catch (error) {
+      throw new Error(`migratePasswords: the key provider failed before the first record: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
 
   // The source's ids first, then the store's other records, so that one run leaves
   // nothing legacy in either; an id in both is the source's (its move checks the store).
@@ -282,8 +295,9 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
         outcome =
           moving && source !== undefined ? await moveFromSource(config, source, id, recordId) : await migrateRecord(config, id);
       } catch (error) {
-        // A store error ends the run: every later record would most likely fail the same way.
-        throw new Error(`migratePasswords: the store failed on record "${id}": ${(error as Error).message}`, { cause: error });
+        // A store or key provider error ends the run: every later record would most likely fail the same way.
+        const [failing, cause] = error instanceof KeyProviderFailure ? ['key provider', error.cause] : ['store', error];
+        throw new Error(`migratePasswords: the ${failing} failed on record "${id}": ${(cause as Error).message}`, { cause });
       }
       counts[outcome.kind]++;
       if (outcome.kind === 'upgraded' && outcome.scrub) plainReplaced = true;
@@ -398,13 +412,16 @@ async function reseal(
   record: PasswordRecord,
   keys: KeyProvider,
 ): Promise<Outcome | { readonly kind: 'replace'; readonly record: PasswordRecord }> {
-  const { keyId } = await currentKey(keys);
+  const { keyId } = await fromKeys(() => currentKey(keys));
   if (sealedKeyId(record.scheme) === keyId) return { kind: 'current' };
-  const opened = await openRecord(keys, config.purpose, id, record);
+  const opened = await fromKeys(() => openRecord(keys, config.purpose, id, record));
   if ('failure' in opened)
     return { kind: 'failed', reason: `the sealed value did not open: ${opened.failure}; it was left as it is.` };
   if (config.dryRun) return { kind: 'upgraded', scrub: true };
-  return { kind: 'replace', record: await sealedRecord(keys, config.purpose, id, opened.plaintext, record.setAt) };
+  return {
+    kind: 'replace',
+    record: await fromKeys(() => sealedRecord(keys, config.purpose, id, opened.plaintext, record.setAt)),
+  };
 }
 
 async function moveFromSource(
@@ -437,7 +454,8 @@ async function moveFromSource(
     if (config.sealSource) {
       if (config.dryRun) return { kind: 'upgraded', scrub: true };
       // Byte for byte, never normalised: the owner decrypts exactly what the guest posted.
-      record = await sealedRecord(config.keys as KeyProvider, config.purpose, recordId, password, new Date().toISOString());
+      const keys = config.keys as KeyProvider;
+      record = await fromKeys(() => sealedRecord(keys, config.purpose, recordId, password, new Date().toISOString()));
     } else {
       const planned = plainPlan(config, password);
       if (planned.kind !== 'hash') return planned;
@@ -480,11 +498,28 @@ async function heldOtherwise(
   if (!isSealedScheme(record.scheme)) {
     return `the store holds a hash for this id (scheme "${record.scheme}"), which can never be handed back; its legacy password was left in place: delete that record, then run the migration again.`;
   }
-  const opened = await openRecord(config.keys as KeyProvider, config.purpose, recordId, record);
+  const keys = config.keys as KeyProvider;
+  const opened = await fromKeys(() => openRecord(keys, config.purpose, recordId, record));
   if ('failure' in opened) {
     return `the store holds a sealed value for this id that did not open (${opened.failure}); its legacy password was left in place.`;
   }
   return opened.plaintext === password ? undefined : different;
+}
+
+/** Thrown by {@link fromKeys}: the run then names the key provider as the cause, not the store. */
+class KeyProviderFailure extends Error {}
+
+/**
+ * `work`, a call to the key provider (with the checks on what it answers), whose throw or
+ * rejection is marked as the provider's. The message is the provider's own, or a check's,
+ * which names a key id, never a key.
+ */
+async function fromKeys<T>(work: () => MaybePromise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw new KeyProviderFailure((error as Error).message, { cause: error });
+  }
 }
 
 /**

@@ -219,6 +219,7 @@ export function encryptAndStore(options: EncryptAndStoreOptions): RequestHandler
           return;
         }
         requestSecrets(req).sealed = { id, setAt: record.setAt, keyId: sealedKeyId(record.scheme) ?? '' };
+        reportSecurityEvent(req, 'sensitive_create', { resource: id, action: 'set' });
         next();
       });
     });

@@ -2,17 +2,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import {
-  DEMO_SEALING_KEY_ID,
-  LEGACY_DEMO_RECORDS,
-  LEGACY_METADATA_TABLE,
-  createDemoApp,
-  demoSqliteStore,
-} from '../../examples/demo-app';
+import { LEGACY_DEMO_RECORDS, LEGACY_METADATA_TABLE, createDemoApp, demoSqliteStore } from '../../examples/demo-app';
 import type { Demo } from '../../examples/demo-app';
-import { SERVER_PASSWORD_PURPOSE, serverPasswordRecord } from '../../examples/demo-openstack';
 import { MetadataChunks } from '../../lib';
-import { testDemoOptions } from '../helpers/demo';
+import { demoMigrate, testDemoOptions } from '../helpers/demo';
 import { expressVersions } from '../helpers/express';
 import { runMigrate } from '../helpers/migrate-cli';
 import type { MigrateRun } from '../helpers/migrate-cli';
@@ -25,23 +18,6 @@ import type { ExpressFactory } from '../helpers/express';
 
 const PEPPER = 'legacy-demo-pepper-0123456789abcdef0123';
 const SEALING_KEY = Buffer.alloc(32, 0x5e).toString('base64');
-const ENV = {
-  PASSWORD_PEPPER: PEPPER,
-  SEALING_KEYS: JSON.stringify({ current: DEMO_SEALING_KEY_ID, keys: { [DEMO_SEALING_KEY_ID]: SEALING_KEY } }),
-};
-// The command the demo prints, with a test's cost.
-const SEALING = [
-  '--metadata-record-id',
-  serverPasswordRecord('{id}'),
-  '--keys-env',
-  'SEALING_KEYS',
-  '--purpose',
-  SERVER_PASSWORD_PURPOSE,
-  '--pepper-env',
-  'PASSWORD_PEPPER',
-  '--cost',
-  '10',
-];
 const TOKENS: Record<string, string> = { alice: 'Bearer alice-token', bob: 'Bearer bob-token', admin: 'Bearer admin-token' };
 const stored = LEGACY_DEMO_RECORDS.filter((r) => r.scheme !== 'metadata');
 const metadata = LEGACY_DEMO_RECORDS.find((r) => r.scheme === 'metadata');
@@ -109,8 +85,11 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
     }
   });
 
-  const migrate = (...args: string[]): MigrateRun => {
-    const run = runMigrate(['--sqlite', join(dir, 'demo.db'), '--metadata-table', LEGACY_METADATA_TABLE, ...args], ENV);
+  const secrets = { pepper: PEPPER, sealingKey: SEALING_KEY };
+  /** The command the demo prints, with a test's cost. */
+  const printed = (): string[] => demoMigrate(dir, secrets).args;
+  const migrate = (args: readonly string[]): MigrateRun => {
+    const run = runMigrate(args, demoMigrate(dir, secrets).env);
     // Nothing secret on either stream, whatever the run did.
     for (const secret of [SEALING_KEY, PEPPER, ...LEGACY_DEMO_RECORDS.map((r) => r.password.slice(0, 20))])
       expect(run.stdout + run.stderr).not.toContain(secret);
@@ -152,18 +131,25 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
     expect(JSON.parse((await guestPassword('alice').expect(200)).text)).toEqual({ password: '' });
     const untouched = fileBytes();
 
-    const noKeys = migrate('--pepper-env', 'PASSWORD_PEPPER');
+    const noKeys = migrate([
+      '--sqlite',
+      join(dir, 'demo.db'),
+      '--metadata-table',
+      LEGACY_METADATA_TABLE,
+      '--pepper-env',
+      'PASSWORD_PEPPER',
+    ]);
     expect(noKeys.status).toBe(2);
     expect(noKeys.stderr).toMatch(
       /--metadata-table needs the sealing storer's keys .* hashing them would make them unrecoverable/,
     );
-    const dry = migrate(...SEALING, '--dry-run');
+    const dry = migrate([...printed(), '--dry-run']);
     expect(dry.status).toBe(0);
     expect(dry.stdout).toMatch(/records seen +4\n +would upgrade +4\n +already current +0\n +failed +0\n/);
     expect(fileBytes().equals(untouched)).toBe(true);
     expect(chunks().join('')).toBe(posted);
 
-    const real = migrate(...SEALING);
+    const real = migrate(printed());
     expect(real.status).toBe(0);
     expect(real.stdout).toMatch(/records seen +4\n +upgraded +4\n +already current +0\n +failed +0\n/);
     expect(chunks()).toEqual(['', '', '', '']);
@@ -193,7 +179,7 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
     // A second run changes nothing.
     const records = (): unknown[] => demoSqliteStore(demo).database.prepare('SELECT * FROM password_records ORDER BY id').all();
     const before = records();
-    const again = migrate(...SEALING);
+    const again = migrate(printed());
     expect(again.status).toBe(0);
     expect(again.stdout).toMatch(/records seen +4\n +upgraded +0\n +already current +4\n +failed +0\n/);
     expect(records()).toEqual(before);
@@ -215,7 +201,7 @@ describe.each(expressVersions)('the demo legacy dataset on %s', (_name, express:
       setAt: '2026-01-01T00:00:00.000Z',
       scheme: 'bcrypt+hmac-sha256',
     });
-    const run = migrate(...SEALING);
+    const run = migrate(printed());
     expect(run.status).toBe(1);
     expect(run.stdout).toContain(
       '  unrecoverable srv-legacy-metadata: its legacy password is gone, and the store holds only a bcrypt hash of it (scheme "bcrypt+hmac-sha256" under "srv-legacy-metadata")',

@@ -3,11 +3,10 @@ import { constants, publicEncrypt } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import express5 from 'express';
-import { DEMO_SEALING_KEY_ID, demoSqliteStore } from '../../examples/demo-app';
+import { LEGACY_METADATA_TABLE, demoSqliteStore } from '../../examples/demo-app';
 import type { Demo } from '../../examples/demo-app';
-import { SERVER_PASSWORD_PURPOSE, serverPasswordRecord } from '../../examples/demo-openstack';
 import type { ProblemLogEntry } from '../../lib';
-import { openTestDemo } from '../helpers/demo';
+import { demoMigrate, openTestDemo } from '../helpers/demo';
 import type { TestDemo } from '../helpers/demo';
 import { metadataProxy } from '../helpers/metadata-proxy';
 import type { MetadataProxy } from '../helpers/metadata-proxy';
@@ -27,6 +26,7 @@ const SCRIPT = resolve(__dirname, '..', 'fixtures', 'openstack_clients.py');
 
 const METADATA_SECRET = 'interop-metadata-secret-0123456789';
 const SEALING_KEY = Buffer.alloc(32, 7).toString('base64');
+const PEPPER = 'interop-pepper-0123456789abcdef0123';
 const PASSWORD = 'Guest-admin Pa55word, set by the agent';
 
 function runPython(input: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -67,7 +67,7 @@ withClients(SUITE, () => {
       keyPairs: true,
       sealingKey: SEALING_KEY,
       metadataSecret: METADATA_SECRET,
-      pepper: 'interop-pepper-0123456789abcdef0123',
+      pepper: PEPPER,
       log: (entry) => logged.push(entry),
     });
     ({ demo, dir } = fixture);
@@ -137,25 +137,12 @@ withClients(SUITE, () => {
     const key = readFileSync(join(dir, 'srv-bob.pem'));
     const posted = publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, Buffer.from(before)).toString('base64');
     const db = demoSqliteStore(demo).database;
-    db.exec('CREATE TABLE instance_system_metadata (instance_uuid TEXT NOT NULL, key TEXT NOT NULL, value TEXT)');
-    const insert = db.prepare('INSERT INTO instance_system_metadata VALUES (?, ?, ?)');
+    db.exec(`CREATE TABLE ${LEGACY_METADATA_TABLE} (instance_uuid TEXT NOT NULL, key TEXT NOT NULL, value TEXT)`);
+    const insert = db.prepare(`INSERT INTO ${LEGACY_METADATA_TABLE} VALUES (?, ?, ?)`);
     for (let i = 0; i < 4; i++) insert.run('srv-bob', `password_${i}`, posted.slice(i * 255, (i + 1) * 255));
 
-    const migration = runMigrate(
-      [
-        '--sqlite',
-        join(dir, 'demo.db'),
-        '--metadata-table',
-        'instance_system_metadata',
-        '--metadata-record-id',
-        serverPasswordRecord('{id}'),
-        '--keys-env',
-        'SEALING_KEYS',
-        '--purpose',
-        SERVER_PASSWORD_PURPOSE,
-      ],
-      { SEALING_KEYS: JSON.stringify({ current: DEMO_SEALING_KEY_ID, keys: { [DEMO_SEALING_KEY_ID]: SEALING_KEY } }) },
-    );
+    const { args, env } = demoMigrate(dir, { pepper: PEPPER, sealingKey: SEALING_KEY });
+    const migration = runMigrate(args, env);
     expect(migration.status).toBe(0);
     expect(migration.stdout).toMatch(/upgraded +1\n/);
 
@@ -165,7 +152,7 @@ withClients(SUITE, () => {
     expect(owner['password']).toBe(before);
     expect(owner['ciphered']).toBe(posted);
     expect(owner['foreign']).toEqual(['NotFound', 404, 'The resource does not exist or the caller may not access it.']);
-    expect(db.prepare("SELECT group_concat(value, '') AS joined FROM instance_system_metadata").get()).toEqual({ joined: '' });
+    expect(db.prepare(`SELECT group_concat(value, '') AS joined FROM ${LEGACY_METADATA_TABLE}`).get()).toEqual({ joined: '' });
     expect(logged).toEqual([]);
   }, 60_000);
 });

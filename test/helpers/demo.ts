@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDemoApp, demoTokens } from '../../examples/demo-app';
+import { DEMO_SEALING_KEY_ID, createDemoApp, demoMigrateArguments, demoTokens } from '../../examples/demo-app';
 import type { Demo, DemoOptions } from '../../examples/demo-app';
 
 /**
@@ -14,6 +14,9 @@ export type TestDemoOptions = Omit<DemoOptions, 'filename' | 'storage' | 'keyDir
     readonly keyPairs?: boolean;
   };
 
+/** bcrypt cost of the suites' demos, and of their migrations: low, so a suite stays fast. */
+const TEST_COST = 10;
+
 /**
  * The options of a demo on `dir/demo.db`: the demo's own tokens (`alice-token`,
  * `bob-token`, `admin-token`, never the environment's), bcrypt cost 10 so a suite stays
@@ -24,7 +27,7 @@ export function testDemoOptions(dir: string, options: TestDemoOptions): DemoOpti
   return {
     filename: join(dir, 'demo.db'),
     tokens: demoTokens({}),
-    cost: 10,
+    cost: TEST_COST,
     log: false,
     ...(keyPairs === true ? { keyDir: dir } : {}),
     ...rest,
@@ -58,6 +61,29 @@ export function openTestDemo(name: string, options: TestDemoOptions): TestDemo {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    },
+  };
+}
+
+/** What `migrate` reads from the environment for a demo: the demo's pepper and sealing key. */
+export interface DemoMigrateSecrets {
+  readonly pepper: string;
+  readonly sealingKey: string;
+}
+
+/**
+ * The `migrate` command the demo prints for its file in `dir`, at the suites' cost, and
+ * the environment it reads the pepper and the key ring from.
+ */
+export function demoMigrate(
+  dir: string,
+  secrets: DemoMigrateSecrets,
+): { readonly args: string[]; readonly env: Record<string, string> } {
+  return {
+    args: demoMigrateArguments(join(dir, 'demo.db'), TEST_COST),
+    env: {
+      PASSWORD_PEPPER: secrets.pepper,
+      SEALING_KEYS: JSON.stringify({ current: DEMO_SEALING_KEY_ID, keys: { [DEMO_SEALING_KEY_ID]: secrets.sealingKey } }),
     },
   };
 }

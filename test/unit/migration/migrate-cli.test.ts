@@ -381,7 +381,7 @@ describe('npx express-password-guard migrate', () => {
     const { status, stderr } = await run(
       ['migrate', '--redis', 'redis://127.0.0.1:1'],
       {},
-      './test/fixtures/without-ioredis.cjs',
+      './test/fixtures/without-optional-peers.cjs',
     );
     expect(status).toBe(1);
     expect(stderr).toContain(
@@ -392,7 +392,7 @@ describe('npx express-password-guard migrate', () => {
   test('--sqlite without better-sqlite3 installed says how to install it', async () => {
     const file = join(dir, 'no-driver.db');
     writeFileSync(file, '');
-    const { status, stderr } = await run(['migrate', '--sqlite', file], {}, './test/fixtures/without-better-sqlite3.cjs');
+    const { status, stderr } = await run(['migrate', '--sqlite', file], {}, './test/fixtures/without-optional-peers.cjs');
     expect(status).toBe(1);
     expect(stderr).toContain(
       'reading SQLite files (--sqlite, --metadata-db) needs the better-sqlite3 package, which is not installed: run "npm install better-sqlite3" in your project.',

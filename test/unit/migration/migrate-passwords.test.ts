@@ -404,6 +404,37 @@ describe('MetadataChunks: the reviewed API layout', () => {
     expect((await migratePasswords(options)).failures.map((f) => f.id)).toEqual(['inst-a']);
   });
 
+  test('only a bcrypt record an earlier build made is unrecoverable: never a sealed, moved or wrapped one', async () => {
+    const blank = (id: string): void => {
+      for (let i = 0; i < 4; i++) insert(id, `password_${i}`, '');
+    };
+    const mapped = (id: string): string => `${id}/os-server-password`;
+    // Moved by this build: sealed under the reveal route's id, the chunks blanked.
+    chunk('moved', 'moved by this build');
+    // Blank chunks, and under the instance's own id: a value this package sealed, a legacy
+    // digest it wrapped, and the two bcrypt schemes the earlier build hashed with.
+    for (const id of ['sealed', 'wrapped', 'bcrypt', 'peppered']) blank(id);
+    store.setIfAbsent('sealed', await sealedRecord(ring(), PURPOSE, 'sealed', 'sealed here before the mapping', SET_AT));
+    store.setIfAbsent('wrapped', record(bcrypt.hashSync(hex('md5', 'x'), 10), 'bcrypt+md5'));
+    store.setIfAbsent('bcrypt', record(bcrypt.hashSync('lost', 10), 'bcrypt'));
+    store.setIfAbsent('peppered', record(bcrypt.hashSync('lost', 10), 'bcrypt+hmac-sha256'));
+    const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
+    const unrecoverable = async (options: { sourceRecordId?: (id: string) => string }): Promise<string[]> => {
+      const summary = await migratePasswords({ store, source, keys: ring(), purpose: PURPOSE, cost: 10, ...options });
+      expect(summary.failures.every((f) => f.unrecoverable === true)).toBe(true);
+      return summary.failures.map((f) => f.id).sort();
+    };
+    for (let run = 0; run < 2; run++) {
+      expect(await unrecoverable({ sourceRecordId: mapped })).toEqual(['bcrypt', 'peppered']);
+      expect(await opened(mapped('moved'))).toEqual({ plaintext: 'moved by this build', keyId: 'k1' });
+    }
+    expect(await unrecoverable({})).toEqual(['bcrypt', 'peppered']);
+    // Sealed under the instance id itself, as an unmapped run leaves it: current.
+    store.delete('bcrypt');
+    store.setIfAbsent('bcrypt', await sealedRecord(ring(), PURPOSE, 'bcrypt', 'posted again', SET_AT));
+    expect(await unrecoverable({})).toEqual(['peppered']);
+  });
+
   test('a source of your own (mechanism unset) is hashed, as for values only ever checked', async () => {
     const passwords = new Map([['user-1', 'copper kettle summer']]);
     const source: LegacyPasswordSource = {
@@ -542,6 +573,94 @@ describe('migratePasswords re-seals sealed records under the current key', () =>
     }
   });
 
+  test('purpose applies to every sealed record of the run: one run per purpose', async () => {
+    const store = new MemoryStore();
+    store.setIfAbsent('user', await sealedRecord(ring1(), 'password', 'user', 'user secret', SET_AT));
+    store.setIfAbsent('admin', await sealedRecord(ring1(), 'admin-password', 'admin', 'admin secret', SET_AT));
+    store.setIfAbsent('fresh', await sealedRecord(ring2(), 'admin-password', 'fresh', 'fresh secret', SET_AT));
+    const admin = store.get('admin');
+    const first = await migratePasswords({ store, keys: ring2() });
+    expect(first).toMatchObject({ seen: 3, upgraded: 1, current: 1, failed: 1 });
+    expect(first.failures.map((f) => f.id)).toEqual(['admin']);
+    expect(store.get('admin')).toEqual(admin);
+    expect(await migratePasswords({ store, keys: ring2(), purpose: 'admin-password' })).toMatchObject({
+      upgraded: 1,
+      current: 2,
+      failed: 0,
+    });
+    expect(await openRecord(ring2(), 'admin-password', 'admin', store.get('admin') as PasswordRecord)).toEqual({
+      plaintext: 'admin secret',
+      keyId: 'k2',
+    });
+    expect(await openRecord(ring2(), 'password', 'user', store.get('user') as PasswordRecord)).toEqual({
+      plaintext: 'user secret',
+      keyId: 'k2',
+    });
+  });
+
+  /** ring2 through the provider interface, failing from its `failAt`-th call on. */
+  function failingRing(failAt: number, fail: () => never): KeyProvider & { readonly calls: () => number } {
+    const inner = ring2();
+    let calls = 0;
+    const counted = <T>(answer: () => T): T => {
+      calls += 1;
+      return calls >= failAt ? fail() : answer();
+    };
+    return {
+      currentKeyId: () => counted(() => inner.currentKeyId()),
+      key: (id) => counted(() => inner.key(id)),
+      calls: () => calls,
+    };
+  }
+
+  test('a key provider that fails mid-run, while a record is sealed again, is named as the cause, never the store', async () => {
+    const keyForms = [K1, K2, ...[K1, K2].map((k) => Buffer.from(k, 'base64').toString('hex'))];
+    const throwing = (): never => {
+      throw new Error('vault is sealed');
+    };
+    const rejecting = (): never => Promise.reject(new Error('vault is sealed')) as never;
+    for (const fail of [throwing, rejecting]) {
+      const store = await sealedStore();
+      const before = await snapshot(store);
+      // Two calls for the check before the run, three to open s-0; the sixth, for its new seal, fails.
+      const keys = failingRing(6, fail);
+      const error = await migratePasswords({ store, keys, concurrency: 1, cost: 10 }).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(keys.calls()).toBe(6);
+      expect(error?.message).toBe('migratePasswords: the key provider failed on record "s-0": vault is sealed');
+      expect((error?.cause as Error | undefined)?.message).toBe('vault is sealed');
+      for (const form of keyForms) expect(String(error?.message)).not.toContain(form);
+      expect(await snapshot(store)).toEqual(before);
+    }
+  });
+
+  test('a key provider that fails while a source value is sealed is named as the cause', async () => {
+    const passwords = new Map([
+      ['inst-a', 'guest ciphertext a'],
+      ['inst-b', 'guest ciphertext b'],
+    ]);
+    const source: LegacyPasswordSource = {
+      mechanism: 'seal',
+      ids: () => [...passwords.keys()],
+      read: (id) => passwords.get(id),
+      clear: (id, expected) => passwords.get(id) === expected && passwords.delete(id),
+    };
+    // Two calls for the check before the run, two to seal inst-a; the sixth, for inst-b's, fails.
+    const keys = failingRing(6, () => {
+      throw new Error('kms timed out');
+    });
+    const store = new MemoryStore();
+    await expect(migratePasswords({ store, source, keys, concurrency: 1 })).rejects.toThrow(
+      /^migratePasswords: the key provider failed on record "inst-b": kms timed out$/,
+    );
+    expect(store.get('inst-a')?.scheme).toBe('aes-256-gcm:k2');
+    expect(passwords.has('inst-a')).toBe(false);
+    expect(store.get('inst-b')).toBeUndefined();
+    expect(passwords.get('inst-b')).toBe('guest ciphertext b');
+  });
+
   test('on SQLite, no copy of a value sealed under the retired key is left in the file or its WAL', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'reseal-'));
     const file = join(dir, 'secrets.db');
@@ -569,7 +688,7 @@ describe('migratePasswords re-seals sealed records under the current key', () =>
       /^migratePasswords: option "purpose" must be a label/,
     );
     await expect(migratePasswords({ store, keys: { currentKeyId: () => 'k9', key: () => undefined } })).rejects.toThrow(
-      /no key for its current key id "k9"/,
+      /^migratePasswords: the key provider failed before the first record: .*no key for its current key id "k9"/,
     );
   });
 });

@@ -13,8 +13,10 @@ import {
   responseEncoder,
   revealSecret,
   revealedSecret,
+  sealedSecret,
+  securityEvents,
 } from '../../../lib';
-import type { KeyProvider, PasswordRecord, PasswordStore } from '../../../lib';
+import type { KeyProvider, PasswordRecord, PasswordStore, ProblemLogEntry, SecurityEvent } from '../../../lib';
 import { open, seal } from '../../../lib/sealing/aes-gcm';
 import { expressVersions } from '../../helpers/express';
 import { stubValidator } from '../../helpers/password';
@@ -392,6 +394,10 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
     expectProblem(verify, 500, 'password.wrong_mechanism');
     expect(verify.text).not.toContain(sealed);
     expect(logged.map((entry) => entry.code)).toEqual(['password.wrong_mechanism', 'password.wrong_mechanism']);
+    // The log says which record and what to use instead; the client got the generic detail only.
+    expect(logged[0]?.error).toContain(
+      'The secret route is misconfigured: record "hashed" was hashed (scheme "bcrypt"), and a hash cannot be revealed; hashed secrets are checked with passwordVerifier.',
+    );
     for (const entry of logged) {
       expect(entry.error).not.toContain(hash);
       expect(entry.error).not.toContain(sealed);
@@ -500,14 +506,245 @@ describe.each(expressVersions)('encryptAndStore and revealSecret on %s', (_name,
     expect(logged[0]?.error).toMatch(/has no key for its current key id "k1"/);
   });
 
-  test('no validated value or no record id is a 500 password.misconfigured', async () => {
+  test('no validated value or no record id is a 500 password.misconfigured whose log line names the middleware and its option', async () => {
     const store = new MemoryStore();
+    const logged: ProblemLogEntry[] = [];
     const app = express();
-    app.post('/nothing', encryptAndStore({ store, keys: ring1() }));
+    app.post('/unvalidated/:id', encryptAndStore({ store, keys: ring1() }));
+    app.post('/nothing', ...stubValidator(express), encryptAndStore({ store, keys: ring1() }));
     app.get('/nothing', revealSecret({ store, keys: ring1() }));
-    app.use(problemHandler({ log: false }));
-    expect((await request(app).post('/nothing').send('x')).body.code).toBe('password.misconfigured');
-    expect((await request(app).get('/nothing')).body.code).toBe('password.misconfigured');
+    app.use(problemHandler({ log: (entry) => logged.push(entry) }));
+    for (const res of [
+      await request(app).post('/unvalidated/srv-1').send({ password: 'never sealed' }),
+      await request(app).post('/nothing').send({ password: 'never sealed' }),
+      await request(app).get('/nothing'),
+    ]) {
+      expectProblem(res, 500, 'password.misconfigured', 'The server could not complete the request.');
+    }
+    expect(logged.map((entry) => entry.code)).toEqual(Array(3).fill('password.misconfigured'));
+    const [unvalidated, storerNoId, revealNoId] = logged.map((entry) => entry.error);
+    expect(unvalidated).toContain(
+      'The secret route is misconfigured: no validated value reached encryptAndStore; mount passwordBody() before it.',
+    );
+    expect(storerNoId).toContain(
+      'The secret route is misconfigured: encryptAndStore found no record id; check its recordId option or the route path.',
+    );
+    expect(revealNoId).toContain(
+      'The secret route is misconfigured: revealSecret found no record id; check its recordId option or the route path.',
+    );
+    expect(logged.map((entry) => entry.error).join('\n')).not.toContain('never sealed');
+    expect(store.size).toBe(0);
+  });
+
+  test('sealedSecret and revealedSecret are undefined on a request where neither ran, or where the storer refused', async () => {
+    const store = new MemoryStore();
+    const keys = ring1();
+    const app = express();
+    const tell = (req: Request, res: Response): void => {
+      res.json({ sealed: sealedSecret(req) ?? 'none', revealed: revealedSecret(req) ?? 'none' });
+    };
+    // Nothing of the package ran on this one: the request has no secrets record at all.
+    app.get('/plain', tell);
+    // The validator ran (the request has a secrets record), no storer or reveal did.
+    app.post('/validated', ...stubValidator(express), tell);
+    app.post('/servers/:id/secret', ...stubValidator(express), encryptAndStore({ store, keys }), tell);
+    app.use((err: unknown, req: Request, res: Response, _next: unknown) => {
+      res.status(409).json({ sealed: sealedSecret(req) ?? 'none', revealed: revealedSecret(req) ?? 'none', err: String(err) });
+    });
+    const none = { sealed: 'none', revealed: 'none' };
+    expect((await request(app).get('/plain').expect(200)).body).toEqual(none);
+    expect((await request(app).post('/validated').send({ password: 'not stored' }).expect(200)).body).toEqual(none);
+    const first = await request(app).post('/servers/srv-1/secret').send({ password: 'stored once' }).expect(200);
+    expect(first.body).toEqual({ sealed: { id: 'srv-1', setAt: expect.any(String), keyId: 'k1' }, revealed: 'none' });
+    const second = await request(app).post('/servers/srv-1/secret').send({ password: 'stored twice' }).expect(409);
+    expect(second.body).toEqual({ ...none, err: expect.stringContaining('already') });
+  });
+
+  test('a store that answers nonsense is a 500 naming the store method, never a pass', async () => {
+    const inner = new MemoryStore();
+    const before = sealingApp(express, { store: inner, keys: ring1() });
+    await request(before.app).post('/servers/old/secret').send({ password: 'sealed under k1' }).expect(201);
+    const store: PasswordStore = {
+      setIfAbsent: (_id, _record) => 'yes' as unknown as boolean,
+      get: (id) => inner.get(id),
+      replace: (_id, _expected, _record) => 1 as unknown as boolean,
+      delete: (id) => inner.delete(id),
+    };
+    const { app, logged } = sealingApp(express, { store, keys: ring2() });
+    const set = await request(app).post('/servers/new/secret').send({ password: 'never stored' });
+    const rekeyed = await request(app).get('/servers/old/secret');
+    for (const res of [set, rekeyed]) expectProblem(res, 500, 'server.error');
+    expect(rekeyed.text).not.toContain('sealed under k1');
+    expect(logged.map((entry) => entry.error)).toEqual([
+      expect.stringContaining("The password store's setIfAbsent returned string, not a boolean."),
+      expect.stringContaining("The password store's replace returned number, not a boolean."),
+    ]);
+    expect(inner.get('old')?.scheme).toBe('aes-256-gcm:k1');
+  });
+
+  describe('security events', () => {
+    const value = 'a secret that no event may carry 0123456789';
+
+    /**
+     * The sealing routes behind securityEvents, keeping each record under `vm-<:id>`: an
+     * event's resource is then the record the middleware read, not the path's id.
+     */
+    function eventsApp(store: PasswordStore, keys: KeyProvider) {
+      const seen: SecurityEvent[] = [];
+      const events = securityEvents((event) => void seen.push(event));
+      const recordId = (req: Request): string => `vm-${String(req.params['id'])}`;
+      const app = express();
+      app.use(events);
+      app.use(responseEncoder());
+      app.post('/servers/:id/secret', ...stubValidator(express), encryptAndStore({ store, keys, recordId }), (_req, res) => {
+        res.status(201).end();
+      });
+      app.get('/servers/:id/secret', revealSecret({ store, keys, recordId }), (req: Request, res: Response) => {
+        res.json({ password: revealedSecret(req) ?? '' });
+      });
+      app.use(problemHandler({ log: false }));
+      return {
+        app,
+        seen: async (): Promise<SecurityEvent[]> => {
+          await events.flush();
+          return seen;
+        },
+      };
+    }
+
+    /** Fails the test if any event holds the value, a sealed value (or a part of one) or a key. */
+    function expectNothingSecret(seen: readonly SecurityEvent[], sealed: readonly string[], keys: readonly string[]): void {
+      const text = JSON.stringify(seen);
+      expect(leakedPieces(Buffer.from(text), value)).toEqual([]);
+      for (const hash of sealed) {
+        for (const piece of [hash, ...hash.split('.').slice(1)]) expect(text).not.toContain(piece);
+      }
+      for (const key of keys) {
+        expect(text).not.toContain(key);
+        expect(text).not.toContain(Buffer.from(key, 'base64').toString('base64url'));
+      }
+    }
+
+    test('a set is a sensitive_create and a reveal a sensitive_read of the record, with their actions', async () => {
+      const store = new MemoryStore();
+      const { app, seen } = eventsApp(store, ring1());
+      await request(app).post('/servers/srv-1/secret').send({ password: value }).expect(201);
+      expect((await request(app).get('/servers/srv-1/secret').expect(200)).body).toEqual({ password: value });
+      const events = await seen();
+      expect(events).toEqual([
+        expect.objectContaining({
+          type: 'sensitive_create',
+          level: 'INFO',
+          resource: 'vm-srv-1',
+          action: 'set',
+          status: 201,
+          count: 1,
+        }),
+        expect.objectContaining({
+          type: 'sensitive_read',
+          level: 'INFO',
+          resource: 'vm-srv-1',
+          action: 'reveal',
+          status: 200,
+          count: 1,
+        }),
+      ]);
+      expectNothingSecret(events, [store.get('vm-srv-1')?.hash ?? ''], [K1]);
+    });
+
+    test('a set the store refuses (409) is no sensitive_create', async () => {
+      const store = new MemoryStore();
+      const { app, seen } = eventsApp(store, ring1());
+      await request(app).post('/servers/srv-1/secret').send({ password: value }).expect(201);
+      expectProblem(await request(app).post('/servers/srv-1/secret').send({ password: 'another' }), 409, 'password.already_set');
+      const events = await seen();
+      expect(events.map((event) => event.type)).toEqual(['sensitive_create', 'authn_password_change_fail']);
+      expect(events[0]?.description).toBe('the application stored a sealed secret for vm-srv-1');
+      expectNothingSecret(events, [store.get('vm-srv-1')?.hash ?? ''], [K1]);
+    });
+
+    test('nothing stored is no reveal: no event', async () => {
+      const { app, seen } = eventsApp(new MemoryStore(), ring1());
+      expect((await request(app).get('/servers/srv-1/secret').expect(200)).body).toEqual({ password: '' });
+      expect(await seen()).toEqual([]);
+    });
+
+    test('a record that does not open is a sensitive_read_fail of that record, and no sensitive_read', async () => {
+      const store = new MemoryStore();
+      const { app, seen } = eventsApp(store, ring1());
+      await request(app).post('/servers/own/secret').send({ password: value }).expect(201);
+      const own = store.get('vm-own') as PasswordRecord;
+      const bad = flipped(own, 2);
+      expect(store.replace('vm-own', own.hash, bad)).toBe(true);
+      expectProblem(await request(app).get('/servers/own/secret'), 500, 'server.error');
+      const events = await seen();
+      expect(events.filter((event) => event.type.startsWith('sensitive_'))).toEqual([
+        expect.objectContaining({ type: 'sensitive_create', resource: 'vm-own', count: 1 }),
+        expect.objectContaining({ type: 'sensitive_read_fail', level: 'CRITICAL', resource: 'vm-own', count: 1 }),
+      ]);
+      expectNothingSecret(events, [own.hash, bad.hash], [K1]);
+    });
+
+    test('a lazy re-key is a sensitive_update with the action rekey, beside the read', async () => {
+      const store = new MemoryStore();
+      await request(eventsApp(store, ring1()).app).post('/servers/srv-1/secret').send({ password: value }).expect(201);
+      const underK1 = store.get('vm-srv-1')?.hash ?? '';
+      const { app, seen } = eventsApp(store, ring2());
+      expect((await request(app).get('/servers/srv-1/secret').expect(200)).body).toEqual({ password: value });
+      expect(store.get('vm-srv-1')?.scheme).toBe('aes-256-gcm:k2');
+      const events = await seen();
+      expect(events).toHaveLength(2);
+      expect(events).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ type: 'sensitive_update', level: 'INFO', resource: 'vm-srv-1', action: 'rekey', count: 1 }),
+          expect.objectContaining({ type: 'sensitive_read', resource: 'vm-srv-1', action: 'reveal', count: 1 }),
+        ]),
+      );
+      expectNothingSecret(events, [underK1, store.get('vm-srv-1')?.hash ?? ''], [K1, K2]);
+    });
+
+    test.each<readonly [string, (inner: MemoryStore, id: string) => void, string | undefined]>([
+      [
+        'deleted',
+        (inner, id) => {
+          inner.delete(id);
+        },
+        undefined,
+      ],
+      [
+        'set again',
+        (inner, id) => {
+          inner.delete(id);
+          inner.setIfAbsent(id, { hash: 'v1.set.again.meanwhile', setAt: '2027-01-01T00:00:00.000Z', scheme: 'aes-256-gcm:k2' });
+        },
+        'v1.set.again.meanwhile',
+      ],
+    ])(
+      'a record %s between the read and the re-seal is revealed as read, and no re-key is reported',
+      async (_label, race, left) => {
+        const inner = new MemoryStore();
+        await request(eventsApp(inner, ring1()).app).post('/servers/srv-1/secret').send({ password: value }).expect(201);
+        const answers: boolean[] = [];
+        const store: PasswordStore = {
+          setIfAbsent: (id, record) => inner.setIfAbsent(id, record),
+          get: (id) => inner.get(id),
+          replace: (id, expected, record) => {
+            race(inner, id);
+            const done = inner.replace(id, expected, record);
+            answers.push(done);
+            return done;
+          },
+          delete: (id) => inner.delete(id),
+        };
+        const { app, seen } = eventsApp(store, ring2());
+        expect((await request(app).get('/servers/srv-1/secret').expect(200)).body).toEqual({ password: value });
+        expect(answers).toEqual([false]);
+        expect(inner.get('vm-srv-1')?.hash).toBe(left);
+        expect(await seen()).toEqual([
+          expect.objectContaining({ type: 'sensitive_read', resource: 'vm-srv-1', action: 'reveal' }),
+        ]);
+      },
+    );
   });
 });
 
@@ -647,6 +884,29 @@ describe('encryptAndStore and revealSecret options', () => {
       new RegExp(`^${name}: option "recordId" (must be a function|\\("id"\\) must start with)`),
     );
     expect(() => factory({ store, keys, id: () => 'x' } as never)).toThrow(/unknown option "id"/);
+  });
+
+  test.each([
+    ['encryptAndStore', encryptAndStore],
+    ['revealSecret', revealSecret],
+  ] as const)(
+    '%s: a purpose that only reads as a label (a String object, an object whose toString gives one) is refused',
+    (name, factory) => {
+      for (const purpose of [new String('admin-password'), { toString: () => 'admin-password' }, ['admin-password']]) {
+        expect(() => factory({ store, keys, purpose } as never)).toThrow(
+          new TypeError(
+            `${name}: option "purpose" must be a label of letters, digits, ".", "_", "-" and ":", at most 64 characters, such as "admin-password".`,
+          ),
+        );
+      }
+    },
+  );
+
+  test.each([
+    ['encryptAndStore', encryptAndStore],
+    ['revealSecret', revealSecret],
+  ] as const)('%s: the middleware is named for stack traces', (name, factory) => {
+    expect(factory({ store, keys }).name).toBe(name);
   });
 
   test('revealSecret: rotate must be a boolean', () => {

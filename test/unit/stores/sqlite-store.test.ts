@@ -244,7 +244,7 @@ describe('SqliteStore in a project without better-sqlite3', () => {
   function withoutBetterSqlite3(script: string): { status: number | null; stdout: string; stderr: string } {
     const result = spawnSync(
       process.execPath,
-      ['--require', './test/fixtures/without-better-sqlite3.cjs', '--import', 'tsx', '--eval', script],
+      ['--require', './test/fixtures/without-optional-peers.cjs', '--import', 'tsx', '--eval', script],
       { cwd: ROOT, encoding: 'utf8' },
     );
     return { status: result.status, stdout: result.stdout, stderr: result.stderr };
