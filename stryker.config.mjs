@@ -20,7 +20,7 @@ const testsFor = {
     'test/unit/http/response-encoder-profile.test.ts',
   ],
   'lib/body/password-body.ts': ['test/unit/body/password-body.test.ts', 'test/unit/body/password-locations.test.ts'],
-  'lib/body/password-rules.ts': ['test/unit/body/password-body.test.ts'],
+  'lib/body/password-rules.ts': ['test/unit/body/password-rules.test.ts', 'test/unit/body/password-body.test.ts'],
   'lib/body/password-query.ts': ['test/unit/body/password-locations.test.ts'],
   'lib/body/validated-password.ts': [
     'test/unit/body/validated-password.test.ts',
