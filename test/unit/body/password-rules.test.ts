@@ -213,6 +213,13 @@ describe.each(expressVersions)('password rules on %s', (_name, express) => {
       expect((await text(dashed, 'one-ab-two-cd')).status).toBe(200);
     });
 
+    test('an empty context value (a user with no name yet) is no word: an empty password is only too short', async () => {
+      const unnamed = rulesApp(express, { context: (req) => ['', '\u200d', req.params['id']] });
+      const res = await request(unnamed).post(PATH).type('application/json').send({ password: '' });
+      expect(codes(res)).toEqual(['too_short']);
+      expect(codes(await text(unnamed, 'srv-7f3a9c-again'))).toEqual(['context_word']);
+    });
+
     test('a context value with no letter or digit counts whole', async () => {
       const punctuation = rulesApp(express, { context: ['!!!!'], commonPasswords: false });
       expect(codes(await text(punctuation, 'wow!!!!really'))).toEqual(['context_word']);
