@@ -37,16 +37,15 @@ export function sealedKeyId(scheme: string): string | undefined {
 /**
  * The associated data of a sealed value: what it is bound to without being encrypted.
  * Each part is length-prefixed, so ("a:b", "c") and ("a", "b:c") can never read the same.
- * When all three parts are ASCII (the purpose and key id always are; record ids nearly
- * always), the same bytes as {@link frame}'s are built as one latin1 string and encoded
- * in one call: after a disk write each small `Buffer` call runs cold and costs several
- * µs, and framing by parts made eight (three lengths, an allocation, a copy, three writes).
+ * When all three parts are ASCII (the purpose and key id always are, by their patterns;
+ * record ids nearly always), the same bytes as {@link frame}'s are built as one latin1
+ * string and encoded in one call: after a disk write each small `Buffer` call runs cold
+ * and costs several µs, and framing by parts made eight (three lengths, an allocation, a
+ * copy, three writes).
  */
 function associatedData(purpose: string, id: string, keyId: string): Buffer {
-  const head = framedPurposes.get(purpose) ?? remember(framedPurposes, purpose, AAD_LABEL_TEXT);
-  const tail = framedKeyIds.get(keyId) ?? remember(framedKeyIds, keyId, '');
-  if (head === false || tail === false || NOT_ASCII.test(id)) return frame([purpose, id, keyId], AAD_LABEL_FRAMED);
-  return Buffer.from(head + lengthPrefix(id.length) + id + tail, 'latin1');
+  if (NOT_ASCII.test(purpose + id + keyId)) return frame([purpose, id, keyId], AAD_LABEL_FRAMED);
+  return Buffer.from(AAD_LABEL_TEXT + framedAscii(purpose) + framedAscii(id) + framedAscii(keyId), 'latin1');
 }
 
 /** Any UTF-16 unit above U+007F (surrogates included): the text is not ASCII. */
@@ -54,24 +53,10 @@ const NOT_ASCII = /[\u0080-\uffff]/;
 /** The framed label as latin1 text: each byte one character. */
 const AAD_LABEL_TEXT = AAD_LABEL_FRAMED.toString('latin1');
 
-/** A length as the 4 big-endian bytes {@link frame} writes, one latin1 character each. */
-function lengthPrefix(length: number): string {
-  return String.fromCharCode(length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
-}
-
-/**
- * Purposes (with the label before them) and key ids, framed as latin1 text, or `false`
- * for one that is not ASCII. They come from the configuration, a few per app, so each is
- * framed once; bounded all the same, since a key provider may answer with ever new ids.
- */
-const framedPurposes = new Map<string, string | false>();
-const framedKeyIds = new Map<string, string | false>();
-
-function remember(cache: Map<string, string | false>, text: string, head: string): string | false {
-  const framed = !NOT_ASCII.test(text) ? head + lengthPrefix(text.length) + text : false;
-  if (cache.size >= 64) cache.clear();
-  cache.set(text, framed);
-  return framed;
+/** ASCII text as {@link frame} writes it, in latin1 characters: its 4-byte big-endian length, then the text. */
+function framedAscii(text: string): string {
+  const length = text.length;
+  return String.fromCharCode(length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff) + text;
 }
 
 /** Each part as a 4-byte big-endian length and its bytes, after `head`, in one buffer. */

@@ -1,4 +1,4 @@
-import { createSecretKey } from 'node:crypto';
+import { createCipheriv, createSecretKey, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import bcrypt from 'bcrypt';
 import request from 'supertest';
@@ -929,6 +929,40 @@ describe('seal', () => {
       expect(open(sealed, createSecretKey(key), 'password', 'srv-1', 'k1')).toEqual({ plaintext: 'the same value' });
     }
     expect(nonces.size).toBe(count);
+  });
+
+  test('a value is opened as sealed, a leading byte-order mark included', () => {
+    const key = createSecretKey(Buffer.from(K1, 'base64'));
+    for (const value of ['\ufeffstarts with a BOM', '', 'é\u20ac\u{1f511}'])
+      expect(open(seal(value, key, 'password', 'srv-1', 'k1'), key, 'password', 'srv-1', 'k1')).toEqual({ plaintext: value });
+  });
+
+  test('a key the cipher refuses is a failure to open, not an exception', () => {
+    const sealed = seal('a value', Buffer.from(K1, 'base64'), 'password', 'srv-1', 'k1');
+    expect(open(sealed, randomBytes(16), 'password', 'srv-1', 'k1')).toEqual({
+      failure: expect.stringContaining('authentication failed'),
+    });
+  });
+
+  test('a value whose authenticated plaintext is not UTF-8 fails as such, and gives nothing back', () => {
+    // Sealed by hand as seal() frames it (the label, then purpose, id and key id, each after
+    // its 4-byte big-endian length), with bytes no UTF-8 text has.
+    const framed = (text: string): Buffer => {
+      const bytes = Buffer.from(text, 'utf8');
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(bytes.length);
+      return Buffer.concat([length, bytes]);
+    };
+    const key = Buffer.from(K1, 'base64');
+    const nonce = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 });
+    cipher.setAAD(Buffer.concat([framed('express-password-guard sealed v1'), framed('password'), framed('srv-1'), framed('k1')]));
+    const ciphertext = Buffer.concat([cipher.update(Buffer.from([0x61, 0xff, 0xfe, 0x62])), cipher.final()]);
+    const sealed = ['v1', nonce, ciphertext, cipher.getAuthTag()]
+      .map((part) => (typeof part === 'string' ? part : part.toString('base64url')))
+      .join('.');
+    expect(open(sealed, key, 'password', 'srv-1', 'k1')).toEqual({ failure: 'not UTF-8 text' });
+    expect(open(sealed, key, 'password', 'srv-2', 'k1')).toEqual({ failure: expect.stringContaining('authentication failed') });
   });
 
   test('values sealed by the previous build still open: an id of 204 characters (a length byte above 127) and a non-ASCII id', () => {
