@@ -19,7 +19,17 @@ const testsFor = {
     'test/unit/internal/json.test.ts',
     'test/unit/http/response-encoder-profile.test.ts',
   ],
-  'lib/body/password-body.ts': ['test/unit/body/password-body.test.ts', 'test/unit/body/password-locations.test.ts'],
+  // The options (repeat, secretFields, purpose 'verify') and the socket-level refusals are
+  // exercised by the suites beside the main one: without them a third of the file's
+  // mutants had no test at all.
+  'lib/body/password-body.ts': [
+    'test/unit/body/password-body.test.ts',
+    'test/unit/body/password-locations.test.ts',
+    'test/unit/body/password-rules.test.ts',
+    'test/unit/body/validated-password.test.ts',
+    'test/unit/body/password-body-socket.test.ts',
+    'test/unit/body/early-refusal-socket.test.ts',
+  ],
   'lib/body/password-rules.ts': ['test/unit/body/password-rules.test.ts', 'test/unit/body/password-body.test.ts'],
   'lib/body/password-query.ts': ['test/unit/body/password-locations.test.ts'],
   'lib/body/validated-password.ts': [
