@@ -29,6 +29,7 @@ const testsFor = {
     'test/unit/body/validated-password.test.ts',
     'test/unit/body/password-body-socket.test.ts',
     'test/unit/body/early-refusal-socket.test.ts',
+    'test/unit/body/password-body-fields.test.ts',
   ],
   'lib/body/password-rules.ts': ['test/unit/body/password-rules.test.ts', 'test/unit/body/password-body.test.ts'],
   'lib/body/password-query.ts': ['test/unit/body/password-locations.test.ts'],
