@@ -149,6 +149,45 @@ describe.each(expressVersions)('passwordBody fields on %s', (_name, express) => 
       const read = await request(reading).post(`/p?pw=${encodeURIComponent(DECOMPOSED)}`);
       expect(read.body).toEqual({ pw: COMPOSED, password: null });
     });
+    test('only the fields that were sent are put back: no field appears undefined', async () => {
+      const app = express();
+      app.post('/servers/:id/password', passwordBody(options), (req: Request, res: Response) => {
+        res.json({ keys: Object.keys(req.body as object).sort() });
+      });
+      app.use(problemHandler({ log: false }));
+      const res = await request(app).post(PATH).send({ password: GOOD, note: 'kept' });
+      expect(res.body).toEqual({ keys: ['note', 'password'] });
+    });
+  });
+
+  describe('a request whose client is gone', () => {
+    test('reaches no route, even with its password in the query', async () => {
+      const ended = new Promise<string>((resolve) => {
+        const app = express();
+        app.post(
+          '/servers/:id/password',
+          (req: Request, _res: Response, next: NextFunction) => {
+            // As when the client hangs up while an earlier middleware (a lookup) still runs.
+            req.destroy();
+            setImmediate(next);
+          },
+          passwordBody({ from: 'query', query: { warn: quiet } }),
+          (_req: Request, res: Response) => {
+            resolve('route');
+            res.end();
+          },
+        );
+        app.use((error: { type?: string }, _req: Request, _res: Response, next: NextFunction) => {
+          resolve(error.type ?? 'error');
+          next(error);
+        });
+        app.use(problemHandler({ log: false }));
+        request(app)
+          .post(`${PATH}?password=${encodeURIComponent(GOOD)}`)
+          .catch(() => undefined);
+      });
+      expect(await ended).toBe('body.aborted');
+    });
   });
 
   describe('the body read here is marked as read, as body-parser marks it', () => {
@@ -276,6 +315,93 @@ describe.each(expressVersions)('passwordBody fields on %s', (_name, express) => 
     test('a charset other than UTF-8 gets 415 saying so', async () => {
       const res = await post().set('Content-Type', 'text/plain; charset=latin1').send(GOOD);
       expectProblem(res, 415, 'body.charset_unsupported', 'The request body charset is not supported; send UTF-8.');
+    });
+  });
+
+  describe('Content-Type parameters', () => {
+    const send = (type: string, options: PasswordBodyOptions = {}): request.Test =>
+      request(echoApp(express, options)).post(PATH).set('Content-Type', type).send(GOOD);
+
+    test.each([
+      'TEXT/Plain; Charset=UTF-8',
+      'text/plain ; charset=utf-8',
+      'text/plain;',
+      'text/plain; ; charset=utf-8',
+      'text/plain; format=flowed',
+      'text/plain; charset="utf\\-8"',
+    ])('%s is a UTF-8 text body', async (type) => {
+      const res = await send(type);
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ password: GOOD });
+    });
+
+    test('with anyContentType, a malformed Content-Type is no Content-Type: its parameters are not read', async () => {
+      const res = await send('not a type; charset=latin1', { from: 'text', anyContentType: true });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ password: GOOD });
+    });
+  });
+
+  describe('bodies refused with a fixed detail', () => {
+    const app = (options: PasswordBodyOptions = {}): Express => echoApp(express, options);
+    const raw = (type: string, body: string, options?: PasswordBodyOptions): request.Test =>
+      request(app(options))
+        .post(PATH)
+        .set('Content-Type', type)
+        .serialize((value: unknown) => value as string)
+        .send(body);
+
+    test('JSON that is no object names the field it should have', async () => {
+      const res = await raw('application/json', '["a"]', { field: 'pw' });
+      expectProblem(res, 400, 'body.not_object', 'The JSON body must be an object with a "pw" field.');
+    });
+
+    test('an escaped lone surrogate says what it is', async () => {
+      const res = await raw('application/json', '{"password":"\\ud800 kettle drums"}');
+      expectProblem(
+        res,
+        400,
+        'body.lone_surrogate',
+        'The JSON body contains an escaped lone surrogate (such as \\uD800), which is not a Unicode character.',
+      );
+    });
+
+    test('a JSON null or nested null beside the password is no surrogate and no failure', async () => {
+      const res = await raw('application/json', JSON.stringify({ password: GOOD, note: null, deep: { v: null } }));
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ password: GOOD, body: { note: null, deep: { v: null } } });
+    });
+
+    test('a form with a malformed percent-encoding, or one that is not UTF-8 once decoded', async () => {
+      const form = 'application/x-www-form-urlencoded';
+      expectProblem(
+        await raw(form, 'password=%zz', { from: 'form' }),
+        400,
+        'body.parse_failed',
+        'The request body is not valid application/x-www-form-urlencoded: it has a malformed percent-encoding.',
+      );
+      expectProblem(
+        await raw(form, 'password=%C3%28', { from: 'form' }),
+        400,
+        'body.invalid_utf8',
+        'The request body is not valid UTF-8 once percent-decoded.',
+      );
+    });
+
+    test('a secret field repeated in a form is refused like the password, never guessed', async () => {
+      const res = await raw('application/x-www-form-urlencoded', `password=${encodeURIComponent(GOOD)}&current=a&current=b`, {
+        from: 'form',
+        secretFields: ['current'],
+      });
+      expectProblem(res, 400, 'body.repeated_field', 'The form has the "current" field more than once; send it once.');
+    });
+
+    test('other repeated form fields stay in req.body as every value', async () => {
+      const res = await raw('application/x-www-form-urlencoded', `password=${encodeURIComponent(GOOD)}&tag=a&tag=b&one=c`, {
+        from: 'form',
+      });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ body: { tag: ['a', 'b'], one: 'c' } });
     });
   });
 
