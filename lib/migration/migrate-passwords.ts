@@ -267,8 +267,7 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
   const sourceIds = new Set<string>();
   const movedTo = new Set<string>();
   if (source !== undefined) {
-    for await (const sourceId of source.ids()) {
-      const id = String(sourceId);
+    for (const id of await listing('legacy source', () => source.ids())) {
       if (sourceIds.has(id)) continue;
       sourceIds.add(id);
       const recordId = mappedRecordId(options.sourceRecordId, id);
@@ -276,9 +275,9 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
       work.push({ id, recordId, fromSource: true });
     }
   }
-  if (typeof store.ids === 'function') {
-    for await (const storeId of store.ids()) {
-      const id = String(storeId);
+  const { ids } = store;
+  if (typeof ids === 'function') {
+    for (const id of await listing('store', () => ids.call(store))) {
       if (!movedTo.has(id)) work.push({ id, recordId: id, fromSource: false });
     }
   }
@@ -295,9 +294,10 @@ export async function migratePasswords(options: MigratePasswordsOptions): Promis
         outcome =
           moving && source !== undefined ? await moveFromSource(config, source, id, recordId) : await migrateRecord(config, id);
       } catch (error) {
-        // A store or key provider error ends the run: every later record would most likely fail the same way.
-        const [failing, cause] = error instanceof KeyProviderFailure ? ['key provider', error.cause] : ['store', error];
-        throw new Error(`migratePasswords: the ${failing} failed on record "${id}": ${(cause as Error).message}`, { cause });
+        // A failure of the store or another part ends the run: every later record would most likely fail the same way.
+        const [failing, cause] = error instanceof PartFailure ? [error.part, error.cause] : ['store', error];
+        const who = failing === 'bcrypt' ? failing : `the ${failing}`;
+        throw new Error(`migratePasswords: ${who} failed on record "${id}": ${(cause as Error).message}`, { cause });
       }
       counts[outcome.kind]++;
       if (outcome.kind === 'upgraded' && outcome.scrub) plainReplaced = true;
@@ -343,7 +343,7 @@ async function migrateRecord(config: MigrationConfig, id: string): Promise<Outco
     if (planned.kind !== 'hash') return planned;
     if (config.dryRun) return { kind: 'upgraded', scrub: planned.plain };
     const upgraded: PasswordRecord = {
-      hash: await bcrypt.hash(planned.input, config.cost),
+      hash: await blame('bcrypt', () => bcrypt.hash(planned.input, config.cost)),
       setAt: record.setAt,
       scheme: planned.scheme,
     };
@@ -412,15 +412,15 @@ async function reseal(
   record: PasswordRecord,
   keys: KeyProvider,
 ): Promise<Outcome | { readonly kind: 'replace'; readonly record: PasswordRecord }> {
-  const { keyId } = await fromKeys(() => currentKey(keys));
+  const { keyId } = await blame('key provider', () => currentKey(keys));
   if (sealedKeyId(record.scheme) === keyId) return { kind: 'current' };
-  const opened = await fromKeys(() => openRecord(keys, config.purpose, id, record));
+  const opened = await blame('key provider', () => openRecord(keys, config.purpose, id, record));
   if ('failure' in opened)
     return { kind: 'failed', reason: `the sealed value did not open: ${opened.failure}; it was left as it is.` };
   if (config.dryRun) return { kind: 'upgraded', scrub: true };
   return {
     kind: 'replace',
-    record: await fromKeys(() => sealedRecord(keys, config.purpose, id, opened.plaintext, record.setAt)),
+    record: await blame('key provider', () => sealedRecord(keys, config.purpose, id, opened.plaintext, record.setAt)),
   };
 }
 
@@ -432,9 +432,9 @@ async function moveFromSource(
 ): Promise<Outcome> {
   const { store } = config;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const password: unknown = await source.read(sourceId);
+    const password: unknown = await blame('legacy source', () => source.read(sourceId));
     if (password !== undefined && typeof password !== 'string') {
-      throw new TypeError('the legacy source read something other than a string.');
+      throw new PartFailure('legacy source', new TypeError('it read something other than a string.'));
     }
     if (password === undefined || password === '') {
       // Nothing to move: the store's record of that id is migrated as any other.
@@ -447,7 +447,7 @@ async function moveFromSource(
       const conflict = await heldOtherwise(config, recordId, existing, password);
       if (conflict !== undefined) return { kind: 'failed', reason: conflict };
       if (config.dryRun) return { kind: 'upgraded', scrub: true };
-      if (checkedBoolean('clear', await source.clear(sourceId, password))) return { kind: 'upgraded', scrub: true };
+      if (await cleared(source, sourceId, password)) return { kind: 'upgraded', scrub: true };
       continue;
     }
     let record: PasswordRecord;
@@ -455,12 +455,18 @@ async function moveFromSource(
       if (config.dryRun) return { kind: 'upgraded', scrub: true };
       // Byte for byte, never normalised: the owner decrypts exactly what the guest posted.
       const keys = config.keys as KeyProvider;
-      record = await fromKeys(() => sealedRecord(keys, config.purpose, recordId, password, new Date().toISOString()));
+      record = await blame('key provider', () =>
+        sealedRecord(keys, config.purpose, recordId, password, new Date().toISOString()),
+      );
     } else {
       const planned = plainPlan(config, password);
       if (planned.kind !== 'hash') return planned;
       if (config.dryRun) return { kind: 'upgraded', scrub: true };
-      record = { hash: await bcrypt.hash(planned.input, config.cost), setAt: new Date().toISOString(), scheme: planned.scheme };
+      record = {
+        hash: await blame('bcrypt', () => bcrypt.hash(planned.input, config.cost)),
+        setAt: new Date().toISOString(),
+        scheme: planned.scheme,
+      };
     }
     if (source instanceof MetadataChunks && store instanceof SqliteStore && store.database === source.database) {
       // One connection, one transaction: the password is in the source or in the store, never both or neither.
@@ -474,7 +480,7 @@ async function moveFromSource(
     // Store first, then source: a stop in between leaves the password in both, and the
     // next run, finding it set, erases the source.
     if (!checkedBoolean('setIfAbsent', await store.setIfAbsent(recordId, record))) continue;
-    if (checkedBoolean('clear', await source.clear(sourceId, password))) return { kind: 'upgraded', scrub: true };
+    if (await cleared(source, sourceId, password)) return { kind: 'upgraded', scrub: true };
   }
   return changedMeanwhile;
 }
@@ -493,33 +499,66 @@ async function heldOtherwise(
   if (!config.sealSource) {
     if (!isBcryptScheme(record.scheme)) return different;
     const input = bcryptInput(config.normalize(password), record.scheme, config.pepper);
-    return input !== undefined && (await bcrypt.compare(input, record.hash)) ? undefined : different;
+    return input !== undefined && (await blame('bcrypt', () => bcrypt.compare(input, record.hash))) ? undefined : different;
   }
   if (!isSealedScheme(record.scheme)) {
     return `the store holds a hash for this id (scheme "${record.scheme}"), which can never be handed back; its legacy password was left in place: delete that record, then run the migration again.`;
   }
   const keys = config.keys as KeyProvider;
-  const opened = await fromKeys(() => openRecord(keys, config.purpose, recordId, record));
+  const opened = await blame('key provider', () => openRecord(keys, config.purpose, recordId, record));
   if ('failure' in opened) {
     return `the store holds a sealed value for this id that did not open (${opened.failure}); its legacy password was left in place.`;
   }
   return opened.plaintext === password ? undefined : different;
 }
 
-/** Thrown by {@link fromKeys}: the run then names the key provider as the cause, not the store. */
-class KeyProviderFailure extends Error {}
+/** The parts of a run other than the store, which a failure names as its cause. */
+type Part = 'key provider' | 'legacy source' | 'bcrypt';
+
+/** Thrown by {@link blame}: the run then names `part` as the cause, not the store. */
+class PartFailure extends Error {
+  constructor(
+    readonly part: Part,
+    cause: unknown,
+  ) {
+    super((cause as Error).message, { cause });
+  }
+}
 
 /**
- * `work`, a call to the key provider (with the checks on what it answers), whose throw or
- * rejection is marked as the provider's. The message is the provider's own, or a check's,
- * which names a key id, never a key.
+ * `work`, a call to `part` (with the checks on what it answers), whose throw or rejection
+ * is marked as that part's. The message is the part's own, or a check's, which names a
+ * key id, never a key or a password.
  */
-async function fromKeys<T>(work: () => MaybePromise<T>): Promise<T> {
+async function blame<T>(part: Part, work: () => MaybePromise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    throw new KeyProviderFailure((error as Error).message, { cause: error });
+    throw error instanceof PartFailure ? error : new PartFailure(part, error);
   }
+}
+
+/** The ids `part` lists, as strings; a failure stops the run before any record, naming `part`. */
+async function listing(
+  part: 'legacy source' | 'store',
+  list: () => Iterable<unknown> | AsyncIterable<unknown>,
+): Promise<string[]> {
+  const ids: string[] = [];
+  try {
+    for await (const id of list()) ids.push(String(id));
+  } catch (error) {
+    throw new Error(`migratePasswords: the ${part} failed listing its ids: ${(error as Error).message}`, { cause: error });
+  }
+  return ids;
+}
+
+/** The legacy source's `clear`, its answer checked (a failure names the source). */
+function cleared(source: LegacyPasswordSource, sourceId: string, password: string): Promise<boolean> {
+  return blame('legacy source', async () => {
+    const answer: unknown = await source.clear(sourceId, password);
+    if (typeof answer !== 'boolean') throw new TypeError(`its clear returned ${typeof answer}, not a boolean.`);
+    return answer;
+  });
 }
 
 /**

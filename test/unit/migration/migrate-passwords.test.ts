@@ -184,6 +184,76 @@ describe('migratePasswords', () => {
       /option "normalization" must be one of NFC/,
     );
   });
+
+  describe('a failure names the part that failed, not always the store', () => {
+    const PASSWORD = 'copper kettle summer';
+    /** A legacy source holding one plain-text password under "user-1", with `change` applied. */
+    function source(change: Partial<LegacyPasswordSource> = {}): LegacyPasswordSource & { readonly held: Map<string, string> } {
+      const held = new Map([['user-1', PASSWORD]]);
+      return {
+        ids: () => [...held.keys()],
+        read: (id) => held.get(id),
+        clear: (id, expected) => held.get(id) === expected && held.delete(id),
+        ...change,
+        held,
+      };
+    }
+    const fails = (message: string) => () => {
+      throw new Error(message);
+    };
+
+    test.each<[string, Partial<LegacyPasswordSource>, string]>([
+      ['read throws', { read: fails('table locked') }, 'table locked'],
+      ['read rejects', { read: () => Promise.reject(new Error('table locked')) }, 'table locked'],
+      ['read answers a number', { read: () => 42 as never }, 'it read something other than a string.'],
+      ['clear throws', { clear: fails('read-only database') }, 'read-only database'],
+      ['clear answers a string', { clear: () => 'yes' as never }, 'its clear returned string, not a boolean.'],
+    ])('the legacy source: %s', async (_label, change, cause) => {
+      const store = new MemoryStore();
+      const legacy = source(change);
+      const error = await migratePasswords({ store, source: legacy, cost: 10 }).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(error?.message).toBe(`migratePasswords: the legacy source failed on record "user-1": ${cause}`);
+      expect(String(error?.message)).not.toContain(PASSWORD);
+      expect(legacy.held.get('user-1')).toBe(PASSWORD);
+    });
+
+    test('the legacy source or the store failing to list its ids stops the run before any record', async () => {
+      const store = new MemoryStore();
+      store.setIfAbsent('plain', record(PASSWORD, 'plain'));
+      const legacy = source({ ids: fails('no such table') });
+      await expect(migratePasswords({ store, source: legacy, cost: 10 })).rejects.toThrow(
+        /^migratePasswords: the legacy source failed listing its ids: no such table$/,
+      );
+      async function* brokenIds(): AsyncIterable<string> {
+        yield 'plain';
+        throw new Error('connection reset');
+      }
+      const listing: PasswordStore = { ...asyncStore(store), ids: brokenIds };
+      await expect(migratePasswords({ store: listing, cost: 10 })).rejects.toThrow(
+        /^migratePasswords: the store failed listing its ids: connection reset$/,
+      );
+      expect(store.get('plain')).toEqual(record(PASSWORD, 'plain'));
+      expect(legacy.held.get('user-1')).toBe(PASSWORD);
+    });
+
+    test('bcrypt itself', async () => {
+      // The only way to make the real bcrypt fail on a valid input and cost.
+      const hash = jest.spyOn(bcrypt, 'hash').mockImplementation(() => Promise.reject(new Error('out of memory')));
+      try {
+        const store = new MemoryStore();
+        store.setIfAbsent('plain', record(PASSWORD, 'plain'));
+        await expect(migratePasswords({ store, cost: 10 })).rejects.toThrow(
+          /^migratePasswords: bcrypt failed on record "plain": out of memory$/,
+        );
+        expect(store.get('plain')).toEqual(record(PASSWORD, 'plain'));
+      } finally {
+        hash.mockRestore();
+      }
+    });
+  });
 });
 
 describe('MetadataChunks: the reviewed API layout', () => {
