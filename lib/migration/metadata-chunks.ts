@@ -62,6 +62,13 @@ export interface MetadataChunksOptions {
    * @default 'password_'
    */
   readonly keyPrefix?: string;
+  /**
+   * The soft-delete column: a row whose value there is not 0 (Nova sets it to the row's
+   * id) is deleted, and, as for the API's own reader, no part of any password; it is
+   * neither read, listed nor blanked. `false` reads every row.
+   * @default 'deleted' when the table has that column, else `false`
+   */
+  readonly deletedColumn?: string | false;
 }
 
 const optionKeys: KeysEnum<MetadataChunksOptions> = {
@@ -71,6 +78,7 @@ const optionKeys: KeysEnum<MetadataChunksOptions> = {
   keyColumn: true,
   valueColumn: true,
   keyPrefix: true,
+  deletedColumn: true,
 };
 
 /**
@@ -82,6 +90,8 @@ const optionKeys: KeysEnum<MetadataChunksOptions> = {
  * Its values are the guest agent's password, already encrypted by the guest with the
  * instance's public key, which the owner fetches back (`nova get-password`): the
  * migration seals them (`mechanism` is `'seal'`), never hashes them.
+ * Rows soft-deleted as Nova deletes them (`deleted` not 0) are skipped, as its reader
+ * skips them (see `deletedColumn`).
  * Give the connection your {@link SqliteStore} uses when both are in one file:
  * {@link migratePasswords} then moves each password in one transaction.
  *
@@ -128,8 +138,15 @@ export class MetadataChunks implements LegacyPasswordSource {
       throw optionError('MetadataChunks', 'keyPrefix', 'must be a non-empty string.');
     }
     this.database = options.database;
+    const columns = new Set(
+      (this.database.prepare(`SELECT name FROM pragma_table_info(?)`).all(table) as Array<{ name: string }>).map(
+        (column) => column.name,
+      ),
+    );
+    if (columns.size === 0) throw optionError('MetadataChunks', 'table', `names no table of this database: "${table}".`);
+    const deleted = deletedColumn(options.deletedColumn, columns);
     // substr rather than LIKE: LIKE ignores case, and the reader's startswith does not.
-    const isChunk = `substr("${key}", 1, ${[...prefix].length}) = ?`;
+    const isChunk = `substr("${key}", 1, ${[...prefix].length}) = ?${deleted === false ? '' : ` AND IFNULL("${deleted}", 0) = 0`}`;
     this.#ids = this.database.prepare(`SELECT DISTINCT "${id}" AS id FROM "${table}" WHERE ${isChunk} ORDER BY 1`);
     this.#chunks = this.database.prepare(
       `SELECT "${value}" AS value FROM "${table}" WHERE "${id}" = ? AND ${isChunk} ORDER BY "${key}" COLLATE BINARY`,
@@ -174,4 +191,16 @@ export class MetadataChunks implements LegacyPasswordSource {
       throw error;
     }
   }
+}
+
+function deletedColumn(option: string | false | undefined, columns: ReadonlySet<string>): string | false {
+  if (option === undefined) return columns.has('deleted') ? 'deleted' : false;
+  if (option === false) return false;
+  if (typeof option !== 'string' || !SQL_IDENTIFIER.test(option)) {
+    throw optionError('MetadataChunks', 'deletedColumn', 'must be an SQL identifier or false.');
+  }
+  if (!columns.has(option)) {
+    throw optionError('MetadataChunks', 'deletedColumn', `names no column of the table: "${option}".`);
+  }
+  return option;
 }

@@ -536,6 +536,55 @@ describe('MetadataChunks: the reviewed API layout', () => {
     expect(store.get('srv-1')?.scheme).toBe('bcrypt');
   });
 
+  test('rows Nova soft-deleted are no part of a password: neither listed, read nor blanked', () => {
+    const softDelete = (uuid: string, key: string): void => {
+      db.prepare('UPDATE instance_system_metadata SET deleted = id WHERE instance_uuid = ? AND key = ?').run(uuid, key);
+    };
+    // A deleted instance's chunks, and a live instance whose password_0 was deleted and set again.
+    chunk('inst-gone', ciphertext);
+    for (const i of [0, 1, 2, 3]) softDelete('inst-gone', `password_${i}`);
+    insert('inst-a', 'password_0', 'stale chunk');
+    softDelete('inst-a', 'password_0');
+    chunk('inst-a', ciphertext);
+    const source = new MetadataChunks({ database: db, table: 'instance_system_metadata' });
+    expect(source.ids()).toEqual(['inst-a']);
+    expect(source.read('inst-a')).toBe(ciphertext);
+    expect(source.read('inst-gone')).toBeUndefined();
+    expect(source.clear('inst-a', ciphertext)).toBe(true);
+    const values = (uuid: string, deleted: 'live' | 'deleted') =>
+      db
+        .prepare(
+          `SELECT value FROM instance_system_metadata WHERE instance_uuid = ? AND ${deleted === 'live' ? 'deleted = 0' : 'deleted != 0'} ORDER BY key`,
+        )
+        .pluck()
+        .all(uuid);
+    expect(values('inst-a', 'live')).toEqual(['', '', '', '']);
+    expect(values('inst-a', 'deleted')).toEqual(['stale chunk']);
+    expect(values('inst-gone', 'deleted')).toHaveLength(4);
+    // deletedColumn: false reads every row, as before this option.
+    const everyRow = new MetadataChunks({ database: db, table: 'instance_system_metadata', deletedColumn: false });
+    expect(everyRow.ids()).toEqual(['inst-a', 'inst-gone']);
+    expect(everyRow.read('inst-a')).toBe('stale chunk');
+  });
+
+  test('a table without a deleted column is read whole; a deletedColumn it lacks is refused', () => {
+    db.exec('CREATE TABLE plain_metadata (instance_uuid TEXT, key TEXT, value TEXT, removed INTEGER)');
+    db.prepare(
+      "INSERT INTO plain_metadata VALUES ('inst-a', 'password_0', 'kept', 0), ('inst-a', 'password_1', ' gone', 1)",
+    ).run();
+    expect(new MetadataChunks({ database: db, table: 'plain_metadata' }).read('inst-a')).toBe('kept gone');
+    expect(new MetadataChunks({ database: db, table: 'plain_metadata', deletedColumn: 'removed' }).read('inst-a')).toBe('kept');
+    expect(() => new MetadataChunks({ database: db, table: 'plain_metadata', deletedColumn: 'deleted' })).toThrow(
+      /^MetadataChunks: option "deletedColumn" names no column of the table: "deleted"\.$/,
+    );
+    expect(() => new MetadataChunks({ database: db, table: 'plain_metadata', deletedColumn: '1x' })).toThrow(
+      /option "deletedColumn" must be an SQL identifier or false/,
+    );
+    expect(() => new MetadataChunks({ database: db, table: 'no_such_table' })).toThrow(
+      /^MetadataChunks: option "table" names no table of this database: "no_such_table"\.$/,
+    );
+  });
+
   test('bad options throw a TypeError naming the option', () => {
     expect(() => new MetadataChunks({ database: db, table: 'x; DROP TABLE y' })).toThrow(/option "table"/);
     expect(() => new MetadataChunks({ database: db, table: 't', valueColumn: '1v' })).toThrow(/option "valueColumn"/);
