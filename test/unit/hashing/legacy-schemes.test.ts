@@ -212,21 +212,41 @@ describe('verifyPassword on legacy records', () => {
     }
   });
 
-  test('bad legacy options throw a TypeError naming the option', async () => {
+  test('bad legacy options throw a TypeError naming the option and what is wrong', async () => {
     const store = new MemoryStore();
-    const bad: unknown[] = [
-      'md5',
-      [{ name: 'md5', digest: () => '' }],
-      [{ name: 'bcrypt-x', digest: () => '' }],
-      [{ name: 'Upper', digest: () => '' }],
-      [{ name: 'nothing' }],
-      [{ name: 'x', digest: 'sha1' }],
-      [sha512, sha512],
-      [null],
+    const digest = (): string => '';
+    const naming =
+      'a name is lowercase letters, digits, ".", "_" and "-" (at most 32), not plain, md5, sha1, sha256, bcrypt, hmac-sha256, aes-256-gcm and not starting with "bcrypt".';
+    const bad: Array<[unknown, string]> = [
+      ['md5', 'must be an array of legacy schemes ({ name, digest } or { name, verify }).'],
+      [[null], 'must hold objects { name, digest } or { name, verify }.'],
+      [['md5'], 'must hold objects { name, digest } or { name, verify }.'],
+      [[{ digest }], `has a scheme named undefined: ${naming}`],
+      [[{ name: 'md5', digest }], `has a scheme named "md5": ${naming}`],
+      [[{ name: 'hmac-sha256', digest }], `has a scheme named "hmac-sha256": ${naming}`],
+      [[{ name: 'aes-256-gcm', digest }], `has a scheme named "aes-256-gcm": ${naming}`],
+      [[{ name: 'bcrypt-x', digest }], `has a scheme named "bcrypt-x": ${naming}`],
+      [[{ name: 'Upper', digest }], `has a scheme named "Upper": ${naming}`],
+      [[{ name: 'crypt!', digest }], `has a scheme named "crypt!": ${naming}`],
+      [[{ name: '!crypt', digest }], `has a scheme named "!crypt": ${naming}`],
+      [[{ name: 'a'.repeat(33), digest }], `has a scheme named "${'a'.repeat(33)}": ${naming}`],
+      [[sha512, sha512], 'names the scheme "sha512" twice.'],
+      [[{ name: 'x', digest: 'sha1' }], 'scheme "x": digest must be a function (password) => string.'],
+      [[{ name: 'x', verify: true }], 'scheme "x": verify must be a function (password, stored) => boolean.'],
+      [[{ name: 'nothing' }], 'scheme "nothing" needs a digest or a verify function.'],
     ];
-    for (const value of bad) {
-      await expect(verifyPassword(store, 'srv-1', 'x', { legacy: value as LegacyScheme[] })).rejects.toThrow(/option "legacy"/);
+    for (const [value, problem] of bad) {
+      await expect(verifyPassword(store, 'srv-1', 'x', { legacy: value as LegacyScheme[] })).rejects.toThrow(
+        new TypeError(`verifyPassword: option "legacy" ${problem}`),
+      );
       expect(() => passwordVerifier({ store, legacy: value as LegacyScheme[] })).toThrow(TypeError);
+    }
+    // The longest name allowed, and one of every allowed kind of character.
+    for (const name of ['a'.repeat(32), '0crypt.v2_x-y']) {
+      await expect(verifyPassword(store, 'srv-1', 'x', { cost: 10, legacy: [{ name, digest }] })).resolves.toEqual({
+        match: false,
+        rehashed: false,
+      });
     }
     expect(() =>
       passwordRoutes(
@@ -240,6 +260,57 @@ describe('verifyPassword on legacy records', () => {
     ).toThrow(/passwordRoutes: option "legacy"/);
   });
 
+  test('a built-in digest record must be exactly its length in hex: anything else is a 500', async () => {
+    const good = hex('md5', 'tangerine lantern 42');
+    for (const stored of [good.slice(1), `${good}0`, `g${good.slice(1)}`, `${good.slice(1)}g`, 'z'.repeat(32)]) {
+      const store = storeWith('srv-1', stored, 'md5');
+      await expect(verifyPassword(store, 'srv-1', 'tangerine lantern 42', { cost: 10 })).rejects.toMatchObject({
+        status: 500,
+        message: 'A stored password of scheme "md5" is not a well-formed md5 hex digest.',
+      });
+      expect(await migratePasswords({ store, cost: 10 })).toMatchObject({
+        failed: 1,
+        failures: [{ id: 'srv-1', reason: 'the stored value is not a well-formed md5 digest of at most 72 bytes.' }],
+      });
+    }
+  });
+
+  test("a custom digest record is compared as stored, whatever its length; it is wrapped only within bcrypt's 72 bytes", async () => {
+    const long: LegacyScheme = { name: 'sha512-full', digest: (password) => hex('sha512', password) };
+    const exact: LegacyScheme = { name: 'sha512-72', digest: (password) => hex('sha512', password).slice(0, 72) };
+    const password = 'north wind orchard';
+    const store = new MemoryStore();
+    store.setIfAbsent('long', { hash: hex('sha512', password), setAt: SET_AT, scheme: 'sha512-full' });
+    store.setIfAbsent('exact', { hash: hex('sha512', password).slice(0, 72), setAt: SET_AT, scheme: 'sha512-72' });
+    const legacy = [long, exact];
+    for (const id of ['long', 'exact']) {
+      expect(await verifyPassword(store, id, password, { cost: 10, rehash: false, legacy })).toEqual({
+        match: true,
+        rehashed: false,
+      });
+    }
+    const summary = await migratePasswords({ store, cost: 10, legacy });
+    expect(summary).toMatchObject({ upgraded: 1, failed: 1 });
+    expect(summary.failures).toEqual([
+      { id: 'long', reason: 'the stored value is not a well-formed sha512-full digest of at most 72 bytes.' },
+    ]);
+    expect(store.get('exact')?.scheme).toBe('bcrypt+sha512-72');
+    expect(await verifyPassword(store, 'exact', password, { cost: 10, rehash: false, legacy })).toEqual({
+      match: true,
+      rehashed: false,
+    });
+  });
+
+  test('a scheme that only ends like a wrapped one is unknown, never a wrapped record', async () => {
+    // "bcrypt+" is 7 characters: a scheme whose 8th character on spells a known digest.
+    const store = storeWith('srv-1', await bcrypt.hash(hex('md5', 'tangerine lantern 42'), 10), 'crypt++md5');
+    await expect(verifyPassword(store, 'srv-1', 'tangerine lantern 42', { cost: 10 })).rejects.toMatchObject({
+      status: 500,
+      message:
+        'The password route is misconfigured: a stored password has scheme "crypt++md5", which this verifier cannot check; give it in the legacy option.',
+    });
+  });
+
   test('a custom digest or verify that returns the wrong type is a 500, not a match', async () => {
     const broken: LegacyScheme[] = [
       { name: 'broken-digest', digest: () => 42 as unknown as string },
@@ -250,6 +321,10 @@ describe('verifyPassword on legacy records', () => {
       await expect(verifyPassword(store, 'srv-1', 'x', { cost: 10, legacy: broken })).rejects.toMatchObject({
         status: 500,
         type: 'password.misconfigured',
+        message:
+          scheme === 'broken-digest'
+            ? 'The legacy scheme "broken-digest" has a digest function that returned number, not a string.'
+            : 'The legacy scheme "broken-verify" has a verify function that returned string, not a boolean.',
       });
     }
   });
