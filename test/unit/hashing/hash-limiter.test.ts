@@ -157,7 +157,7 @@ describe('HashLimiter', () => {
       expect(await retryAfter([], 97)).toBe(1);
       // The first task is the average. 1.5 tasks ahead per slot × 1000 ms → 2 s.
       expect(await retryAfter([1000], 1)).toBe(2);
-      // 4.5 per slot × 1000 ms → 5 s; 0.5 per slot × 1000 ms, or 0.3 s of work → at least 1.
+      // 4.5 per slot × 1000 ms → 5 s; 1 per slot × 1000 ms → 1 s; 1.5 per slot × 300 ms = 0.45 s → at least 1.
       expect(await retryAfter([1000], 7)).toBe(5);
       expect(await retryAfter([1000], 0)).toBe(1);
       expect(await retryAfter([300], 1)).toBe(1);
