@@ -546,6 +546,13 @@ describe('passwordBody field options', () => {
     ['a text body with a repeat', { from: 'text', repeat: 'again' }, /option "repeat" needs "json", "form" or "query"/],
     ['handOff "yes"', { handOff: 'yes' }, /option "handOff"/],
     ['methods "POST"', { methods: 'POST' }, /option "methods" must be a non-empty array of method names, such as \["POST"\]\./],
+    // A number that reads as a token once made a string: refused by its type, not by a crash.
+    ['methods [42]', { methods: [42] }, /^passwordBody: option "methods" has 42, which is not an upper-case method name\.$/],
+    [
+      'methods ["post"]',
+      { methods: ['post'] },
+      /^passwordBody: option "methods" has "post", which is not an upper-case method name\.$/,
+    ],
   ])('%s throws a TypeError naming it', (_label, options, message) => {
     expect(() => passwordBody(options as PasswordBodyOptions)).toThrow(TypeError);
     expect(() => passwordBody(options as PasswordBodyOptions)).toThrow(message);
