@@ -95,7 +95,10 @@ describe.each(expressVersions)('passwordBody over raw sockets on %s', (_name, ex
       await write(socket, head(PATH, { 'Content-Type': 'text/plain', 'Content-Length': 100 }) + 'x'.repeat(50));
     });
     expect(res.status).toBe(408);
-    expect(JSON.parse(bodyOf(res.text))).toMatchObject({ code: 'body.timeout' });
+    expect(JSON.parse(bodyOf(res.text))).toMatchObject({
+      code: 'body.timeout',
+      detail: 'The request body did not arrive within 400 ms.',
+    });
     expect(res.closed).toBe(true);
     expect(server.outcomes).toEqual(['body.timeout']);
   });
