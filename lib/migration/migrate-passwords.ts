@@ -554,11 +554,7 @@ async function listing(
 
 /** The legacy source's `clear`, its answer checked (a failure names the source). */
 function cleared(source: LegacyPasswordSource, sourceId: string, password: string): Promise<boolean> {
-  return blame('legacy source', async () => {
-    const answer: unknown = await source.clear(sourceId, password);
-    if (typeof answer !== 'boolean') throw new TypeError(`its clear returned ${typeof answer}, not a boolean.`);
-    return answer;
-  });
+  return blame('legacy source', async () => checkedBoolean('clear', await source.clear(sourceId, password), 'its'));
 }
 
 /**

@@ -174,10 +174,13 @@ export function checkedRecord(value: unknown): PasswordRecord | undefined {
   return value as PasswordRecord;
 }
 
-/** `value` if it is the boolean a store method promises; throws otherwise (a 500, never a guess). */
-export function checkedBoolean(method: string, value: unknown): boolean {
+/**
+ * `value` if it is the boolean a store method promises; throws otherwise (a 500, never a
+ * guess). `whose` names the method's owner in the message.
+ */
+export function checkedBoolean(method: string, value: unknown, whose = "The password store's"): boolean {
   if (typeof value !== 'boolean') {
-    throw new TypeError(`The password store's ${method} returned ${typeof value}, not a boolean.`);
+    throw new TypeError(`${whose} ${method} returned ${typeof value}, not a boolean.`);
   }
   return value;
 }
